@@ -1,0 +1,20 @@
+"""Judge plugins. Imports only ``models``; knows nothing of HTTP, SQL or the API JSON."""
+
+from judges.base import Judge, JudgeConfig, confidence_from_margin
+from judges.registry import JudgeRegistry, JudgeRegistryError, judge_registry
+from judges.types import Directives, GateFailure, JudgeIssue, JudgeItem, JudgeResult, Reference
+
+__all__ = [
+    "Directives",
+    "GateFailure",
+    "Judge",
+    "JudgeConfig",
+    "JudgeIssue",
+    "JudgeItem",
+    "JudgeRegistry",
+    "JudgeRegistryError",
+    "JudgeResult",
+    "Reference",
+    "confidence_from_margin",
+    "judge_registry",
+]

@@ -1,0 +1,97 @@
+"""The Judge contract: batch in, list out; declared requirements; lazy models."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from judges.types import JudgeItem, JudgeResult
+from models.provider import ModelSet
+
+
+class JudgeConfig(BaseModel):
+    """Base of every judge's config. Subclasses add thresholds with their provenance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float | None = None  # None: the judge's default_weight
+
+
+class Judge(ABC):
+    """A judge votes on items. Subclasses set the class attributes and ``judge()``.
+
+    ``requires`` names what an item must carry for the judge to apply:
+    ``prompt``, ``instructions``, ``attributes``, ``identity_reference``,
+    ``other_reference``, ``face``. ``models`` names the model kinds it loads
+    (``image_text``, ``face``, ``quality:NAME``) so the planner can tell, before running,
+    whether they are available here.
+    """
+
+    name: ClassVar[str]
+    category: ClassVar[str]
+    description: ClassVar[str] = ""
+    default_weight: ClassVar[float] = 1.0
+    version: ClassVar[str] = "1"
+    requires: ClassVar[frozenset[str]] = frozenset()
+    models: ClassVar[frozenset[str]] = frozenset()
+    is_gate: ClassVar[bool] = False
+    Config: ClassVar[type[JudgeConfig]] = JudgeConfig
+
+    def __init__(self, config: JudgeConfig | dict[str, Any] | None = None, model_set: ModelSet | None = None) -> None:
+        if config is None:
+            config = self.Config()
+        elif isinstance(config, dict):
+            config = self.Config(**config)
+        self.config = config
+        self.model_set = model_set or ModelSet()
+
+    @property
+    def weight(self) -> float:
+        return self.config.weight if self.config.weight is not None else self.default_weight
+
+    def applies(self, item: JudgeItem) -> bool:
+        return all(_has(item, need) for need in self.requires)
+
+    def warmup(self) -> None:
+        """Load the models this judge needs (raises ModelUnavailableError if absent)."""
+
+    @abstractmethod
+    def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
+        """One result per item, same order. An empty batch gives an empty list."""
+
+    # helpers for subclasses ---------------------------------------------------
+    def result(self, **kwargs: Any) -> JudgeResult:
+        kwargs.setdefault("weight", self.weight)
+        kwargs.setdefault("description", self.description)
+        kwargs.setdefault("version", self.version)
+        return JudgeResult(name=self.name, category=self.category, **kwargs)
+
+
+def _has(item: JudgeItem, need: str) -> bool:
+    if need == "prompt":
+        return bool(item.prompt and item.prompt.strip())
+    if need == "instructions":
+        return bool(item.instructions and item.instructions.strip())
+    if need == "attributes":
+        return bool(item.attributes)
+    if need == "identity_reference":
+        return bool(item.identity_references)
+    if need == "other_reference":
+        return bool(item.other_references)
+    if need == "references":
+        return bool(item.references)
+    raise ValueError(f"unknown requirement '{need}'")
+
+
+def confidence_from_margin(margin: float, scale: float) -> float:
+    """Map a signed distance from a threshold to a confidence in [0.5, 1).
+
+    ``scale`` is the distance at which confidence reaches ~0.88 (tanh(1)); at the
+    threshold itself the judge is at a coin flip.
+    """
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    return round(0.5 + 0.5 * math.tanh(abs(margin) / scale), 4)

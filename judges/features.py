@@ -1,0 +1,70 @@
+"""Shared per-image features: each backbone runs once per image, for every judge.
+
+A judge asks the cache for "the CLIP embeddings of these items"; only the missing ones
+are computed, in one batched call. The evaluator creates one cache per batch and hands
+it to every item, so judges that share a model share its forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+from PIL import Image
+
+
+class FeatureCache:
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, str, Hashable], Any] = {}
+        self._lock = threading.RLock()
+
+    def get_or_compute(
+        self,
+        feature: str,
+        model_key: str,
+        keys: Sequence[Hashable],
+        inputs: Sequence[Any],
+        compute: Callable[[list[Any]], Sequence[Any]],
+    ) -> list[Any]:
+        """Return the feature for each key, computing the missing ones in one call.
+
+        ``compute`` receives the de-duplicated missing inputs (batch in, list out).
+        """
+        with self._lock:
+            missing: dict[Hashable, Any] = {}
+            for k, x in zip(keys, inputs):
+                if (feature, model_key, k) not in self._store and k not in missing:
+                    missing[k] = x
+            if missing:
+                outs = compute(list(missing.values()))
+                if len(outs) != len(missing):
+                    raise RuntimeError(f"{feature}: compute returned {len(outs)} results for {len(missing)} inputs")
+                for k, out in zip(missing, outs):
+                    self._store[(feature, model_key, k)] = out
+            return [self._store[(feature, model_key, k)] for k in keys]
+
+    # convenience wrappers used by the judges ------------------------------
+    def image_embeddings(self, embedder: Any, keys: Sequence[str], images: Sequence[Image.Image]) -> np.ndarray:
+        rows = self.get_or_compute(
+            "clip_image", embedder.key, keys, images, lambda xs: list(embedder.encode_images(xs))
+        )
+        return np.stack(rows) if rows else np.zeros((0, getattr(embedder, "embed_dim", 0)), dtype=np.float32)
+
+    def text_embeddings(self, embedder: Any, texts: Sequence[str]) -> np.ndarray:
+        rows = self.get_or_compute("clip_text", embedder.key, texts, texts, lambda xs: list(embedder.encode_texts(xs)))
+        return np.stack(rows) if rows else np.zeros((0, getattr(embedder, "embed_dim", 0)), dtype=np.float32)
+
+    def faces(self, analyzer: Any, keys: Sequence[str], images: Sequence[Image.Image]) -> list[list[Any]]:
+        return self.get_or_compute("faces", analyzer.key, keys, images, lambda xs: analyzer.analyze(xs))
+
+    def quality(self, scorer: Any, keys: Sequence[str], images: Sequence[Image.Image]) -> list[Any]:
+        return self.get_or_compute("quality", scorer.name, keys, images, lambda xs: scorer.score(xs))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def shared_cache(items: Sequence[Any]) -> FeatureCache:
+    """The cache a batch of items shares (the first item's), so one call covers all."""
+    return items[0].features if items else FeatureCache()

@@ -1,0 +1,130 @@
+"""Turn ModelSettings into loaded models through the shared registry.
+
+Judges ask a ``ModelSet`` for "the CLIP", "the face analyzer" or a quality scorer by
+name; the registry makes sure each is loaded once per process. Backend modules are
+imported lazily so that a missing optional library costs nothing until it is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from models.errors import ModelUnavailableError
+from models.interfaces import FaceAnalyzer, ImageTextEmbedder, QualityScorer
+from models.registry import ModelRegistry, default_registry
+from models.settings import ModelSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLIP = {"quick": "ViT-B-32:openai", "standard": "ViT-L-14:openai"}
+
+
+@dataclass
+class Availability:
+    kind: str
+    name: str
+    available: bool
+    where: str
+
+
+class ModelSet:
+    """The models one evaluator uses, resolved from settings, shared via the registry."""
+
+    def __init__(
+        self,
+        settings: ModelSettings | None = None,
+        registry: ModelRegistry | None = None,
+        job_class: str = "standard",
+    ) -> None:
+        self.settings = settings or ModelSettings()
+        self.registry = registry or default_registry()
+        self.job_class = job_class
+
+    # -- sources -----------------------------------------------------------
+    @property
+    def clip_source(self) -> str:
+        return self.settings.clip or DEFAULT_CLIP.get(self.job_class, DEFAULT_CLIP["standard"])
+
+    @property
+    def dtype(self) -> str:
+        if self.settings.dtype != "auto":
+            return self.settings.dtype
+        return "float16" if self.settings.device.startswith("cuda") else "float32"
+
+    # -- models ------------------------------------------------------------
+    def embedder(self) -> ImageTextEmbedder:
+        from models.clip_loader import load_embedder
+
+        source = self.clip_source
+        return self.registry.get(
+            "image_text",
+            source,
+            lambda: load_embedder(source, device=self.settings.device, dtype=self.dtype),
+            device=self.settings.device,
+            dtype=self.dtype,
+        )
+
+    def face_analyzer(self) -> FaceAnalyzer:
+        backend = self.settings.face_backend
+        if backend == "dlib":
+            from models.face_dlib import load_dlib
+
+            return self.registry.get(
+                "face", "dlib", lambda: load_dlib(device=self.settings.device), device=self.settings.device
+            )
+        if backend == "insightface":
+            from models.face_insightface import load_insightface
+
+            pack = self.settings.face_model
+            if not pack:
+                raise ModelUnavailableError(
+                    "insightface",
+                    "no model-pack folder was configured",
+                    "pass --face-model PATH to a folder such as ~/.insightface/models/buffalo_l "
+                    "(imagejury never downloads insightface packs), or use --face-backend dlib",
+                )
+            return self.registry.get(
+                "face",
+                "insightface",
+                lambda: load_insightface(pack, device=self.settings.device),
+                weights=str(pack),
+                device=self.settings.device,
+            )
+        raise ValueError(f"unknown face backend '{backend}' (choose dlib or insightface)")
+
+    def quality_scorer(self, name: str) -> QualityScorer:
+        from models.quality import create_scorer
+
+        return self.registry.get("quality", name, lambda: create_scorer(name), device="cpu")
+
+    # -- reporting -----------------------------------------------------------
+    def availability(self) -> list[Availability]:
+        """Try to resolve every configured model without loading heavy weights."""
+        from models.clip_loader import locate_embedder
+
+        rows: list[Availability] = []
+        for job_class in ("quick", "standard"):
+            source = self.settings.clip or DEFAULT_CLIP[job_class]
+            try:
+                where = locate_embedder(source)
+                rows.append(Availability("image_text", f"{source} ({job_class})", True, where))
+            except ModelUnavailableError as exc:
+                rows.append(Availability("image_text", f"{source} ({job_class})", False, str(exc)))
+        try:
+            from models.face_dlib import locate_dlib
+
+            rows.append(Availability("face", "dlib", True, locate_dlib()))
+        except ModelUnavailableError as exc:
+            rows.append(Availability("face", "dlib", False, str(exc)))
+        try:
+            from models.face_insightface import locate_insightface
+
+            rows.append(Availability("face", "insightface", True, locate_insightface(self.settings.face_model)))
+        except ModelUnavailableError as exc:
+            rows.append(Availability("face", "insightface", False, str(exc)))
+        from models.quality import locate_scorers
+
+        for name, ok, where in locate_scorers():
+            rows.append(Availability("quality", name, ok, where))
+        return rows
