@@ -77,6 +77,7 @@ class JudgeIssue:
     subcategory: str
     detail: str
     severity: float = 1.0  # 0..1: how much this issue matters inside its judge
+    target: str | None = None  # the text at stake ("a red hat"), for the improved prompt
 
 
 @dataclass

@@ -1,0 +1,223 @@
+"""The ``imagejury`` command: evaluate, models, batch, serve.
+
+Exit codes of ``evaluate``: 0 passed, 1 evaluated and failed, 2 invalid input (a bad
+flag or request, or ``invalid_media``), 3 the evaluation could not be carried out
+(``processing_failed``, e.g. a model that is not available here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from evaluator.config import EvaluatorConfig
+from evaluator.errors import ImagejuryError, InvalidRequestError
+
+EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING = 0, 1, 2, 3
+log = logging.getLogger("imagejury")
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The model and config flags shared by every command that evaluates."""
+    g = p.add_argument_group("models")
+    g.add_argument("--config", help="TOML config file (default: $IMAGEJURY_CONFIG)")
+    g.add_argument(
+        "--clip",
+        help="CLIP source: open_clip NAME:TAG (ViT-L-14:openai), NAME:/path/ckpt.pt, local-dir:PATH, "
+        "hf-hub:ORG/REPO, or a Hugging Face CLIP/SigLIP folder (default per job class: quick ViT-B-32:openai, "
+        "standard ViT-L-14:openai)",
+    )
+    g.add_argument("--face-backend", choices=["dlib", "insightface"], help="face analyzer (default dlib)")
+    g.add_argument("--face-model", help="insightface model-pack folder (e.g. ~/.insightface/models/buffalo_l)")
+    g.add_argument("--device", help="cpu or cuda[:N] (default cpu)")
+    g.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--aesthetic-head", help="LAION aesthetic predictor MLP weights (.pth/.safetensors)")
+    g.add_argument(
+        "--allow-missing-models",
+        action="store_true",
+        default=None,
+        help="run without judges whose model is not available here (each is listed as skipped) "
+        "instead of failing with processing_failed",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> EvaluatorConfig:
+    config = EvaluatorConfig.from_file(getattr(args, "config", None))
+    config = config.with_overrides(
+        clip=args.clip,
+        face_backend=args.face_backend,
+        face_model=args.face_model,
+        device=args.device,
+        dtype=args.dtype,
+        torch_threads=args.threads,
+        aesthetic_head=args.aesthetic_head,
+    )
+    if args.allow_missing_models:
+        config = config.model_copy(
+            update={"evaluation": config.evaluation.model_copy(update={"allow_missing_models": True})}
+        )
+    return config
+
+
+def _kv(text: str, what: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise InvalidRequestError(f"{what} must look like KEY=VALUE, got '{text}'")
+    k, v = text.split("=", 1)
+    if not k.strip():
+        raise InvalidRequestError(f"{what} has an empty key: '{text}'")
+    return k.strip(), v
+
+
+def _attr_value(raw: str) -> Any:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    return value if isinstance(value, (int, float, bool)) else raw
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    refs = []
+    for text in args.ref or []:
+        kind, path = _kv(text, "--ref")
+        refs.append({"url": path, "kind": kind})
+    attrs = dict((k, _attr_value(v)) for k, v in (_kv(t, "--attr") for t in args.attr or []))
+    req: dict[str, Any] = {"generated_image_url": args.image, "task_type": args.task_type, "job_class": args.job_class}
+    optional = {
+        "generation_prompt": args.prompt,
+        "evaluation_instructions": args.instructions,
+        "task_description": args.task_description,
+        "client_ref": args.client_ref,
+    }
+    req.update({k: v for k, v in optional.items() if v is not None})
+    if attrs:
+        req["input_attributes"] = attrs
+    if refs:
+        req["reference_images"] = refs
+    return req
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from evaluator.pipeline import Evaluator
+
+    try:
+        config = config_from_args(args)
+        request = build_request(args)
+        evaluator = Evaluator(config, allow_local_paths=True)
+        evaluation = evaluator.evaluate(request, base_dir=Path.cwd())
+    except ImagejuryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID if exc.failure_code in (None, "invalid_media") else EXIT_PROCESSING
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps(evaluation.to_api(), indent=2))
+    else:
+        print(render_summary(evaluation))
+    if evaluation.status == "failed":
+        return EXIT_INVALID if evaluation.failure_code == "invalid_media" else EXIT_PROCESSING
+    return EXIT_PASSED if evaluation.overall_passed else EXIT_FAILED
+
+
+def render_summary(ev: Any) -> str:
+    """A readable verdict: the headline, each judge with its vote and reason, the action."""
+    lines = []
+    if ev.status == "failed":
+        lines.append(f"FAILED TO EVALUATE ({ev.failure_code}): {ev.failure_message}")
+        return "\n".join(lines)
+    verdict = "PASS" if ev.overall_passed else "FAIL"
+    summary = ev.check_summary or {}
+    lines.append(
+        f"{verdict}  weighted pass rate {ev.weighted_pass_rate:.2f} (needs {summary.get('pass_threshold', 0):.2f}, "
+        f"preset {summary.get('preset')}, job class {summary.get('job_class')})"
+    )
+    if ev.override_reason:
+        lines.append(f"  override: {ev.override_reason}")
+    for j in ev.judges or []:
+        mark = "pass" if j.passed else "FAIL"
+        lines.append(f"  [{mark}] {j.name:<22} w={j.weight:<4g} conf={j.confidence:.2f}  {j.reasoning}")
+        for issue in j.issues:
+            lines.append(f"         - {issue.subcategory}: {issue.detail}")
+    for g in ev.gate_failures or []:
+        lines.append(f"  [GATE] {g.module}/{g.output_key}: {g.reason}")
+    for s in summary.get("skipped_checks", []):
+        lines.append(f"  [skip] {s['judge']:<22} {s['reason']}")
+    if summary.get("not_applicable"):
+        lines.append(f"  not applicable: {', '.join(summary['not_applicable'])}")
+    if ev.action is not None:
+        lines.append(f"action: {ev.action.primary_action}")
+        if ev.action.failure_summary:
+            lines.append(f"  {ev.action.failure_summary}")
+        if ev.action.improved_prompt:
+            lines.append(f"  improved prompt: {ev.action.improved_prompt}")
+    return "\n".join(lines)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models.provider import ModelSet
+
+    config = config_from_args(args)
+    rows = ModelSet(config.models.settings()).availability()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return 0
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        state = "available" if r.available else "MISSING"
+        print(f"{r.kind:<11} {r.name:<{width}}  {state:<9}  {r.where}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagejury", description="Evaluate AI-generated images with a jury of open models.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="evaluate one image")
+    ev.add_argument("image", help="image path, https:// URL or data: URI")
+    ev.add_argument("--prompt", help="the generation prompt")
+    ev.add_argument("--task-type", default="image_generation", help="headshot, image_generation, product, ...")
+    ev.add_argument("--task-description")
+    ev.add_argument("--instructions", help="free-text rubric")
+    ev.add_argument("--ref", action="append", metavar="KIND=PATH", help="reference image (identity=me.jpg); up to 4")
+    ev.add_argument("--attr", action="append", metavar="KEY=VALUE", help="input attribute (style=corporate)")
+    ev.add_argument("--job-class", default="standard", help="standard or quick")
+    ev.add_argument("--client-ref")
+    ev.add_argument("--json", action="store_true", help="print the API JSON instead of the summary")
+    add_model_flags(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    mo = sub.add_parser("models", help="list the configured models and whether each is available here")
+    mo.add_argument("--json", action="store_true")
+    add_model_flags(mo)
+    mo.set_defaults(func=cmd_models)
+
+    for module in ("evaluator.batch_cli", "evaluator.server_cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub, add_model_flags)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""The evaluation pipeline: request → media → plan → shared features → judges → verdict.
+
+``Evaluator`` is the library entry point. ``prepare()`` (decode, the I/O-bound part) and
+``run_prepared()`` (the judges, the compute-bound part) are separate so that the batch
+runner can decode in worker threads ahead of the models; ``evaluate()`` and
+``evaluate_many()`` chain them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from evaluator.action import decide_action
+from evaluator.aggregate import SkippedCheck, aggregate
+from evaluator.config import EvaluatorConfig
+from evaluator.errors import ImagejuryError, InvalidMediaError, InvalidRequestError
+from evaluator.media import MediaLimits, load_image
+from evaluator.planning import Plan, PlannedJudge, plan_item
+from evaluator.presets import PRESETS
+from evaluator.result_builder import EvaluationMeta, build_evaluation, failed_evaluation
+from evaluator.schema import Evaluation, EvaluationRequest
+from judges.base import Judge
+from judges.features import FeatureCache
+from judges.registry import JudgeRegistry, judge_registry
+from judges.types import JudgeItem, JudgeResult, Reference
+from models.errors import ModelError, ModelUnavailableError
+from models.provider import ModelSet
+from models.registry import ModelRegistry, default_registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedItem:
+    """A request after intake: a judge item ready for the models, or why it failed."""
+
+    request: EvaluationRequest
+    meta: EvaluationMeta
+    item: JudgeItem | None = None
+    failure_code: str | None = None
+    failure_detail: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    decode_ms: float = 0.0
+
+
+class Evaluator:
+    """Evaluate generated images with a jury of judges; answers with API-shaped JSON.
+
+    >>> ev = Evaluator()
+    >>> ev.evaluate({"generated_image_url": "photo.jpg", "task_type": "headshot"})
+    """
+
+    def __init__(
+        self,
+        config: EvaluatorConfig | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        judges: JudgeRegistry | None = None,
+        allow_local_paths: bool = True,
+    ) -> None:
+        self.config = config or EvaluatorConfig()
+        self.registry = registry or default_registry()
+        self.judge_registry = judges or judge_registry
+        self.allow_local_paths = allow_local_paths
+        self._lock = threading.Lock()
+        self._model_sets: dict[str, ModelSet] = {}
+        self._pools: dict[str, dict[str, Judge]] = {}
+        self.judge_seconds: dict[str, float] = {}  # cumulative, for summaries and benchmarks
+        settings = self.config.models.settings()
+        if settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
+
+    # -- models and judges ------------------------------------------------------
+    def model_set(self, job_class: str) -> ModelSet:
+        with self._lock:
+            if job_class not in self._model_sets:
+                self._model_sets[job_class] = ModelSet(self.config.models.settings(), self.registry, job_class)
+            return self._model_sets[job_class]
+
+    def pool(self, job_class: str) -> dict[str, Judge]:
+        """The judge instances for a job class (built once; models load on warmup)."""
+        with self._lock:
+            if job_class in self._pools:
+                return self._pools[job_class]
+        names = set().union(*(p.weights for p in PRESETS.values())) | self._enabled_extra()
+        pool: dict[str, Judge] = {}
+        model_set = self.model_set(job_class)
+        for name in sorted(names):
+            conf = dict(self.config.judges.get(name, {}))
+            if conf.pop("enabled", True) is False:
+                continue
+            cls = self.judge_registry.get(name)
+            pool[name] = cls(conf, model_set)
+        with self._lock:
+            self._pools.setdefault(job_class, pool)
+            return self._pools[job_class]
+
+    def _enabled_extra(self) -> set[str]:
+        return {n for n, c in self.config.judges.items() if c.get("enabled") is True}
+
+    def _extra_weights(self, pool: dict[str, Judge]) -> dict[str, float]:
+        return {n: pool[n].weight for n in self._enabled_extra() if n in pool}
+
+    def warmup(self, job_classes: Iterable[str] = ("standard",)) -> dict[str, str]:
+        """Load every model the job classes' judges need; returns judge → problem."""
+        problems: dict[str, str] = {}
+        for jc in job_classes:
+            for name, judge in self.pool(jc).items():
+                try:
+                    judge.warmup()
+                except ModelError as exc:
+                    problems[f"{name} ({jc})"] = str(exc)
+        return problems
+
+    # -- intake -------------------------------------------------------------------
+    @staticmethod
+    def parse_request(request: EvaluationRequest | dict[str, Any]) -> EvaluationRequest:
+        if isinstance(request, EvaluationRequest):
+            return request
+        try:
+            return EvaluationRequest.model_validate(request)
+        except ValidationError as exc:
+            raise InvalidRequestError(_validation_message(exc)) from exc
+
+    def media_limits(self, *, allow_local_paths: bool | None = None) -> MediaLimits:
+        m = self.config.media
+        return MediaLimits(
+            max_pixels=m.max_pixels,
+            max_bytes=m.max_bytes,
+            timeout_s=m.fetch_timeout_s,
+            allow_loopback_urls=m.allow_loopback_urls,
+            allow_local_paths=self.allow_local_paths if allow_local_paths is None else allow_local_paths,
+            draft_size=self.config.evaluation.draft_size,
+        )
+
+    def prepare(
+        self,
+        request: EvaluationRequest | dict[str, Any],
+        meta: EvaluationMeta | None = None,
+        *,
+        base_dir: Path | None = None,
+        asset_resolver: Callable[[str], Path] | None = None,
+        allow_local_paths: bool | None = None,
+    ) -> PreparedItem:
+        """Validate and decode. Media errors become a failed item, never an exception."""
+        req = self.parse_request(request)
+        meta = meta or EvaluationMeta.new(req)
+        prepared = PreparedItem(request=req, meta=meta)
+        limits = self.media_limits(allow_local_paths=allow_local_paths)
+        t0 = time.perf_counter()
+        try:
+            main = load_image(req.generated_image_url, limits, asset_resolver=asset_resolver, base_dir=base_dir)
+            refs = []
+            for i, ref in enumerate(req.reference_images or []):
+                decoded = load_image(
+                    ref.url,
+                    limits,
+                    asset_resolver=asset_resolver,
+                    base_dir=base_dir,
+                    field=f"reference_images[{i}].url",
+                )
+                refs.append(
+                    Reference(kind=(ref.kind or "identity"), image=decoded.image, description=ref.description, key=decoded.key)
+                )
+        except InvalidMediaError as exc:
+            prepared.failure_code, prepared.failure_detail = "invalid_media", str(exc)
+            return prepared
+        finally:
+            prepared.decode_ms = (time.perf_counter() - t0) * 1000
+        from judges.rubric import parse_directives
+
+        directives = parse_directives(req.evaluation_instructions) if req.evaluation_instructions else None
+        prepared.item = JudgeItem(
+            item_id=meta.id,
+            image=main.image,
+            image_key=main.key,
+            original_size=main.original_size,
+            task_type=req.task_type,
+            task_description=req.task_description,
+            prompt=req.generation_prompt,
+            instructions=req.evaluation_instructions,
+            attributes=dict(req.input_attributes or {}),
+            references=refs,
+            job_class=_job_class(req),
+            **({"directives": directives} if directives is not None else {}),
+        )
+        return prepared
+
+    # -- judging --------------------------------------------------------------------
+    def run_prepared(self, prepared: Sequence[PreparedItem]) -> list[Evaluation]:
+        """Judge prepared items together: each judge sees them as one batch, and every
+        model's image forward pass runs once per image through the shared cache."""
+        cache = FeatureCache()
+        live = [p for p in prepared if p.item is not None]
+        for p in live:
+            p.item.features = cache  # type: ignore[union-attr]
+
+        plans: dict[int, Plan] = {}
+        groups: dict[tuple[str, str], list[tuple[int, PlannedJudge]]] = {}
+        for idx, p in enumerate(prepared):
+            if p.item is None:
+                continue
+            pool = self.pool(p.item.job_class)
+            plan = plan_item(p.item, pool, self._extra_weights(pool))
+            plans[idx] = plan
+            for pj in plan.judges:
+                groups.setdefault((p.item.job_class, pj.judge.name), []).append((idx, pj))
+
+        results: dict[int, list[JudgeResult]] = {i: [] for i in plans}
+        skipped: dict[int, list[SkippedCheck]] = {i: [] for i in plans}
+        failures: dict[int, tuple[str, str]] = {}
+        allow_missing = self.config.evaluation.allow_missing_models
+
+        for (job_class, name), members in groups.items():
+            judge = members[0][1].judge
+            try:
+                judge.warmup()
+            except ModelUnavailableError as exc:
+                for idx, _ in members:
+                    if allow_missing:
+                        skipped[idx].append(SkippedCheck(name, judge.category, f"model not available: {exc}"))
+                    else:
+                        failures.setdefault(
+                            idx,
+                            ("processing_failed", f"judge '{name}' needs a model that is not available here: {exc} "
+                             "(or pass --allow-missing-models to run without it)"),
+                        )
+                continue
+            except ModelError as exc:
+                for idx, _ in members:
+                    failures.setdefault(idx, ("processing_failed", f"judge '{name}' could not load its model: {exc}"))
+                continue
+            todo = [(i, pj) for i, pj in members if i not in failures]
+            for out_idx, pj, res in self._run_judge(judge, todo, prepared, failures):
+                res.weight = pj.weight
+                res.critical = pj.critical
+                results[out_idx].append(res)
+
+        evaluations: list[Evaluation] = []
+        for idx, p in enumerate(prepared):
+            if p.item is None:
+                evaluations.append(failed_evaluation(p.request, p.meta, p.failure_code or "invalid_media", p.failure_detail or "", p.started))
+                continue
+            if idx in failures:
+                code, detail = failures[idx]
+                evaluations.append(failed_evaluation(p.request, p.meta, code, detail, p.started))
+                continue
+            plan = plans[idx]
+            res = results[idx]
+            verdict = aggregate(res, pass_threshold=plan.preset.pass_threshold, skipped=skipped[idx])
+            verdict.check_summary["preset"] = plan.preset.name
+            verdict.check_summary["job_class"] = p.item.job_class
+            verdict.check_summary["not_applicable"] = plan.not_applicable
+            verdict.check_summary["ignored_by_rubric"] = [{"judge": n, "reason": r} for n, r in plan.ignored]
+            if plan.notes or p.item.directives.notes:
+                verdict.check_summary["notes"] = plan.notes + list(p.item.directives.notes)
+            action = decide_action(verdict, res, p.request.generation_prompt)
+            evaluations.append(build_evaluation(p.request, p.meta, res, verdict, action, p.started))
+        return evaluations
+
+    def _run_judge(
+        self,
+        judge: Judge,
+        members: list[tuple[int, PlannedJudge]],
+        prepared: Sequence[PreparedItem],
+        failures: dict[int, tuple[str, str]],
+    ) -> list[tuple[int, PlannedJudge, JudgeResult]]:
+        """Run one judge over its items in batches; isolate a failing item by retrying singly."""
+        out: list[tuple[int, PlannedJudge, JudgeResult]] = []
+        size = self.config.evaluation.batch_size
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            items = [prepared[i].item for i, _ in chunk]
+            t0 = time.perf_counter()
+            try:
+                res = judge.judge(items)  # type: ignore[arg-type]
+                if len(res) != len(items):
+                    raise RuntimeError(f"returned {len(res)} results for {len(items)} items")
+                out += [(i, pj, r) for (i, pj), r in zip(chunk, res)]
+            except Exception:  # noqa: BLE001 - isolate the item that breaks the judge
+                log.exception("judge %s failed on a batch of %d; retrying one by one", judge.name, len(items))
+                for (i, pj), item in zip(chunk, items):
+                    try:
+                        out.append((i, pj, judge.judge([item])[0]))  # type: ignore[list-item]
+                    except Exception as exc:  # noqa: BLE001
+                        log.exception("judge %s failed on %s", judge.name, prepared[i].meta.id)
+                        failures.setdefault(i, ("processing_failed", f"judge '{judge.name}' failed: {type(exc).__name__}: {exc}"))
+            self.judge_seconds[judge.name] = self.judge_seconds.get(judge.name, 0.0) + time.perf_counter() - t0
+        return out
+
+    # -- conveniences -------------------------------------------------------------
+    def evaluate(self, request: EvaluationRequest | dict[str, Any], meta: EvaluationMeta | None = None, **kw: Any) -> Evaluation:
+        """Evaluate one request. Invalid requests raise ``InvalidRequestError``; media and
+        model failures come back as a ``failed`` evaluation with a ``failure_code``."""
+        return self.run_prepared([self.prepare(request, meta, **kw)])[0]
+
+    def evaluate_many(self, requests: Sequence[EvaluationRequest | dict[str, Any]], **kw: Any) -> list[Evaluation]:
+        prepared = [self.prepare(r, **kw) for r in requests]
+        out: list[Evaluation] = []
+        size = self.config.evaluation.batch_size
+        for start in range(0, len(prepared), size):
+            out += self.run_prepared(prepared[start : start + size])
+        return out
+
+
+def _job_class(req: EvaluationRequest) -> str:
+    jc = req.job_class
+    return getattr(jc, "value", jc) or "standard"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "request"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+__all__ = ["Evaluator", "EvaluationMeta", "PreparedItem", "ImagejuryError"]

@@ -1,0 +1,78 @@
+"""The action is deterministic and follows its documented rules."""
+
+from __future__ import annotations
+
+from evaluator.action import ACTION_CODES, decide_action
+from evaluator.aggregate import aggregate
+from judges.types import GateFailure, JudgeIssue, JudgeResult
+
+
+def r(name, passed, conf=0.9, issues=(), gates=(), critical=False, weight=1.0):
+    return JudgeResult(name=name, category=name, passed=passed, confidence=conf, weight=weight, reasoning=name,
+                       issues=list(issues), gate_failures=list(gates), critical=critical)
+
+
+def act(results, prompt="a red hat on a table"):
+    v = aggregate(results, pass_threshold=0.7)
+    return decide_action(v, results, prompt)
+
+
+def test_accept_when_confident_pass():
+    a = act([r("prompt_adherence", True), r("technical_signals", True)])
+    assert a.primary_action == "accept" and a.failure_summary is None and a.improved_prompt is None
+
+
+def test_manual_review_when_low_confidence_pass():
+    assert act([r("prompt_adherence", True, 0.52), r("technical_signals", True, 0.55)]).primary_action == "manual_review"
+
+
+def test_reject_on_gate():
+    a = act([r("safety", False, gates=[GateFailure("image", "safety", "nsfw")]), r("technical_signals", True)])
+    assert a.primary_action == "reject"
+    assert "safety" in a.failure_summary
+
+
+def test_fix_identity():
+    assert act([r("identity", False, critical=True), r("technical_signals", True)]).primary_action == "fix_identity"
+
+
+def test_regenerate_with_prompt_names_the_missing_sub_point():
+    a = act([
+        r("prompt_adherence", False, issues=[JudgeIssue("missing_element", "sub-point not found: 'a red hat'")]),
+        r("technical_signals", True, weight=0.1),
+    ])
+    assert a.primary_action == "regenerate_with_prompt"
+    assert a.improved_prompt.startswith("a red hat on a table")
+    # already in the prompt: not repeated
+    a2 = act([r("prompt_adherence", False, issues=[JudgeIssue("missing_element", "x", target="a blue cup")])])
+    assert "clearly showing a blue cup" in a2.improved_prompt
+
+
+def test_prohibitions_become_avoid_clause():
+    a = act([r("instructions", False, issues=[JudgeIssue("prohibited_element", "found", target="text or watermark")])])
+    assert a.improved_prompt.endswith("Avoid: text or watermark.")
+
+
+def test_enhance_quality_when_only_quality_failed():
+    a = act([
+        r("technical_quality", False, issues=[JudgeIssue("blur", "image is blurred"), JudgeIssue("noise", "noisy")]),
+        r("prompt_adherence", True, weight=0.1),
+    ])
+    assert a.primary_action == "enhance_quality"
+    assert "sharp focus" in a.improved_prompt and "noise-free" in a.improved_prompt
+
+
+def test_codes_are_documented_set():
+    cases = [
+        [r("prompt_adherence", True)],
+        [r("headshot", False, issues=[JudgeIssue("framing", "face too small")])],
+    ]
+    for c in cases:
+        assert act(c).primary_action in ACTION_CODES
+    assert act(cases[1]).primary_action == "regenerate"
+    assert "centered head-and-shoulders" in act(cases[1]).improved_prompt
+
+
+def test_deterministic():
+    res = [r("prompt_adherence", False, issues=[JudgeIssue("missing_element", "sub-point not found: 'a cat'")])]
+    assert act(res) == act(res)
