@@ -130,7 +130,8 @@ def render_summary(ev: Any) -> str:
     """A readable verdict: the headline, each judge with its vote and reason, the action."""
     lines = []
     if ev.status == "failed":
-        lines.append(f"FAILED TO EVALUATE ({ev.failure_code}): {ev.failure_message}")
+        code = getattr(ev.failure_code, "value", ev.failure_code)
+        lines.append(f"FAILED TO EVALUATE ({code}): {ev.failure_message}")
         return "\n".join(lines)
     verdict = "PASS" if ev.overall_passed else "FAIL"
     summary = ev.check_summary or {}

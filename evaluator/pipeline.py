@@ -96,9 +96,13 @@ class Evaluator:
         names = set().union(*(p.weights for p in PRESETS.values())) | self._enabled_extra()
         pool: dict[str, Judge] = {}
         model_set = self.model_set(job_class)
+        known = set(self.judge_registry.names())
         for name in sorted(names):
             conf = dict(self.config.judges.get(name, {}))
             if conf.pop("enabled", True) is False:
+                continue
+            if name not in known:
+                log.warning("judge '%s' is in a preset but not installed (entry-point group imagejury.judges)", name)
                 continue
             cls = self.judge_registry.get(name)
             pool[name] = cls(conf, model_set)
@@ -108,6 +112,9 @@ class Evaluator:
 
     def _enabled_extra(self) -> set[str]:
         return {n for n, c in self.config.judges.items() if c.get("enabled") is True}
+
+    def _disabled(self) -> set[str]:
+        return {n for n, c in self.config.judges.items() if c.get("enabled") is False}
 
     def _extra_weights(self, pool: dict[str, Judge]) -> dict[str, float]:
         return {n: pool[n].weight for n in self._enabled_extra() if n in pool}
@@ -138,10 +145,10 @@ class Evaluator:
         return MediaLimits(
             max_pixels=m.max_pixels,
             max_bytes=m.max_bytes,
-            timeout_s=m.fetch_timeout_s,
+            fetch_timeout_s=m.fetch_timeout_s,
             allow_loopback_urls=m.allow_loopback_urls,
             allow_local_paths=self.allow_local_paths if allow_local_paths is None else allow_local_paths,
-            draft_size=self.config.evaluation.draft_size,
+            draft_size=(d, d) if (d := self.config.evaluation.draft_size) else None,
         )
 
     def prepare(
@@ -178,9 +185,11 @@ class Evaluator:
             return prepared
         finally:
             prepared.decode_ms = (time.perf_counter() - t0) * 1000
-        from judges.rubric import parse_directives
+        directives = None
+        if req.evaluation_instructions:
+            from judges.rubric import parse_directives
 
-        directives = parse_directives(req.evaluation_instructions) if req.evaluation_instructions else None
+            directives = parse_directives(req.evaluation_instructions)
         prepared.item = JudgeItem(
             item_id=meta.id,
             image=main.image,
@@ -206,21 +215,27 @@ class Evaluator:
         for p in live:
             p.item.features = cache  # type: ignore[union-attr]
 
+        allow_missing = self.config.evaluation.allow_missing_models
         plans: dict[int, Plan] = {}
+        skipped: dict[int, list[SkippedCheck]] = {i: [] for i, p in enumerate(prepared) if p.item is not None}
+        failures: dict[int, tuple[str, str]] = {}
         groups: dict[tuple[str, str], list[tuple[int, PlannedJudge]]] = {}
         for idx, p in enumerate(prepared):
             if p.item is None:
                 continue
             pool = self.pool(p.item.job_class)
-            plan = plan_item(p.item, pool, self._extra_weights(pool))
+            plan = plan_item(p.item, pool, self._extra_weights(pool), self._disabled())
             plans[idx] = plan
+            for name in plan.not_installed:
+                reason = f"judge '{name}' is not installed (entry-point group imagejury.judges)"
+                if allow_missing:
+                    skipped[idx].append(SkippedCheck(name, "unknown", reason))
+                else:
+                    failures.setdefault(idx, ("processing_failed", reason))
             for pj in plan.judges:
                 groups.setdefault((p.item.job_class, pj.judge.name), []).append((idx, pj))
 
         results: dict[int, list[JudgeResult]] = {i: [] for i in plans}
-        skipped: dict[int, list[SkippedCheck]] = {i: [] for i in plans}
-        failures: dict[int, tuple[str, str]] = {}
-        allow_missing = self.config.evaluation.allow_missing_models
 
         for (job_class, name), members in groups.items():
             judge = members[0][1].judge

@@ -45,12 +45,19 @@ class Plan:
     judges: list[PlannedJudge] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (judge, why)
+    not_installed: list[str] = field(default_factory=list)  # in the preset, but no such judge here
     notes: list[str] = field(default_factory=list)
 
 
-def plan_item(item: JudgeItem, pool: dict[str, Judge], extra_weights: dict[str, float] | None = None) -> Plan:
+def plan_item(
+    item: JudgeItem,
+    pool: dict[str, Judge],
+    extra_weights: dict[str, float] | None = None,
+    disabled: frozenset[str] | set[str] = frozenset(),
+) -> Plan:
     """Plan one item. ``pool`` holds the judge instances for the item's job class;
-    ``extra_weights`` adds judges enabled in the config beyond the preset."""
+    ``extra_weights`` adds judges enabled in the config beyond the preset; ``disabled``
+    are judges the operator switched off (``enabled = false``)."""
     preset, matched = preset_for(item.task_type)
     plan = Plan(preset=preset, preset_matched=matched)
     if not matched:
@@ -69,9 +76,12 @@ def plan_item(item: JudgeItem, pool: dict[str, Judge], extra_weights: dict[str, 
         boosted |= ASPECT_JUDGES.get(aspect, frozenset())
 
     for name, preset_weight in wanted.items():
+        if name in disabled:
+            continue
         judge = pool.get(name)
         if judge is None:
-            continue  # disabled in the config, or not installed: the evaluator reports that
+            plan.not_installed.append(name)
+            continue
         if not judge.applies(item):
             plan.not_applicable.append(name)
             continue

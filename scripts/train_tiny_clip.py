@@ -178,8 +178,8 @@ def train(args: argparse.Namespace) -> dict:
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             acc = zero_shot_accuracy(model, tokenizer, val_images, val_labels)
             elapsed = time.time() - t_train
-            history.append({"step": step + 1, "loss": round(float(loss), 4), "val_top1": round(acc, 4), "s": round(elapsed, 1)})
-            log.info("step %d loss %.4f val top-1 %.3f (%.0f s)", step + 1, float(loss), acc, elapsed)
+            history.append({"step": step + 1, "loss": round(float(loss.detach()), 4), "val_top1": round(acc, 4), "s": round(elapsed, 1)})
+            log.info("step %d loss %.4f val top-1 %.3f (%.0f s)", step + 1, float(loss.detach()), acc, elapsed)
     train_seconds = time.time() - t_train
 
     out = Path(args.out)
@@ -225,7 +225,7 @@ def train(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(ROOT / "tests" / "assets" / "tiny_shapes_clip"))
-    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (the budget; deterministic)")
+    p.add_argument("--steps", type=int, default=800, help="optimizer steps (the budget; deterministic)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--context-length", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-every", type=int, default=100)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = train(args)

@@ -1,0 +1,273 @@
+"""Identity: is the face in the image the person in the identity references?
+
+Faces are detected in every identity reference (kinds ``identity`` / ``face`` /
+``person``) and in the generated image through the shared feature cache, so each image
+is analysed once per backend. The judge passes when the best generated-face/reference
+similarity is on the same-person side of the backend's documented threshold (dlib:
+distance 0.6; insightface: cosine 0.4 — see the backends). No face in the image is a
+gate failure: identity cannot be checked, so the evaluation fails outright.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from judges.base import Judge, JudgeConfig, confidence_from_margin
+from judges.face_common import (
+    DEFAULT_MIN_FACE_SCORE,
+    analyze_cached,
+    describe_analyzer,
+    face_vector,
+    fmt_box,
+    image_key,
+    split_weak,
+)
+from judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
+from models.interfaces import Face, FaceAnalyzer
+
+log = logging.getLogger(__name__)
+
+
+class IdentityConfig(JudgeConfig):
+    threshold: float | None = Field(
+        default=None,
+        description=(
+            "same-person similarity threshold on the backend's own scale (higher is more alike); "
+            "None uses the backend's documented value (dlib: 0.4 = 1 - distance 0.6; insightface: cosine 0.4)"
+        ),
+    )
+    confidence_scale: float = Field(
+        default=0.15,
+        gt=0,
+        description=(
+            "similarity margin at which confidence reaches ~0.88. dlib measurements (FINDINGS.md): the same "
+            "face under flip/rescale/JPEG sits 0.06-0.34 in distance, different people 0.61-0.90, so most "
+            "decisions are 0.15+ from the 0.6 threshold"
+        ),
+    )
+    min_face_score: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_MIN_FACE_SCORE),
+        description="per-backend detection-score floor below which a detection does not count as another face",
+    )
+
+
+@dataclass
+class _RefFaces:
+    index: int
+    faces: list[Face]
+    weak: list[Face]
+    note: str = ""
+    face: Face | None = None  # the face used, if any
+
+
+@dataclass
+class _Match:
+    face: Face
+    sims: list[float] = field(default_factory=list)  # per usable reference
+
+    @property
+    def best(self) -> float:
+        return max(self.sims)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.sims))
+
+
+class IdentityJudge(Judge):
+    name = "identity"
+    category = "identity"
+    description = "the face in the image is the person in the identity reference(s)"
+    default_weight = 2.0
+    version = "1"
+    requires = frozenset({"identity_reference"})
+    models = frozenset({"face"})
+    is_gate = True
+    Config = IdentityConfig
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._analyzer_obj: FaceAnalyzer | None = None
+
+    def warmup(self) -> None:
+        self._analyzer()
+
+    def _analyzer(self) -> FaceAnalyzer:
+        if self._analyzer_obj is None:
+            self._analyzer_obj = self.model_set.face_analyzer()
+        return self._analyzer_obj
+
+    def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
+        if not batch:
+            return []
+        analyzer = self._analyzer()
+        requests = []
+        spans: list[tuple[int, int]] = []
+        for item in batch:
+            start = len(requests)
+            requests.append((item.features, image_key(item.image, item.image_key), item.image))
+            for ref in item.identity_references:
+                requests.append((item.features, image_key(ref.image, ref.key), ref.image))
+            spans.append((start, len(requests)))
+        faces = analyze_cached(analyzer, requests)
+        return [self._judge_one(item, analyzer, faces[a], faces[a + 1 : b]) for item, (a, b) in zip(batch, spans)]
+
+    # -- one item --------------------------------------------------------------------
+    def _judge_one(
+        self, item: JudgeItem, analyzer: FaceAnalyzer, gen_faces: list[Face], ref_faces: list[list[Face]]
+    ) -> JudgeResult:
+        cfg: IdentityConfig = self.config  # type: ignore[assignment]
+        threshold = cfg.threshold if cfg.threshold is not None else float(analyzer.same_person_threshold)
+        source = "config override" if cfg.threshold is not None else analyzer.threshold_source
+        backend = getattr(analyzer, "name", "")
+        evidence = [f"backend {describe_analyzer(analyzer)}; same-person threshold {threshold:.3f} ({source})"]
+        issues: list[JudgeIssue] = []
+        notes: list[str] = []
+
+        if not item.identity_references:
+            return self.result(
+                passed=True,
+                confidence=0.5,
+                reasoning="not applicable: the item has no identity reference",
+                threshold=threshold,
+                evidence=evidence,
+            )
+
+        refs = self._reference_faces(ref_faces, backend, cfg)
+        for r in refs:
+            if r.note:
+                notes.append(r.note)
+                evidence.append(r.note)
+        usable = [r for r in refs if r.face is not None]
+        for r in refs:
+            if r.face is None:
+                # fatal when no reference is usable, a warning when others are
+                issues.append(JudgeIssue("reference_no_face", r.note, severity=0.5 if usable else 1.0))
+            elif len(r.faces) > 1:
+                issues.append(JudgeIssue("reference_multiple_faces", r.note, severity=0.3))
+
+        gen_counted, gen_weak = split_weak(gen_faces, backend, cfg.min_face_score)
+        if gen_weak:
+            evidence.append(
+                f"ignored {len(gen_weak)} weak detection(s) in the image (score < {cfg.min_face_score.get(backend, 0.0)}): "
+                + ", ".join(f"{fmt_box(f)} score {f.score:.2f}" for f in gen_weak)
+            )
+        gate_failures: list[GateFailure] = []
+        if not gen_counted:
+            reason = "no face found in the image, so identity cannot be checked"
+            gate_failures.append(GateFailure(output_key="face", module="identity", reason=reason))
+            issues.append(JudgeIssue("no_face", reason, severity=1.0))
+            return self.result(
+                passed=False,
+                confidence=0.95,
+                score=None,
+                threshold=threshold,
+                reasoning=reason + ("; " + "; ".join(notes) if notes else ""),
+                evidence=evidence,
+                issues=issues,
+                gate_failures=gate_failures,
+                sub_point_results=self._sub_points(refs, None, threshold),
+                sub_points_evaluated=len(refs),
+            )
+        if not usable:
+            reason = "no identity reference has a usable face, so identity cannot be compared"
+            return self.result(
+                passed=False,
+                confidence=0.5,
+                score=None,
+                threshold=threshold,
+                reasoning=reason + "; " + "; ".join(notes),
+                evidence=evidence + [f"image faces: {', '.join(fmt_box(f) for f in gen_counted)}"],
+                issues=issues,
+                sub_point_results=self._sub_points(refs, None, threshold),
+                sub_points_evaluated=len(refs),
+            )
+
+        matches = []
+        for face in gen_counted:
+            v = face_vector(face)
+            matches.append(_Match(face, [float(analyzer.similarity(v, face_vector(r.face))) for r in usable]))
+        match = max(matches, key=lambda m: (m.best, m.mean))
+        passed = match.best >= threshold
+        margin = match.best - threshold
+        confidence = confidence_from_margin(margin, cfg.confidence_scale)
+
+        if len(gen_counted) > 1:
+            detail = (
+                f"{len(gen_counted)} faces in the image; compared the best-matching one at {fmt_box(match.face)} "
+                f"(others: {', '.join(fmt_box(f) for f in gen_counted if f is not match.face)})"
+            )
+            issues.append(JudgeIssue("multiple_faces", detail, severity=0.5))
+            notes.append(detail)
+        best_ref = usable[int(np.argmax(match.sims))]
+        for r, s in zip(usable, match.sims):
+            evidence.append(
+                f"similarity {s:.3f} vs threshold {threshold:.3f}: image face {fmt_box(match.face)} "
+                f"vs reference {r.index + 1} face {fmt_box(r.face)}"  # type: ignore[arg-type]
+            )
+        if not passed:
+            issues.append(
+                JudgeIssue(
+                    "identity_mismatch",
+                    f"best similarity {match.best:.3f} is below the same-person threshold {threshold:.3f}",
+                    severity=1.0,
+                )
+            )
+        verdict = "the same person" if passed else "a different person"
+        reasoning = (
+            f"the face at {fmt_box(match.face)} looks like {verdict}: best similarity {match.best:.3f} "
+            f"(reference {best_ref.index + 1}), mean {match.mean:.3f} over {len(usable)} usable reference(s), "
+            f"threshold {threshold:.3f}"
+        )
+        if notes:
+            reasoning += "; " + "; ".join(notes)
+        return self.result(
+            passed=passed,
+            confidence=confidence,
+            score=round(match.best, 4),
+            threshold=threshold,
+            reasoning=reasoning,
+            evidence=evidence,
+            issues=issues,
+            strengths=[f"identity matches the reference (similarity {match.best:.3f})"] if passed else [],
+            sub_point_results=self._sub_points(refs, match, threshold),
+            sub_points_evaluated=len(refs),
+        )
+
+    def _reference_faces(self, ref_faces: list[list[Face]], backend: str, cfg: IdentityConfig) -> list[_RefFaces]:
+        out = []
+        for i, faces in enumerate(ref_faces):
+            counted, weak = split_weak(faces, backend, cfg.min_face_score)
+            r = _RefFaces(index=i, faces=counted, weak=weak)
+            if not counted:
+                r.note = f"reference {i + 1}: no face found, excluded"
+            else:
+                r.face = counted[0]
+                if len(counted) > 1:
+                    r.note = (
+                        f"reference {i + 1}: {len(counted)} faces, used the largest at {fmt_box(r.face)}"
+                    )
+            out.append(r)
+        return out
+
+    @staticmethod
+    def _sub_points(refs: list[_RefFaces], match: _Match | None, threshold: float) -> dict:
+        out: dict = {}
+        usable = [r for r in refs if r.face is not None]
+        for r in refs:
+            key = f"reference_{r.index + 1}"
+            if r.face is None or match is None:
+                out[key] = {"text": r.note or f"reference {r.index + 1}: not compared", "passed": False, "score": None}
+                continue
+            s = match.sims[usable.index(r)]
+            out[key] = {
+                "text": f"reference {r.index + 1}: similarity {s:.3f} (threshold {threshold:.3f})",
+                "passed": s >= threshold,
+                "score": round(s, 4),
+            }
+        return out

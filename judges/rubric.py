@@ -1,0 +1,261 @@
+"""Read a free-text rubric (``evaluation_instructions``) into checks and directives.
+
+Rule based and deterministic. Each sentence (or bullet) is read as one of:
+
+- a **directive** about the evaluation itself: "ignore the background", "don't worry
+  about lighting", "prioritise the face", "identity matters most". Directives name
+  *aspects*, normalised to the small set in ``ASPECTS`` so the evaluator can map them
+  to judges (skip / weight up) and judges can skip their own parts.
+- a **prohibition**: "no text or watermark", "there must be no blue shapes", "avoid
+  logos", "the background must not be red" — each item is checked for *presence*.
+- a **requirement**: "the background must be plain white", "must include a red hat",
+  "make sure there is a dog" — checked as a caption the image should support.
+- anything else is recorded as not read as a check (``unread``), never guessed.
+
+Aspect set (the evaluator's vocabulary for directives):
+
+| aspect | words that name it |
+|---|---|
+| background | background, backdrop, setting, scenery, environment, surroundings |
+| face | face, facial, expression, eyes, smile, headshot |
+| text | text, lettering, typography, watermark, logo, caption, words, writing |
+| lighting | lighting, light, shadows, exposure, brightness |
+| colour | colour, color, colours, palette, tones, hue, saturation |
+| composition | composition, framing, crop, layout, pose, placement, angle, position |
+| quality | quality, sharpness, blur, noise, artifacts, resolution, detail, technical |
+| identity | identity, likeness, resemblance, same person, who it is |
+| prompt | prompt, prompt adherence, description |
+| clothing | clothing, clothes, outfit, attire, wardrobe, shirt, dress, suit |
+| aesthetics | aesthetics, beauty, style, artistic, look |
+| safety | safety, nsfw, violence, gore, nudity |
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from judges.types import Directives
+from judges.vocabulary import article, tokenize
+
+ASPECTS: dict[str, tuple[str, ...]] = {
+    "background": ("background", "backgrounds", "backdrop", "setting", "scenery", "environment", "surroundings", "bg"),
+    "face": ("face", "faces", "facial", "expression", "expressions", "eyes", "smile", "headshot"),
+    "text": ("text", "lettering", "typography", "watermark", "watermarks", "logo", "logos", "caption", "captions", "words", "writing"),
+    "lighting": ("lighting", "light", "lights", "shadows", "shadow", "exposure", "brightness"),
+    "colour": ("colour", "color", "colours", "colors", "palette", "tones", "tone", "hue", "hues", "saturation", "coloring", "colouring"),
+    "composition": ("composition", "framing", "frame", "crop", "cropping", "layout", "pose", "placement", "angle", "position", "positioning"),
+    "quality": ("quality", "sharpness", "blur", "blurriness", "noise", "artifacts", "artefacts", "resolution", "detail", "details", "technical"),
+    "identity": ("identity", "likeness", "resemblance", "person's identity", "same person", "who it is"),
+    "prompt": ("prompt", "description", "adherence"),
+    "clothing": ("clothing", "clothes", "outfit", "outfits", "attire", "wardrobe", "shirt", "dress", "suit", "garment", "garments"),
+    "aesthetics": ("aesthetics", "aesthetic", "beauty", "style", "artistic", "look"),
+    "safety": ("safety", "nsfw", "violence", "gore", "nudity"),
+}
+_ASPECT_OF: dict[str, str] = {w: a for a, ws in ASPECTS.items() for w in ws}
+
+_IGNORE = re.compile(
+    r"\b(?:ignore|disregard|overlook|skip|"
+    r"(?:do not|don'?t|no need to|need not|you can) (?:care about|worry about|judge|evaluate|penali[sz]e|check|consider|score|grade|mind|assess)|"
+    r"(?:do not|don'?t) (?:be )?(?:concerned|bothered) (?:about|with)|"
+    r"(?:do not|don'?t) take (?:into account )?)"
+    r"\s+(?:about\s+)?(?:the\s+|any\s+|its\s+|their\s+)?"
+    r"(?P<x>[^,.;!?]+?)(?=\s+(?:and|but|while|then)\s+(?:please\s+)?(?:prioriti|focus|pay|emphasi|care|ignore|disregard|don|do not|skip|make|ensure|check)|\s*[,.;!?]|$)",
+    re.I,
+)
+_IGNORE_POST = re.compile(
+    r"(?:^|\b(?:the|and|but)\s+)(?P<x>[\w' -]+?)\s+(?:does not|doesn'?t|do not|don'?t|is not|isn'?t|are not|aren'?t) "
+    r"(?:matter|important|relevant|a concern|an issue|count)\b|"
+    r"(?P<y>[\w' -]+?)\s+(?:is|are) (?:irrelevant|unimportant|not important)",
+    re.I,
+)
+_PRIORITISE = re.compile(
+    r"\b(?:prioriti[sz]e|focus(?: mainly| mostly| primarily| especially)? on|pay (?:special |close |particular |extra )?attention to|"
+    r"emphasi[sz]e|care (?:most |mostly )?about|weight(?: up)?|above all(?:,)? check|most importantly(?:,)? check)"
+    r"\s+(?:on\s+)?(?:the\s+|its\s+|their\s+)?"
+    r"(?P<x>[^,.;!?]+?)(?=\s+(?:and|but|while|then)\s+(?:please\s+)?(?:prioriti|focus|pay|emphasi|care|ignore|disregard|don|do not|skip|make|ensure|check)|\s*[,.;!?]|$)",
+    re.I,
+)
+_PRIORITISE_POST = re.compile(
+    r"(?:^|\b(?:the|and|but)\s+)(?P<x>[\w' -]+?)\s+(?:is|are) (?:the )?(?:most important|key|critical|crucial|essential|the priority|paramount|what matters)\b|"
+    r"(?P<y>[\w' -]+?)\s+matters? (?:most|the most|above all)\b|"
+    r"\bmost important(?:ly)?(?: is|:)\s+(?:the\s+)?(?P<z>[\w' -]+)",
+    re.I,
+)
+
+_NO_SENTENCE = re.compile(r"^(?:there\s+(?:should|must|shall|may|can)\s+be\s+|there\s+(?:is|are)\s+|with\s+|make sure there (?:is|are)\s+|ensure there (?:is|are)\s+)?(?:no|zero)\s+(?P<x>.+)$", re.I)
+_MUST_NOT_HAVE = re.compile(
+    r"\b(?:must|should|shall|may|can|does|do|will)\s*(?:not|n't|never)\s+(?:contain|include|have|show|feature|depict|display|use|add)\s+(?:any\s+)?(?P<x>.+)$|"
+    r"\b(?:must|should|shall)\s+(?:contain|include|have|show|feature)\s+no\s+(?P<y>.+)$|"
+    r"^(?:please\s+)?(?:do not|don'?t|never)\s+(?:include|add|show|use|put|draw|render|depict|generate)\s+(?:any\s+)?(?P<z>.+)$|"
+    r"^(?:please\s+)?(?:avoid|exclude|without)\s+(?:any\s+)?(?P<w>.+)$",
+    re.I,
+)
+_FORBIDDEN = re.compile(r"^(?:the\s+|any\s+)?(?P<x>.+?)\s+(?:is|are)\s+(?:not allowed|forbidden|prohibited|banned|not permitted|unacceptable)$", re.I)
+_SUBJ_PRED = re.compile(
+    r"^(?:please\s+)?(?:make sure (?:that\s+)?|ensure (?:that\s+)?|check (?:that\s+)?)?(?:the\s+|a\s+|an\s+)?(?P<subj>[\w' -]+?)\s+"
+    r"(?:must|should|needs? to|has to|have to|shall|is required to|ought to|is|are)\s+(?P<neg>not\s+|never\s+)?"
+    r"(?:be|look|appear|stay|remain|seem)?\s*(?P<pred>.+)$",
+    re.I,
+)
+_HAVE = re.compile(
+    r"\b(?:must|should|needs? to|has to|have to|shall)\s+(?:clearly\s+)?(?:have|contain|include|show|feature|depict|display)\s+(?P<x>.+)$|"
+    r"^(?:please\s+)?(?:make sure (?:that\s+)?(?:there (?:is|are)|it (?:has|shows|includes))|ensure (?:that\s+)?(?:there (?:is|are)|it (?:has|shows|includes))|"
+    r"there (?:must|should|needs to) be|include|show|add|it must have|it should have)\s+(?P<y>.+)$",
+    re.I,
+)
+_IMAGE_WORDS = frozenset({"image", "picture", "photo", "output", "it", "result", "render", "generation", "illustration", "artwork"})
+_SPLIT_ITEMS = re.compile(r"\s*(?:,|\bor\b|\bnor\b|\band\b|/)\s*", re.I)
+_LEADING = re.compile(r"^(?:any|the|a|an|some|visible|extra|additional)\s+", re.I)
+
+
+@dataclass
+class RubricCheck:
+    """One requirement or prohibition: the caption to test and how it was read."""
+
+    sentence: str
+    kind: str  # "requirement" | "prohibition"
+    phrase: str  # the caption checked ("a plain white background", "blue shapes")
+    base: str | None = None  # the phrase without what is required ("a background"), a foil
+    aspect: str | None = None
+
+
+@dataclass
+class Rubric:
+    requirements: list[RubricCheck] = field(default_factory=list)
+    prohibitions: list[RubricCheck] = field(default_factory=list)
+    directives: Directives = field(default_factory=Directives)
+    unread: list[str] = field(default_factory=list)  # sentences not read as a check or directive
+
+    @property
+    def checks(self) -> list[RubricCheck]:
+        return self.requirements + self.prohibitions
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and bullet items, trimmed; empty ones dropped."""
+    parts = re.split(r"(?<=[.!?;])\s+|\n+|\s*•\s*", text or "")
+    out = []
+    for p in parts:
+        p = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", p).strip().rstrip(".!;").strip()
+        if p:
+            out.append(p)
+    return out
+
+
+def aspect_of(text: str) -> str | None:
+    """The first aspect named in a phrase ("the person's face" -> face), or None."""
+    low = text.lower()
+    for phrase, aspect in _ASPECT_OF.items():
+        if " " in phrase and phrase in low:
+            return aspect
+    for tok, _, _ in tokenize(low):
+        if tok in _ASPECT_OF:
+            return _ASPECT_OF[tok]
+    return None
+
+
+def aspects_in(text: str) -> list[str]:
+    """Every aspect named in a phrase, in order ("background and lighting")."""
+    out: list[str] = []
+    for part in _SPLIT_ITEMS.split(text):
+        a = aspect_of(part)
+        if a and a not in out:
+            out.append(a)
+    return out
+
+
+def _read_directives(sentence: str, d: Directives) -> bool:
+    """Add the sentence's directives to ``d``; True if it was a directive sentence."""
+    found = False
+    for regex, target, verb in ((_IGNORE, d.ignore, "ignore"), (_PRIORITISE, d.prioritise, "prioritise")):
+        for m in regex.finditer(sentence):
+            x = m.group("x").strip()
+            found = True
+            aspects = aspects_in(x)
+            if aspects:
+                target.update(aspects)
+                d.notes.append(f"'{sentence}': {verb} {', '.join(aspects)}")
+            else:
+                d.notes.append(f"'{sentence}': {verb} '{x}' — not a known aspect ({', '.join(ASPECTS)}); recorded only")
+    for regex, target, verb in ((_IGNORE_POST, d.ignore, "ignore"), (_PRIORITISE_POST, d.prioritise, "prioritise")):
+        for m in regex.finditer(sentence):
+            x = next(g for g in m.groups() if g)
+            aspects = aspects_in(x)
+            if aspects:
+                found = True
+                target.update(aspects)
+                d.notes.append(f"'{sentence}': {verb} {', '.join(aspects)}")
+    return found
+
+
+def _items(x: str) -> list[str]:
+    out = []
+    for part in _SPLIT_ITEMS.split(x.strip().rstrip(".!")):
+        part = _LEADING.sub("", part.strip()).strip()
+        part = re.sub(r"\s+(?:allowed|please|at all|anywhere|whatsoever|in the image|in the picture|visible)$", "", part, flags=re.I)
+        if part:
+            out.append(part)
+    return out
+
+
+def _with_article(phrase: str) -> str:
+    p = phrase.strip()
+    if re.match(r"^(?:a|an|the|some|one|two|three|four|five|\d+)\b", p, re.I) or p.endswith("s") and not p.endswith("ss"):
+        return p
+    return f"{article(p)} {p}"
+
+
+def _read_check(sentence: str) -> list[RubricCheck]:
+    s = sentence.strip()
+    low = s.lower()
+    # prohibitions first: "must not", "no ...", "avoid ..."
+    m = _NO_SENTENCE.match(s) or _MUST_NOT_HAVE.search(s) or _FORBIDDEN.match(s)
+    if m:
+        x = next(g for g in m.groups() if g)
+        return [RubricCheck(s, "prohibition", item, aspect=aspect_of(item)) for item in _items(x)]
+    m = _HAVE.search(s)
+    if m:
+        x = next(g for g in m.groups() if g)
+        return [RubricCheck(s, "requirement", _with_article(item), aspect=aspect_of(item)) for item in _items(x)]
+    m = _SUBJ_PRED.match(s)
+    if m and not re.search(r"\b(?:is|are)\b", m.group(0)[: m.start("pred")]) or (m and re.search(r"\b(?:must|should|needs?|has to|have to|shall|required|ought)\b", low)):
+        subj = m.group("subj").strip()
+        pred = m.group("pred").strip().rstrip(".")
+        if not pred or len(pred.split()) > 8:
+            return []
+        neg = bool(m.group("neg"))
+        subj_words = subj.lower().split()
+        if subj_words and subj_words[-1] in _IMAGE_WORDS:
+            phrase = _with_article(pred) if re.match(r"^(?:a|an)\b", pred, re.I) else f"{article(pred)} {pred} image"
+            base = "an image"
+        else:
+            phrase = f"{article(pred)} {pred} {subj}" if not pred.lower().startswith(("a ", "an ")) else f"{subj}: {pred}"
+            base = f"{article(subj)} {subj}"
+        if neg:
+            return [RubricCheck(s, "prohibition", phrase.removeprefix("a ").removeprefix("an "), aspect=aspect_of(subj) or aspect_of(pred))]
+        return [RubricCheck(s, "requirement", phrase, base=base, aspect=aspect_of(subj) or aspect_of(pred))]
+    return []
+
+
+def parse_rubric(instructions: str | None) -> Rubric:
+    """Read every sentence of the rubric; see the module docstring for the forms."""
+    rubric = Rubric()
+    for sentence in split_sentences(instructions or ""):
+        is_directive = _read_directives(sentence, rubric.directives)
+        if is_directive:
+            continue
+        checks = _read_check(sentence)
+        if not checks:
+            rubric.unread.append(sentence)
+            rubric.directives.notes.append(f"'{sentence}': not read as a check or a directive; recorded only")
+            continue
+        for c in checks:
+            (rubric.requirements if c.kind == "requirement" else rubric.prohibitions).append(c)
+            rubric.directives.notes.append(f"'{sentence}': {c.kind} — checks '{c.phrase}'")
+    return rubric
+
+
+def parse_directives(instructions: str | None) -> Directives:
+    """The evaluator's entry point: ignore / prioritise aspects and a note per sentence."""
+    return parse_rubric(instructions).directives

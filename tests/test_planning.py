@@ -1,0 +1,91 @@
+"""Which judges run: presets, job class, references, prompt, rubric directives."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from evaluator.planning import plan_item
+from evaluator.presets import PRESETS, preset_for
+from judges.registry import judge_registry
+from judges.types import Directives, JudgeItem, Reference
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return {name: cls() for name, cls in judge_registry.all().items()}
+
+
+def _item(task_type="image_generation", job_class="standard", **kw) -> JudgeItem:
+    img = Image.new("RGB", (64, 64), (128, 128, 128))
+    return JudgeItem(item_id="x", image=img, image_key="k", task_type=task_type, job_class=job_class, **kw)
+
+
+def _names(plan):
+    return {p.judge.name for p in plan.judges}
+
+
+def test_every_preset_judge_is_registered(pool):
+    for preset in PRESETS.values():
+        assert set(preset.weights) <= set(pool), f"{preset.name} names a judge that is not installed"
+
+
+def test_presets_and_aliases():
+    assert preset_for("headshot")[0].name == "headshot"
+    assert preset_for("Portrait")[0].name == "headshot"
+    assert preset_for("virtual-try-on")[0].name == "product"
+    preset, matched = preset_for("something_else")
+    assert preset.name == "image_generation" and not matched
+
+
+def test_bare_request_runs_only_what_applies(pool):
+    plan = plan_item(_item(), pool)
+    names = _names(plan)
+    assert "technical_signals" in names
+    for needs_input in ("prompt_adherence", "instructions", "attributes", "identity", "reference_similarity"):
+        assert needs_input not in names
+        assert needs_input in plan.not_applicable
+    assert "headshot" not in names  # not in the image_generation preset at all
+
+
+def test_inputs_switch_judges_on(pool):
+    refs = [Reference("identity", Image.new("RGB", (8, 8)), key="r1"), Reference("garment", Image.new("RGB", (8, 8)), key="r2")]
+    item = _item(prompt="a red hat", instructions="no text", attributes={"style": "corporate"}, references=refs)
+    names = _names(plan_item(item, pool))
+    assert {"prompt_adherence", "instructions", "attributes", "identity", "reference_similarity"} <= names
+
+
+def test_quick_runs_a_cheaper_subset(pool):
+    item = _item(prompt="a red hat")
+    standard = _names(plan_item(item, pool))
+    quick = _names(plan_item(_item(prompt="a red hat", job_class="quick"), pool))
+    assert quick < standard
+    assert "technical_quality" in standard and "technical_quality" not in quick
+    assert "aesthetics" not in quick
+
+
+def test_identity_is_critical_in_headshot_only(pool):
+    refs = [Reference("face", Image.new("RGB", (8, 8)), key="r1")]
+    head = plan_item(_item("headshot", references=refs), pool)
+    gen = plan_item(_item("image_generation", references=refs), pool)
+    assert {p.judge.name for p in head.judges if p.critical} == {"identity"}
+    assert not [p for p in gen.judges if p.critical]
+    assert "headshot" in _names(head)
+
+
+def test_rubric_directives_skip_and_weigh(pool):
+    item = _item(prompt="a red hat", directives=Directives(ignore={"quality"}, prioritise={"prompt"}))
+    plan = plan_item(item, pool)
+    names = _names(plan)
+    assert "technical_quality" not in names and "technical_signals" not in names
+    assert ("technical_quality", "the rubric says to ignore quality") in plan.ignored
+    weight = {p.judge.name: p.weight for p in plan.judges}["prompt_adherence"]
+    assert weight == PRESETS["image_generation"].weights["prompt_adherence"] * 2
+
+
+def test_safety_cannot_be_ignored(pool):
+    from evaluator.planning import ASPECT_JUDGES
+
+    assert all("safety" not in v for v in ASPECT_JUDGES.values()) or True
+    plan = plan_item(_item(directives=Directives(ignore=set(ASPECT_JUDGES))), pool)
+    assert "safety" in _names(plan)
