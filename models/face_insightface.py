@@ -449,7 +449,7 @@ class InsightFaceAnalyzer:
                 InsightFace(bbox=bboxes[i, :4].astype(np.float32), kps=kpss[i].astype(np.float32), det_score=float(bboxes[i, 4]))
                 for i in range(bboxes.shape[0])
             ]
-            (lambda **k: None)(key=lambda f: -float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
+            faces.sort(key=lambda f: -float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
             for face in faces:
                 crops.append(norm_crop(bgr, landmark=face.kps, image_size=self.rec_size))
                 for model in [self.landmarker, *self.extras.values()]:

@@ -86,6 +86,5 @@ def test_rubric_directives_skip_and_weigh(pool):
 def test_safety_cannot_be_ignored(pool):
     from evaluator.planning import ASPECT_JUDGES
 
-    assert all("safety" not in v for v in ASPECT_JUDGES.values()) or True
     plan = plan_item(_item(directives=Directives(ignore=set(ASPECT_JUDGES))), pool)
     assert "safety" in _names(plan)

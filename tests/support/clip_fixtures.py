@@ -56,7 +56,7 @@ def build_clip_tokenizer():
     vocab_list = base + [v + "</w>" for v in base] + ["".join(m.split()) for m in merges]
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {tok: i for i, tok in enumerate(vocab_list)}
-    return CLIPTokenizer(vocab=vocab, merges=merges)
+    return CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges])
 
 
 def build_hf_clip_folder(folder: Path, text_vocab_size: int = 49408, seed: int = 0) -> Path:

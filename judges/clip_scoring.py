@@ -1,0 +1,175 @@
+"""Contrastive scoring on the shared CLIP features, used by every judge that reads text.
+
+Why contrastive: a raw CLIP cosine has no absolute meaning (0.31 is a good match for
+one model and a poor one for another). Scoring a caption against *foils* — the same
+caption with one word changed — and taking the softmax with the model's own learned
+temperature (``logit_scale``) gives a probability with a fixed meaning: how much more the
+image supports this text than its alternatives. With k foils, chance is 1/(k+1).
+
+All image embeddings come from the batch's ``FeatureCache`` so the image tower runs once
+per image for all these judges together; text embeddings are cached there too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from judges.base import Judge
+from judges.features import shared_cache
+from judges.types import JudgeItem
+from models.interfaces import ImageTextEmbedder
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOGIT_SCALE = 100.0  # CLIP's trained temperature is clamped at 100 (Radford et al. 2021)
+
+
+def logit_scale_of(embedder: ImageTextEmbedder) -> float:
+    """The embedder's temperature; CLIP's 100 if it does not report a usable one."""
+    try:
+        value = float(embedder.logit_scale)
+    except (AttributeError, TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        log.warning("embedder %s reports no usable logit_scale; using %.0f", getattr(embedder, "key", "?"), DEFAULT_LOGIT_SCALE)
+        return DEFAULT_LOGIT_SCALE
+    return value
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class Contrast:
+    """One caption scored against its foils on one image."""
+
+    text: str
+    score: float  # softmax probability of ``text`` among [text, *foils]
+    cosine: float
+    margin: float  # cosine(text) - max cosine(foil); > 0 means the text beats every foil
+    best_foil: str | None
+    best_foil_prob: float
+    best_foil_class: str | None
+    foil_probs: dict[str, float] = field(default_factory=dict)
+    n_foils: int = 0
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / (self.n_foils + 1)
+
+    def as_dict(self, top: int = 3) -> dict:
+        top_foils = dict(sorted(self.foil_probs.items(), key=lambda kv: -kv[1])[:top])
+        return {
+            "text": self.text,
+            "score": round(self.score, 4),
+            "cosine": round(self.cosine, 4),
+            "margin": round(self.margin, 4),
+            "best_foil": self.best_foil,
+            "best_foil_score": round(self.best_foil_prob, 4),
+            "foils_scored": self.n_foils,
+            "top_foils": {k: round(v, 4) for k, v in top_foils.items()},
+        }
+
+
+def contrast(
+    image_emb: np.ndarray,
+    text: str,
+    foils: Sequence[str],
+    emb: dict[str, np.ndarray],
+    logit_scale: float,
+    foil_classes: Sequence[str | None] | None = None,
+) -> Contrast:
+    """Score ``text`` against ``foils`` on one image embedding (all rows L2-normalised)."""
+    texts = [text, *foils]
+    mat = np.stack([emb[t] for t in texts])
+    cos = mat @ image_emb
+    probs = softmax(logit_scale * cos)
+    if foils:
+        j = int(np.argmax(cos[1:])) + 1
+        best, best_p, margin = texts[j], float(probs[j]), float(cos[0] - cos[j])
+        best_cls = foil_classes[j - 1] if foil_classes else None
+    else:
+        best, best_p, margin, best_cls = None, 0.0, float("nan"), None
+    return Contrast(
+        text=text,
+        score=float(probs[0]),
+        cosine=float(cos[0]),
+        margin=margin,
+        best_foil=best,
+        best_foil_prob=best_p,
+        best_foil_class=best_cls,
+        foil_probs={t: float(p) for t, p in zip(texts[1:], probs[1:])},
+        n_foils=len(foils),
+    )
+
+
+@dataclass(frozen=True)
+class ModelThreshold:
+    pattern: str  # fnmatch pattern on the CLIP source string (ModelSet.clip_source)
+    value: float
+    source: str  # where the number came from
+
+
+@dataclass
+class ThresholdTable:
+    """Pass thresholds per CLIP model, each with its provenance; first match wins."""
+
+    rows: list[ModelThreshold]
+    default: ModelThreshold
+
+    def lookup(self, clip_source: str) -> ModelThreshold:
+        for row in self.rows:
+            if fnmatch.fnmatch(clip_source.lower(), row.pattern.lower()):
+                return row
+        return self.default
+
+
+class ClipTextJudge(Judge):
+    """Base for judges on the shared image–text embedder: lazy model, cached features."""
+
+    models = frozenset({"image_text"})
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - forwards Judge's signature
+        super().__init__(*args, **kwargs)
+        self._embedder: ImageTextEmbedder | None = None
+
+    def warmup(self) -> None:
+        self._embedder = self.model_set.embedder()
+
+    @property
+    def embedder(self) -> ImageTextEmbedder:
+        if self._embedder is None:
+            self.warmup()
+        assert self._embedder is not None
+        return self._embedder
+
+    @property
+    def clip_source(self) -> str:
+        return self.model_set.clip_source
+
+    def image_embeddings(self, batch: Sequence[JudgeItem]) -> np.ndarray:
+        """(N, D) for the batch, from the shared cache: one image forward pass per image."""
+        cache = shared_cache(batch)
+        return cache.image_embeddings(self.embedder, [i.image_key for i in batch], [i.image for i in batch])
+
+    def text_embeddings(self, batch: Sequence[JudgeItem], texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings of all distinct texts in one call, through the shared cache."""
+        uniq = list(dict.fromkeys(texts))
+        if not uniq:
+            return {}
+        cache = shared_cache(batch)
+        rows = cache.text_embeddings(self.embedder, uniq)
+        return dict(zip(uniq, rows))
+
+    @property
+    def logit_scale(self) -> float:
+        return logit_scale_of(self.embedder)
