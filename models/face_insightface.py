@@ -423,13 +423,16 @@ class InsightFaceAnalyzer:
             feats = []
             try:
                 for start in range(0, len(crops), self.rec_batch_size):
-                    feats.append(np.asarray(self.recognizer.get_feat(crops[start : start + self.rec_batch_size])))
+                    chunk = crops[start : start + self.rec_batch_size]
+                    out = np.asarray(self.recognizer.get_feat(chunk))
+                    if out.ndim != 2 or out.shape[0] != len(chunk):
+                        raise ValueError(f"{len(chunk)} faces in, output of shape {out.shape} out")
+                    feats.append(out)
                 return np.concatenate(feats, axis=0).astype(np.float32)
-            except _ort_errors() as exc:
+            except (ValueError, *_ort_errors()) as exc:
                 log.warning(
-                    "%s rejected a batch of %d faces (%s); falling back to one call per face",
+                    "%s does not run batched (%s); falling back to one recognition call per face",
                     self.roles["recognition"],
-                    len(crops),
                     exc,
                 )
                 self.batched_recognition = False

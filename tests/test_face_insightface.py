@@ -53,6 +53,7 @@ def packs(tmp_path_factory):
         "roles": pack.build_pack(root / "roles", manifest="imagejury"),
         "routed": pack.build_pack(root / "routed", manifest=None),
         "fixed": pack.build_pack(root / "fixed", manifest="insightface", fixed_batch=True),
+        "batch_one": pack.build_pack(root / "batch_one", manifest="insightface", batch_one_graph=True),
         "odd": pack.build_pack(root / "odd", manifest=None, extra_unroutable=True),
     }
 
@@ -265,6 +266,20 @@ def test_fixed_batch_model_falls_back_to_one_call_per_face(packs, analyzer, monk
     calls = _count_runs(monkeypatch, fixed.recognizer)
     got = [f.embedding for per_image in fixed.analyze(images) for f in per_image]
     assert calls == [1, 1, 1]
+    want = [f.embedding for per_image in analyzer.analyze(images) for f in per_image]
+    np.testing.assert_allclose(np.stack(got), np.stack(want), atol=1e-5)
+
+
+def test_model_that_fails_on_a_batch_falls_back_with_a_warning(packs, analyzer, monkeypatch, caplog):
+    caplog.set_level("WARNING", logger="models.face_insightface")
+    quirky = load_insightface(str(packs["batch_one"]), det_size=320, threads=1)
+    assert quirky.batched_recognition  # its ONNX declares a dynamic batch axis
+    images = [pack.face_image((320, 320), [(32, 32), (192, 160)], seed=1), pack.face_image((320, 320), [(96, 64)], seed=2)]
+    calls = _count_runs(monkeypatch, quirky.recognizer)
+    got = [f.embedding for per_image in quirky.analyze(images) for f in per_image]
+    assert calls == [3, 1, 1, 1]  # the batched try, then one call per face
+    assert "falling back to one recognition call per face" in caplog.text
+    assert not quirky.batched_recognition
     want = [f.embedding for per_image in analyzer.analyze(images) for f in per_image]
     np.testing.assert_allclose(np.stack(got), np.stack(want), atol=1e-5)
 

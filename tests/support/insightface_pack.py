@@ -99,7 +99,7 @@ def _detector_module():
     return TinySCRFD().eval()
 
 
-def _recognizer_module(seed: int):
+def _recognizer_module(seed: int, batch_one_graph: bool = False):
     torch = _torch()
     rng = np.random.default_rng(seed)
 
@@ -124,7 +124,10 @@ def _recognizer_module(seed: int):
             # centred input and features: no common offset that would make every embedding alike
             x = image - image.mean(dim=(1, 2, 3), keepdim=True)
             x = torch.relu(self.conv1(x))
-            x = self.conv2(x).flatten(1)
+            x = self.conv2(x)
+            # batch_one_graph: a reshape hard-wired to batch 1, as in some converted models whose
+            # ONNX still declares a dynamic batch axis; onnxruntime fails on a larger batch
+            x = x.reshape(1, 8 * 7 * 7) if batch_one_graph else x.flatten(1)
             return self.fc(x - x.mean(dim=1, keepdim=True))
 
     return TinyArcFace().eval()
@@ -163,10 +166,10 @@ def export_detector(path: Path) -> Path:
     return path
 
 
-def export_recognizer(path: Path, seed: int = 0, fixed_batch: bool = False) -> Path:
+def export_recognizer(path: Path, seed: int = 0, fixed_batch: bool = False, batch_one_graph: bool = False) -> Path:
     """Write the ArcFace-layout recognizer ONNX (dynamic batch unless ``fixed_batch``)."""
     axes = {} if fixed_batch else {"input.1": {0: "batch"}, "embedding": {0: "batch"}}
-    _export(_recognizer_module(seed), _torch().zeros(1, 3, REC_SIZE, REC_SIZE), path, "input.1", ["embedding"], axes)
+    _export(_recognizer_module(seed, batch_one_graph), _torch().zeros(1, 3, REC_SIZE, REC_SIZE), path, "input.1", ["embedding"], axes)
     return path
 
 
@@ -199,18 +202,20 @@ def build_pack(
     folder: Path,
     manifest: str | None = "insightface",
     fixed_batch: bool = False,
+    batch_one_graph: bool = False,
     extra_unroutable: bool = False,
     seed: int = 0,
 ) -> Path:
     """Write a tiny pack into ``folder`` and return it.
 
     ``manifest``: ``"insightface"`` (V2), ``"imagejury"`` (roles) or ``None`` (legacy routing).
-    ``extra_unroutable`` adds ``odd.onnx``, which insightface's router maps to nothing.
+    ``fixed_batch`` fixes the recognizer's batch axis at 1; ``batch_one_graph`` keeps it
+    declared dynamic but hard-wires batch 1 inside the graph. ``extra_unroutable`` adds ``odd.onnx``, which insightface's router maps to nothing.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     export_detector(folder / DETECTOR_FILE)
-    export_recognizer(folder / RECOGNIZER_FILE, seed=seed, fixed_batch=fixed_batch)
+    export_recognizer(folder / RECOGNIZER_FILE, seed=seed, fixed_batch=fixed_batch, batch_one_graph=batch_one_graph)
     if extra_unroutable:
         export_unroutable(folder / "odd.onnx")
     if manifest is not None:
