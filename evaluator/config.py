@@ -27,6 +27,8 @@ class ModelsSection(BaseModel):
     dtype: str = Field("auto", pattern="^(auto|float32|float16|bfloat16)$")
     torch_threads: int | None = Field(None, ge=1)
     aesthetic_head: str | None = None
+    # backend options, e.g. [models.extra.insightface] det_size = 640, det_thresh = 0.5
+    extra: dict[str, Any] = Field(default_factory=dict)
 
     def settings(self) -> ModelSettings:
         return ModelSettings(**self.model_dump())

@@ -99,6 +99,19 @@ def apply_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
 
 
 # ---------------------------------------------------------------- JSONL
+def jsonl_row(text: str, index: int, line: int | None, base: Path | None) -> ManifestRow:
+    """One JSONL line (already stripped, not blank) as a row; shared with the Ray engine."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ManifestRow(row_id=row_id_for(None, text), index=index, line=line, base_dir=base,
+                           error=f"not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(data, dict):
+        return ManifestRow(row_id=row_id_for(None, text), index=index, line=line, base_dir=base,
+                           error=f"expected a JSON object (a request), got {type(data).__name__}")
+    return ManifestRow(row_id=row_id_for(data), index=index, line=line, base_dir=base, data=data)
+
+
 def read_jsonl(path: Path) -> Iterator[ManifestRow]:
     base = path.parent
     index = 0
@@ -107,21 +120,7 @@ def read_jsonl(path: Path) -> Iterator[ManifestRow]:
             text = raw.strip()
             if not text:
                 continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield ManifestRow(
-                    row_id=row_id_for(None, text), index=index, line=lineno, base_dir=base,
-                    error=f"line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})",
-                )
-            else:
-                if isinstance(data, dict):
-                    yield ManifestRow(row_id=row_id_for(data), index=index, line=lineno, base_dir=base, data=data)
-                else:
-                    yield ManifestRow(
-                        row_id=row_id_for(None, text), index=index, line=lineno, base_dir=base,
-                        error=f"line {lineno}: expected a JSON object (a request), got {type(data).__name__}",
-                    )
+            yield jsonl_row(text, index, lineno, base)
             index += 1
 
 
@@ -171,13 +170,12 @@ def table_row_to_request(cells: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _table_row(cells: dict[str, Any], index: int, line: int | None, base: Path) -> ManifestRow:
+def table_row(cells: dict[str, Any], index: int, line: int | None, base: Path) -> ManifestRow:
     try:
         data = table_row_to_request(cells)
     except ValueError as exc:
-        where = f"line {line}: " if line else f"row {index + 1}: "
         return ManifestRow(row_id=row_id_for(None, canonical_json(cells)), index=index, line=line, base_dir=base,
-                           error=where + str(exc))
+                           error=str(exc))
     return ManifestRow(row_id=row_id_for(data), index=index, line=line, base_dir=base, data=data)
 
 
@@ -192,7 +190,7 @@ def read_csv(path: Path) -> Iterator[ManifestRow]:
         for cells in reader:
             if not any((v or "").strip() for k, v in cells.items() if k is not None and isinstance(v, str)):
                 continue
-            yield _table_row(cells, index, reader.line_num, base)
+            yield table_row(cells, index, reader.line_num, base)
             index += 1
 
 
@@ -206,7 +204,7 @@ def read_parquet(path: Path, batch_rows: int = 1024) -> Iterator[ManifestRow]:
     pf = pq.ParquetFile(path)
     for batch in pf.iter_batches(batch_size=batch_rows):
         for cells in batch.to_pylist():
-            yield _table_row(cells, index, None, base)
+            yield table_row(cells, index, None, base)
             index += 1
 
 
@@ -343,6 +341,8 @@ __all__ = [
     "detect_kind",
     "hash_id",
     "iter_image_files",
+    "jsonl_row",
+    "table_row",
     "open_manifest",
     "read_csv",
     "read_directory",

@@ -23,11 +23,12 @@ import hashlib
 import io
 import logging
 import re
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 from urllib.request import url2pathname
 
 import httpx
@@ -36,7 +37,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evaluator.errors import InvalidMediaError, UnsafeURLError
-from evaluator.netguard import Resolver, check_url
+from evaluator.netguard import Resolver, check_url, pinned_request
+
+if TYPE_CHECKING:
+    from evaluator.schema import EvaluationRequest
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,12 @@ _ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 #: data: header (media type and parameters) may not be longer than this
 _DATA_HEADER_MAX = 256
-_USER_AGENT = "imagejury/0.1 (image evaluation; media fetch)"
+_FETCH_HEADERS = {
+    "Accept": "image/webp,image/png,image/jpeg;q=0.9,*/*;q=0.1",
+    # identity: a compressed body could expand past the byte cap within one chunk
+    "Accept-Encoding": "identity",
+    "User-Agent": "imagejury/0.1 (image evaluation; media fetch)",
+}
 
 SourceKind = Literal["url", "data", "path", "asset"]
 AssetResolver = Callable[[str], Path]
@@ -157,6 +166,33 @@ def load_image(
     else:
         data = read_local_file(source, limits, base_dir=base_dir, field=field)
     return decode_image_bytes(data, limits, source_kind=kind, field=field, declared_format=declared)
+
+
+def load_request_images(
+    request: "EvaluationRequest",
+    limits: MediaLimits | None = None,
+    *,
+    asset_resolver: AssetResolver | None = None,
+    base_dir: Path | None = None,
+    resolver: Resolver | None = None,
+) -> tuple[DecodedImage, list[DecodedImage]]:
+    """The request's generated image and its reference images, each loaded once.
+
+    Errors name the exact field (``generated_image_url``, ``reference_images[1].url``);
+    a reference given by the same string as an earlier image is not fetched again.
+    """
+    seen: dict[str, DecodedImage] = {}
+
+    def one(source: str, field: str) -> DecodedImage:
+        if source not in seen:
+            seen[source] = load_image(
+                source, limits, asset_resolver=asset_resolver, base_dir=base_dir, field=field, resolver=resolver
+            )
+        return seen[source]
+
+    generated = one(request.generated_image_url, "generated_image_url")
+    references = [one(ref.url, f"reference_images[{i}].url") for i, ref in enumerate(request.reference_images)]
+    return generated, references
 
 
 # ---------------------------------------------------------------- sources
@@ -256,37 +292,19 @@ def _read_file(path: Path, limits: MediaLimits, *, field: str, what: str) -> byt
     return data
 
 
-def pinned_request(url: httpx.URL, ip: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
-    """The (URL, headers, extensions) that connect to the checked ``ip`` for ``url``.
-
-    The URL's host is replaced by the IP so httpx does not resolve the name again (no
-    DNS rebinding between check and connect); the ``Host`` header carries the name for
-    the server, and ``sni_hostname`` makes TLS send and verify the certificate for the
-    name, not the IP.
-    """
-    host = url.raw_host.decode("ascii")
-    bracketed = f"[{host}]" if ":" in host else host
-    headers = {
-        "Host": bracketed + (f":{url.port}" if url.port else ""),
-        "Accept": "image/webp,image/png,image/jpeg;q=0.9,*/*;q=0.1",
-        "Accept-Encoding": "identity",
-        "User-Agent": _USER_AGENT,
-    }
-    extensions: dict[str, str] = {}
-    is_literal = ip == host.strip("[]")
-    if url.scheme.lower() == "https" and not is_literal:
-        extensions["sni_hostname"] = host
-    return url.copy_with(host=ip, fragment=None), headers, extensions
-
-
 def fetch_url(
     url: str,
     limits: MediaLimits,
     *,
     field: str = "generated_image_url",
     resolver: Resolver | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> bytes:
-    """GET an image over the SSRF guard: every hop checked, pinned, capped and timed."""
+    """GET an image over the SSRF guard: every hop checked, pinned, capped and timed.
+
+    ``tls_context`` replaces the default trust store (certifi) — for a private CA or
+    tests; certificates are always verified, against the URL's host name.
+    """
     try:
         current = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
@@ -295,7 +313,8 @@ def fetch_url(
     redirects = 0
     # trust_env=False: an HTTP(S)_PROXY from the environment would make the connection
     # for us and defeat the address check.
-    with httpx.Client(trust_env=False, follow_redirects=False) as client:
+    verify: ssl.SSLContext | bool = tls_context if tls_context is not None else True
+    with httpx.Client(trust_env=False, follow_redirects=False, verify=verify) as client:
         while True:
             try:
                 ip = check_url(current, allow_loopback=limits.allow_loopback_urls, resolver=resolver)
@@ -306,6 +325,7 @@ def fetch_url(
             if remaining <= 0:
                 raise InvalidMediaError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field)
             target, headers, extensions = pinned_request(current, ip)
+            headers.update(_FETCH_HEADERS)
             try:
                 with client.stream(
                     "GET", target, headers=headers, extensions=extensions, timeout=httpx.Timeout(remaining)
@@ -330,7 +350,7 @@ def fetch_url(
                     return _read_body(resp, limits, deadline, desc, field)
             except httpx.TimeoutException:
                 raise InvalidMediaError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field) from None
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError, ValueError) as exc:  # httpx maps most; the rest is still bad media
                 raise InvalidMediaError(f"could not fetch {desc} ({exc.__class__.__name__}: {exc})", field) from None
 
 
@@ -564,6 +584,7 @@ __all__ = [
     "decode_image_bytes",
     "fetch_url",
     "load_image",
+    "load_request_images",
     "pinned_request",
     "read_asset",
     "read_data_uri",

@@ -249,3 +249,25 @@ def validate_callback_url(url: str, allow_loopback: bool = False) -> str:
     if loopback or (literal is not None and not is_global_address(literal)):
         raise ValueError(f"host {host} is not a public address")
     return url
+
+
+def pinned_request(url: httpx.URL, ip: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The (URL, headers, extensions) that make httpx connect to the checked ``ip`` for ``url``.
+
+    The URL's host is replaced by the IP so httpx does not resolve the name again (no
+    DNS rebinding between check and connect); the ``Host`` header carries the name for
+    the server, and the ``sni_hostname`` extension makes TLS send the name and verify
+    the certificate against it, not against the IP. Callers add their own headers.
+    """
+    host = url.raw_host.decode("ascii")
+    bracketed = f"[{host}]" if ":" in host else host
+    headers = {"Host": bracketed + (f":{url.port}" if url.port else "")}
+    extensions: dict[str, str] = {}
+    try:
+        ipaddress.ip_address(host)
+        literal = True  # an IP in the URL: TLS checks the certificate against that IP
+    except ValueError:
+        literal = False
+    if url.scheme.lower() == "https" and not literal:
+        extensions["sni_hostname"] = host
+    return url.copy_with(host=ip, fragment=None), headers, extensions

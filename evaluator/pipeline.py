@@ -23,7 +23,7 @@ from evaluator.action import decide_action
 from evaluator.aggregate import SkippedCheck, aggregate
 from evaluator.config import EvaluatorConfig
 from evaluator.errors import ImagejuryError, InvalidMediaError, InvalidRequestError
-from evaluator.media import MediaLimits, load_image
+from evaluator.media import MediaLimits, load_request_images
 from evaluator.planning import Plan, PlannedJudge, plan_item
 from evaluator.presets import PRESETS
 from evaluator.result_builder import EvaluationMeta, build_evaluation, failed_evaluation
@@ -167,19 +167,11 @@ class Evaluator:
         limits = self.media_limits(allow_local_paths=allow_local_paths)
         t0 = time.perf_counter()
         try:
-            main = load_image(req.generated_image_url, limits, asset_resolver=asset_resolver, base_dir=base_dir)
-            refs = []
-            for i, ref in enumerate(req.reference_images or []):
-                decoded = load_image(
-                    ref.url,
-                    limits,
-                    asset_resolver=asset_resolver,
-                    base_dir=base_dir,
-                    field=f"reference_images[{i}].url",
-                )
-                refs.append(
-                    Reference(kind=(ref.kind or "identity"), image=decoded.image, description=ref.description, key=decoded.key)
-                )
+            main, decoded_refs = load_request_images(req, limits, asset_resolver=asset_resolver, base_dir=base_dir)
+            refs = [
+                Reference(kind=ref.kind or "identity", image=d.image, description=ref.description, key=d.key)
+                for ref, d in zip(req.reference_images, decoded_refs)
+            ]
         except InvalidMediaError as exc:
             prepared.failure_code, prepared.failure_detail = "invalid_media", str(exc)
             return prepared

@@ -368,6 +368,8 @@ class Evaluation(_Out):
         data = self.model_dump(mode="json")
         if embed is None:
             return data
+        if isinstance(embed, str):  # "judges,action" as it comes from a query string
+            embed = embed.split(",")
         wanted = {e.strip() for e in embed if e and e.strip()}
         unknown = wanted - EMBEDDABLE
         if unknown:

@@ -190,8 +190,8 @@ class Store:
         self._all_lock = threading.Lock()
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn().executescript(_SCHEMA)
         with self.write() as db:
-            db.executescript("COMMIT; " + _SCHEMA + " BEGIN IMMEDIATE;")
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if int(row[0]) != SCHEMA_VERSION:
@@ -287,6 +287,7 @@ class Store:
         evaluation_id: str,
         org_id: str,
         request_json: str,
+        result_json: str,
         job_class: str,
         client_ref: str | None,
         run_id: str | None,
@@ -299,6 +300,9 @@ class Store:
         now: float | None = None,
     ) -> float:
         """Insert a pending job if the queue has room (QueueFull otherwise); returns created_at.
+
+        ``result_json`` is the pending evaluation as the API shows it until the worker
+        replaces it with the result.
 
         With ``idempotency_key`` the key is marked done in the same transaction; with
         ``parent_id`` the parent is marked superseded in the same transaction (Conflict
@@ -319,10 +323,10 @@ class Store:
                     raise Conflict("the evaluation is already superseded or not finished")
             db.execute(
                 "INSERT INTO evaluations(id, org_id, status, job_class, client_ref, run_id, request_json, cost, "
-                "attempt_number, parent_id, created_at, updated_at, deadline) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "attempt_number, parent_id, created_at, updated_at, deadline, result_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     evaluation_id, org_id, "pending", job_class, client_ref, run_id, request_json, cost,
-                    attempt_number, parent_id, now, now, now + job_timeout_s,
+                    attempt_number, parent_id, now, now, now + job_timeout_s, result_json,
                 ),
             )
             if idempotency_key is not None:

@@ -11,6 +11,8 @@ weak false positive" needs a per-backend floor (``DEFAULT_MIN_FACE_SCORE``):
 
 A weak detection is never counted as an extra face; if every detection in an image is
 weak they are all kept (the detector's own threshold decides whether there is a face).
+The cost: a real but weakly detected second face (small, blurred, turned away) is not
+counted either; it is still listed in the judges' evidence.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ def eye_aspect_ratio(eye: np.ndarray) -> float:
 
 # Nose-tip depth in front of the eye centres, as a fraction of the inter-ocular
 # distance, from the generic 3D face model used with solvePnP in many head-pose tools
-# (eye corners at x = ±225, z = -135 relative to the nose tip; eye centres ≈ ±150 apart
-# by 300 → 135 / 300 = 0.45). A rough average; yaw estimates are good to ~±10°.
+# (outer eye corners at x = ±225, z = -135 relative to the nose tip; eye centres taken
+# at ±150, i.e. 300 apart → 135 / 300 = 0.45). A rough average face, so yaw is an estimate, not a
+# measurement: it has not been checked against ground-truth head angles.
 NOSE_DEPTH_PER_IOD = 0.45
 
 

@@ -212,8 +212,11 @@ class TechnicalQualityJudge(Judge):
             subs[key] = {"text": text, "passed": ok, "score": round(float(value), 4), "threshold": threshold}
             return ok
 
+        ignored_found: list[str] = []
+
         def defect(subcategory: str, keys: Sequence[str], detail: str) -> None:
             if subcategory in ignored:
+                ignored_found.append(subcategory)
                 for k in keys:
                     subs[k]["ignored"] = "the rubric asked to ignore this"
                     subs[k]["passed"] = True
@@ -280,7 +283,9 @@ class TechnicalQualityJudge(Judge):
         if not res_ok:
             defect("low_resolution", ["resolution"], f"image is {width}×{height}: shorter side under "
                    f"{cfg.min_short_side} px")
-        if len(nss_failed) >= cfg.nss_failures_to_fail and not issues:
+        # The NSS scores cannot say which defect they see: when the rubric waved one through,
+        # they are not allowed to fail the image for it under another name.
+        if len(nss_failed) >= cfg.nss_failures_to_fail and not issues and not ignored_found:
             defect("artifacts", nss_failed, "no-reference quality scores agree the image is degraded: "
                    + ", ".join(f"{n} {subs[n]['score']:.1f}" for n in nss_failed))
 

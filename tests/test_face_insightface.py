@@ -103,6 +103,17 @@ def test_cuda_request_without_cuda_provider_falls_back_to_cpu(packs, caplog):
     assert "no CUDAExecutionProvider" in caplog.text
 
 
+def test_provider_choice_follows_device_and_availability(monkeypatch):
+    from models.face_insightface import select_providers
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert select_providers("cuda:1") == (["CUDAExecutionProvider", "CPUExecutionProvider"], [{"device_id": 1}, {}])
+    assert select_providers("cuda")[1][0] == {"device_id": 0}
+    assert select_providers("cpu") == (["CPUExecutionProvider"], [{}])
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert select_providers("cuda") == (["CPUExecutionProvider"], [{}])
+
+
 def test_roles_manifest_and_router_packs_load_the_same_models(packs, analyzer):
     image = pack.face_image((320, 320), [(96, 64)], seed=3)
     reference = analyzer.analyze([image])[0][0].embedding

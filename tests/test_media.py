@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import socket
+import ssl
 import struct
 import threading
 import uuid
@@ -26,13 +27,15 @@ from PIL import Image, ImageFile
 
 from evaluator import netguard
 from evaluator.errors import InvalidMediaError, UnsafeURLError
+from evaluator.netguard import pinned_request
 from evaluator.media import (
     DecodedImage,
     MediaLimits,
     classify_source,
     decode_image_bytes,
+    fetch_url,
     load_image,
-    pinned_request,
+    load_request_images,
     sniff_format,
 )
 
@@ -628,12 +631,14 @@ def test_connection_is_pinned_to_the_checked_address(server: str, no_remote_conn
 def test_pinned_request_keeps_name_for_host_header_and_tls() -> None:
     url, headers, ext = pinned_request(httpx.URL("https://images.example.com/a/b.png?x=1#f"), "93.184.216.34")
     assert str(url) == "https://93.184.216.34/a/b.png?x=1"
-    assert headers["Host"] == "images.example.com" and headers["Accept-Encoding"] == "identity"
+    assert headers == {"Host": "images.example.com"}
     assert ext == {"sni_hostname": "images.example.com"}
     url6, headers6, ext6 = pinned_request(httpx.URL("https://cdn.example.com:8443/a.png"), "2606:2800:220:1::1")
     assert str(url6) == "https://[2606:2800:220:1::1]:8443/a.png" and headers6["Host"] == "cdn.example.com:8443"
     literal, _, ext_literal = pinned_request(httpx.URL("https://93.184.216.34/a.png"), "93.184.216.34")
     assert ext_literal == {}
+    _, _, ext_v6 = pinned_request(httpx.URL("https://[::ffff:5db8:d822]/a.png"), "::ffff:93.184.216.34")
+    assert ext_v6 == {}
 
 
 def test_byte_cap_holds_whatever_the_server_claims(server: str) -> None:
@@ -750,3 +755,102 @@ def test_heic_and_avif_are_refused_by_name() -> None:
         decode_image_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
     with pytest.raises(InvalidMediaError, match="AVIF is not supported"):
         decode_image_bytes(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64)
+
+
+# ---------------------------------------------------------------- TLS: pinned IP, verified name
+# A throwaway CA and a certificate for "images.test" (EC P-256, valid 2000-2100), made
+# with openssl for these tests only; the key protects nothing.
+TEST_CA_PEM = """-----BEGIN CERTIFICATE-----
+MIIBazCCARGgAwIBAgIBATAKBggqhkjOPQQDAjAcMRowGAYDVQQDDBFpbWFnZWp1
+cnkgdGVzdCBDQTAgFw0wMDAxMDEwMDAwMDBaGA8yMTAwMDEwMTAwMDAwMFowHDEa
+MBgGA1UEAwwRaW1hZ2VqdXJ5IHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMB
+BwNCAAThE7TSSwY5hy73wR35QnQXLlNBWr3LmWe6wFMpMWis7H0r9OeSkaYtm7Qv
+mfwNXAQ0EsWs2y2rc9wo+HOmZ5klo0IwQDAPBgNVHRMBAf8EBTADAQH/MA4GA1Ud
+DwEB/wQEAwICBDAdBgNVHQ4EFgQUAXSlQBEU5vDj0w6l5obrIDconuIwCgYIKoZI
+zj0EAwIDSAAwRQIhAJ6cas4Hzml2JNiJVvIk1vN1OrtoneVK2p8z6ysQrOUhAiBV
+xvca8fnKrxUG8SnJqL+Hle3hOpl+EROvEVK7EH5NYA==
+-----END CERTIFICATE-----
+"""
+TEST_SERVER_PEM = """-----BEGIN CERTIFICATE-----
+MIIBnjCCAUOgAwIBAgIBAjAKBggqhkjOPQQDAjAcMRowGAYDVQQDDBFpbWFnZWp1
+cnkgdGVzdCBDQTAgFw0wMDAxMDEwMDAwMDBaGA8yMTAwMDEwMTAwMDAwMFowFjEU
+MBIGA1UEAwwLaW1hZ2VzLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASP
+qS1mFbtXmTqfae5q/yPbiPCO4q+NWksC20U4MQGaDrgFXeYOEMJ3xbOsa2cJU5B3
+6Iv+AddQn/89PwDOjBCao3oweDAJBgNVHRMEAjAAMBYGA1UdEQQPMA2CC2ltYWdl
+cy50ZXN0MBMGA1UdJQQMMAoGCCsGAQUFBwMBMB0GA1UdDgQWBBS+i4vtYgrvoI1p
+M8+V70GryP56EDAfBgNVHSMEGDAWgBQBdKVAERTm8OPTDqXmhusgNyie4jAKBggq
+hkjOPQQDAgNJADBGAiEAnrWU3xJlKXYdcI20tf/ZTY9jHdeL0UiRyx20nQ1X8moC
+IQC3PWfCgAVKbWgORMvc2QI3TzerQFyaG/OFZ5ek1IoSyg==
+-----END CERTIFICATE-----
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgscqVYlgS4S/dDjYU
+4/0q+oULko6qrSPSXPbG5i46EeahRANCAASPqS1mFbtXmTqfae5q/yPbiPCO4q+N
+WksC20U4MQGaDrgFXeYOEMJ3xbOsa2cJU5B36Iv+AddQn/89PwDOjBCa
+-----END PRIVATE KEY-----
+"""
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, list[str]]]:
+    pem = tmp_path_factory.mktemp("tls") / "server.pem"
+    pem.write_text(TEST_SERVER_PEM)
+    names: list[str] = []
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pem)
+    ctx.sni_callback = lambda sock, name, _ctx: names.append(name or "")  # type: ignore[assignment,func-returns-value]
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], names
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _trust_test_ca() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cadata=TEST_CA_PEM)
+    return ctx
+
+
+def _to_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+def test_https_connects_to_the_checked_ip_and_verifies_the_name(
+    server: str, tls_server: tuple[int, list[str]], no_remote_connections: list[object]
+) -> None:
+    port, sni_names = tls_server
+    data = fetch_url(f"https://images.test:{port}/ok.png", LOOP, resolver=_to_loopback, tls_context=_trust_test_ca())
+    assert data == PNG
+    assert sni_names[-1] == "images.test"  # TLS spoke the name while the socket went to 127.0.0.1
+
+
+def test_https_certificate_for_another_name_is_refused(server: str, tls_server: tuple[int, list[str]]) -> None:
+    port, _ = tls_server
+    with pytest.raises(InvalidMediaError, match="could not fetch .*CERTIFICATE_VERIFY_FAILED"):
+        fetch_url(f"https://other.test:{port}/ok.png", LOOP, resolver=_to_loopback, tls_context=_trust_test_ca())
+    with pytest.raises(InvalidMediaError, match="CERTIFICATE_VERIFY_FAILED"):  # untrusted CA with the default trust store
+        fetch_url(f"https://images.test:{port}/ok.png", LOOP, resolver=_to_loopback)
+
+
+# ---------------------------------------------------------------- a whole request
+def test_load_request_images_names_the_failing_field() -> None:
+    from evaluator.schema import parse_request
+
+    good = data_uri(PNG)
+    req = parse_request(
+        {
+            "generated_image_url": good,
+            "task_type": "headshot",
+            "reference_images": [{"url": good}, {"url": data_uri(encode(noise(), "GIF"), "image/gif")}],
+        }
+    )
+    with pytest.raises(InvalidMediaError) as err:
+        load_request_images(req)
+    assert err.value.field == "reference_images[1].url"
+    assert err.value.detail == "reference_images[1].url: GIF is not supported; use JPEG, PNG or WebP"
+    ok = parse_request({"generated_image_url": good, "task_type": "t", "reference_images": [{"url": good, "kind": "garment"}]})
+    generated, refs = load_request_images(ok)
+    assert refs[0] is generated  # the same string is decoded once

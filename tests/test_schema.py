@@ -211,6 +211,8 @@ def test_embed_selects_nested_blocks() -> None:
     only = ev.to_api(embed={"judges"})
     assert only["judges"] == everything["judges"] and only["action"] is None and only["gate_failures"] is None
     assert ev.to_api(embed=["action", " gate_failures"])["action"] == everything["action"]
+    from_query = ev.to_api(embed="judges,action")
+    assert from_query["judges"] == everything["judges"] and from_query["gate_failures"] is None
     with pytest.raises(ValueError, match="embed"):
         ev.to_api(embed=["judgez"])
 

@@ -1,0 +1,217 @@
+"""reference_similarity on coloured shapes with the project's tiny CLIP.
+
+The tiny OpenCLIP (``tests/assets/tiny_shapes_clip``, trained by
+``scripts/train_tiny_clip.py``) is loaded through the real ``local-dir:`` path. Until
+that checkpoint exists in a checkout, a deterministic stand-in with the same interface
+is used instead (it classifies colour and shape from the pixels and embeds the class),
+so the judge's logic is still tested; the stand-in is never used once the real model
+is there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from judges.features import FeatureCache
+from judges.reference_similarity import DEFAULT_THRESHOLDS, ReferenceSimilarityJudge
+from judges.types import Directives, JudgeItem, Reference
+from models.errors import ModelUnavailableError
+from models.provider import ModelSet
+from models.registry import ModelRegistry
+from models.settings import ModelSettings
+from tests.support import shapes
+
+TINY_CLIP = Path(__file__).parent / "assets" / "tiny_shapes_clip"
+SOURCE = "local-dir:tests/assets/tiny_shapes_clip"
+HAVE_TINY = (TINY_CLIP / "open_clip_config.json").is_file()
+
+# Thresholds for the tiny shapes CLIP (and the stand-in): same class vs anything else.
+TINY_PROFILE = {"tiny_shapes_clip": {"default": 0.7, "object": 0.7, "garment": 0.7, "background": 0.7, "text": 0.5}}
+
+
+class _StandInEmbedder:
+    """Stand-in for the tiny CLIP while its checkpoint is missing: colour and shape are
+    read from the pixels (nearest palette colour; convexity and circle fill) and the
+    embedding is the normalised sum of the two one-hots, so same class -> 1.0, one
+    attribute shared -> 0.5, none -> 0.0. Texts "a red circle" map to the same space."""
+
+    key = "standin:tiny_shapes_clip"
+    embed_dim = len(shapes.COLORS) + len(shapes.SHAPES)
+    context_length = 77
+    logit_scale = 100.0
+
+    def _vec(self, color: str, shape: str) -> np.ndarray:
+        v = np.zeros(self.embed_dim, dtype=np.float32)
+        v[list(shapes.COLORS).index(color)] = 1.0
+        v[len(shapes.COLORS) + shapes.SHAPES.index(shape)] = 1.0
+        return v / np.linalg.norm(v)
+
+    def classify(self, image: Image.Image) -> tuple[str, str]:
+        arr = np.asarray(image.convert("RGB"), dtype=np.float64)
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        mask = np.linalg.norm(arr - np.median(border, axis=0), axis=-1) > 60
+        fg = arr[mask].mean(axis=0)
+        color = min(shapes.COLORS, key=lambda c: np.linalg.norm(fg - np.array(shapes.COLORS[c])))
+        return color, _shape_of(mask)
+
+    def encode_images(self, images):  # type: ignore[no-untyped-def]
+        return np.stack([self._vec(*self.classify(im)) for im in images])
+
+    def encode_texts(self, texts):  # type: ignore[no-untyped-def]
+        rows = []
+        for t in texts:
+            words = t.lower().replace(".", " ").split()
+            color = next(w for w in words if w in shapes.COLORS)
+            shape = next(w for w in words if w in shapes.SHAPES)
+            rows.append(self._vec(color, shape))
+        return np.stack(rows)
+
+
+def _shape_of(mask: np.ndarray) -> str:
+    """Cross: not convex (solidity ~0.6). Else by how much of the circle through the
+    farthest pixel the shape fills: circle ~1.0, square ~0.64, triangle ~0.41."""
+    from skimage.measure import label, regionprops
+
+    region = max(regionprops(label(mask)), key=lambda r: r.area)
+    if region.solidity < 0.8:
+        return "cross"
+    cy, cx = region.centroid
+    coords = region.coords
+    r_max = np.sqrt(((coords[:, 0] - cy) ** 2 + (coords[:, 1] - cx) ** 2).max()) + 0.5
+    fill = region.area / (np.pi * r_max**2)
+    return "circle" if fill > 0.82 else "square" if fill > 0.52 else "triangle"
+
+
+@pytest.fixture(scope="module")
+def model_set() -> ModelSet:
+    registry = ModelRegistry()
+    settings = ModelSettings(clip=SOURCE)
+    if not HAVE_TINY:
+        ms = ModelSet(settings, registry=registry)
+        registry.get("image_text", SOURCE, _StandInEmbedder, device=ms.settings.device, dtype=ms.dtype)
+        return ms
+    return ModelSet(settings, registry=registry)
+
+
+@pytest.fixture(scope="module")
+def judge(model_set: ModelSet) -> ReferenceSimilarityJudge:
+    j = ReferenceSimilarityJudge({"model_profiles": TINY_PROFILE}, model_set=model_set)
+    j.warmup()
+    return j
+
+
+def _key(img: Image.Image) -> str:
+    return hashlib.sha256(img.tobytes() + str(img.size).encode()).hexdigest()
+
+
+def _render(color: str, shape: str, seed: int) -> Image.Image:
+    return shapes.render(color, shape, np.random.default_rng(seed), size=64)
+
+
+def _item(img: Image.Image, refs: list[Reference], cache: FeatureCache | None = None, **kw) -> JudgeItem:  # type: ignore[no-untyped-def]
+    return JudgeItem(item_id=_key(img)[:8], image=img, image_key=_key(img), references=refs,
+                     features=cache if cache is not None else FeatureCache(), **kw)
+
+
+def _ref(color: str, shape: str, seed: int, kind: str = "object", description: str | None = None) -> Reference:
+    img = _render(color, shape, seed)
+    return Reference(kind, img, description=description, key=_key(img))
+
+
+CASES = [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("orange", "cross")]
+
+
+def test_backend_in_use_is_reported(judge: ReferenceSimilarityJudge) -> None:
+    key = judge._embedder().key
+    assert ("tiny_shapes_clip" in key) and (HAVE_TINY == (not key.startswith("standin")))
+
+
+@pytest.mark.parametrize("color,shape", CASES)
+def test_same_shape_same_colour_passes(judge: ReferenceSimilarityJudge, color: str, shape: str) -> None:
+    item = _item(_render(color, shape, 1), [_ref(color, shape, 2, description=f"a {color} {shape}")])
+    (r,) = judge.judge([item])
+    assert r.passed, r.reasoning
+    assert r.sub_point_results["reference_1_object"]["passed"]
+    assert r.sub_point_results["reference_1_description"]["passed"]
+    assert r.score is not None and r.score >= r.threshold
+
+
+@pytest.mark.parametrize("color,shape", CASES)
+def test_different_shape_or_colour_fails(judge: ReferenceSimilarityJudge, color: str, shape: str) -> None:
+    other_shape = shapes.SHAPES[(shapes.SHAPES.index(shape) + 2) % 4]
+    other_color = "purple" if color != "purple" else "yellow"
+    cache = FeatureCache()
+    img = _render(color, shape, 3)
+    items = [
+        _item(img, [_ref(color, other_shape, 4, kind="garment")], cache),
+        _item(img, [_ref(other_color, shape, 5, kind="product")], cache),
+    ]
+    for r in judge.judge(items):
+        assert not r.passed, r.reasoning
+        assert {i.subcategory for i in r.issues} == {"reference_mismatch"}
+        assert r.confidence > 0.5
+
+
+def test_description_mismatch_fails(judge: ReferenceSimilarityJudge) -> None:
+    item = _item(_render("red", "circle", 6), [_ref("red", "circle", 7, description="a blue square")])
+    (r,) = judge.judge([item])
+    assert not r.passed
+    assert [i.subcategory for i in r.issues] == ["description_mismatch"]
+    assert r.issues[0].target == "a blue square"
+
+
+def test_every_reference_must_match_unless_ignored(judge: ReferenceSimilarityJudge) -> None:
+    img = _render("yellow", "square", 8)
+    refs = [_ref("yellow", "square", 9, kind="object"), _ref("green", "cross", 10, kind="background")]
+    (r,) = judge.judge([_item(img, refs)])
+    assert not r.passed and "background reference 2" in r.reasoning
+    (ok,) = judge.judge([_item(img, refs, directives=Directives(ignore={"background"}))])
+    assert ok.passed and any("ignored by the rubric" in e for e in ok.evidence)
+
+
+def test_applies_only_with_non_identity_references(judge: ReferenceSimilarityJudge) -> None:
+    img = _render("red", "circle", 11)
+    assert not judge.applies(_item(img, []))
+    assert not judge.applies(_item(img, [Reference("identity", img)]))
+    assert judge.applies(_item(img, [Reference("style", img)]))
+
+
+def test_batch_equals_singles_and_each_image_embeds_once(
+    judge: ReferenceSimilarityJudge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emb = judge._embedder()
+    seen: list[int] = []
+    real = emb.encode_images
+    monkeypatch.setattr(emb, "encode_images", lambda ims: seen.append(len(ims)) or real(ims))
+    shared_ref = _ref("blue", "square", 12)
+    cache = FeatureCache()
+    items = [_item(_render(c, s, 20 + n), [shared_ref], cache) for n, (c, s) in enumerate(CASES)]
+    batch = judge.judge(items)
+    assert seen == [5]  # 4 generated images + the shared reference, in one call
+    judge.judge(items)
+    assert seen == [5]  # second judge call: everything from the cache
+    singles = [judge.judge([_item(it.image, [shared_ref])])[0] for it in items]
+    assert [(r.passed, r.score) for r in batch] == [(r.passed, r.score) for r in singles]
+    assert [r.passed for r in batch] == [False, True, False, False]
+    assert judge.judge([]) == []
+
+
+def test_default_thresholds_are_per_kind_and_profiles_override(judge: ReferenceSimilarityJudge) -> None:
+    plain = ReferenceSimilarityJudge()
+    thr, text, name = plain.profile("open_clip:ViT-B-32:openai|cpu|float32")
+    assert thr == DEFAULT_THRESHOLDS and "default profile" in name
+    assert thr["product"] > thr["style"]  # identity of an item vs a shared look
+    thr2, text2, name2 = judge.profile(judge._embedder().key)
+    assert thr2["object"] == 0.7 and text2 == 0.5 and "tiny_shapes_clip" in name2
+
+
+def test_missing_clip_fails_fast_with_a_clear_error() -> None:
+    j = ReferenceSimilarityJudge(model_set=ModelSet(ModelSettings(clip="local-dir:/nonexistent/clip"),
+                                                     registry=ModelRegistry()))
+    with pytest.raises(ModelUnavailableError, match="nonexistent"):
+        j.warmup()

@@ -1,0 +1,166 @@
+"""Server parts without a server: webhook signing/verification, settings, store invariants."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+
+import pytest
+
+from evaluator.server_config import ServerSettings, org_uuid, parse_tokens
+from evaluator.store import IdempotencyConflict, IdempotencyInProgress, QueueFull, Store, decode_cursor, encode_cursor
+from evaluator.webhooks import WebhookVerificationError, backoff_s, sign, signed_headers, verify
+
+# The published Standard Webhooks test vector (also in Svix's docs and libraries).
+VEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+VEC_TS = 1614265330
+VEC_BODY = b'{"test": 2432232314}'
+VEC_SIG = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_sign_reproduces_the_standard_webhooks_vector() -> None:
+    assert sign(VEC_SECRET, VEC_ID, VEC_TS, VEC_BODY) == VEC_SIG
+
+
+def test_verify_accepts_the_vector_and_any_of_several_signatures() -> None:
+    headers = {"Webhook-Id": VEC_ID, "Webhook-Timestamp": str(VEC_TS), "Webhook-Signature": "v1,bm9wZQ== " + VEC_SIG}
+    assert verify(VEC_BODY, headers, VEC_SECRET, now=VEC_TS + 10) == {"test": 2432232314}
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b, h: (b.replace(b"2432232314", b"2432232315"), h), "no matching signature"),
+        (lambda b, h: (b, {**h, "webhook-id": "msg_other"}), "no matching signature"),
+        (lambda b, h: (b, {**h, "webhook-signature": "v2," + h["webhook-signature"][3:]}), "no matching signature"),
+        (lambda b, h: (b, {k: v for k, v in h.items() if k != "webhook-timestamp"}), "missing"),
+        (lambda b, h: (b, {**h, "webhook-timestamp": "soon"}), "not an integer"),
+    ],
+)
+def test_verify_rejects_tampering(mutate, message) -> None:  # type: ignore[no-untyped-def]
+    headers = {"webhook-id": VEC_ID, "webhook-timestamp": str(VEC_TS), "webhook-signature": VEC_SIG}
+    body, headers = mutate(VEC_BODY, headers)
+    with pytest.raises(WebhookVerificationError, match=message):
+        verify(body, headers, VEC_SECRET, now=VEC_TS)
+
+
+def test_verify_rejects_stale_and_future_timestamps_and_wrong_secret() -> None:
+    body = b'{"a":1}'
+    h = signed_headers(VEC_SECRET, "msg_1", body, timestamp=1_000_000)
+    assert verify(body, h, VEC_SECRET, now=1_000_000 + 299) == {"a": 1}
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verify(body, h, VEC_SECRET, now=1_000_000 + 301)
+    with pytest.raises(WebhookVerificationError, match="too new"):
+        verify(body, h, VEC_SECRET, now=1_000_000 - 301)
+    other = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
+    with pytest.raises(WebhookVerificationError):
+        verify(body, h, other, now=1_000_000)
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    rng = random.Random(0)
+    for attempt in range(1, 12):
+        full = min(60.0, 1.0 * 2 ** (attempt - 1))
+        for _ in range(20):
+            d = backoff_s(attempt, 1.0, 60.0, rng)
+            assert full / 2 <= d <= full
+
+
+def test_settings_validate_prices_secret_tokens() -> None:
+    s = ServerSettings.load({"prices": {"standard": "0.012"}}, env={"IMAGEJURY_TOKENS": "tok-one-1111=acme , tok-two-2222=beta"})
+    assert s.prices == {"standard": "0.012", "quick": "0"}
+    assert s.org_for_token()["tok-one-1111"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:acme"))
+    for bad in ({"prices": {"standard": "-1"}}, {"prices": {"standard": "1.2.3"}}, {"prices": {"gold": "1"}},
+                {"webhook_secret": "nope"}, {"webhook_secret": "whsec_!!"}, {"tokens": {"short": "x"}},
+                {"batch_size": 0}, {"unknown_key": 1}):
+        with pytest.raises(ValueError):
+            ServerSettings.load(bad, env={})
+    with pytest.raises(ValueError, match="TOKEN=ORG"):
+        parse_tokens("justatoken")
+    assert org_uuid("3c90c3cc-0d44-4b50-8888-8dd25736052a") == "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert decode_cursor(encode_cursor(12345)) == 12345
+    for bad in ("", "!!!", "czEyYQ", encode_cursor(1) + "x" * 30):
+        with pytest.raises(ValueError):
+            decode_cursor(bad)
+
+
+def _admit(store: Store, n: int = 1, depth: int = 100, **kw) -> list[str]:  # type: ignore[no-untyped-def]
+    ids = []
+    for _ in range(n):
+        eid = str(uuid.uuid4())
+        store.admit(evaluation_id=eid, org_id="o", request_json="{}", result_json="{}", job_class="standard",
+                    client_ref=None, run_id=None, cost="0", job_timeout_s=60, max_queue_depth=depth, **kw)
+        ids.append(eid)
+    return ids
+
+
+def test_concurrent_claims_never_hand_one_job_to_two_workers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "s.db", synchronous="NORMAL")
+    ids = _admit(store, 60)
+    got: dict[str, list[str]] = {}
+
+    def claimer(name: str) -> None:
+        mine: list[str] = []
+        while True:
+            batch = store.claim(name, 4, lease_s=30)
+            if not batch:
+                break
+            mine += [c.id for c in batch]
+        got[name] = mine
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [i for ids_ in got.values() for i in ids_]
+    assert sorted(claimed) == sorted(ids)  # each exactly once
+    assert store.status_counts() == {"running": 60}
+
+
+def test_expired_lease_goes_back_and_only_the_holder_may_finish(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "s.db", synchronous="NORMAL")
+    (eid,) = _admit(store)
+    (job,) = store.claim("dead", 1, lease_s=0.05)
+    time.sleep(0.1)
+    (again,) = store.claim("alive", 1, lease_s=30)
+    assert again.id == eid and again.claims == 2
+    assert not store.finish("dead", eid, status="completed", failure_code=None, result_json="{}", outbox=None)
+    assert store.finish("alive", eid, status="completed", failure_code=None, result_json="{}",
+                        outbox=("msg_1", "evaluation.completed", "https://example.com/h", "{}"))
+    assert not store.finish("alive", eid, status="completed", failure_code=None, result_json="{}", outbox=None)
+    row = store.get_any(eid)
+    assert row["completions"] == 1 and row["status"] == "completed"
+    assert [r["id"] for r in store.outbox_rows(eid)] == ["msg_1"]
+
+
+def test_queue_depth_and_idempotency_states(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "s.db", synchronous="NORMAL")
+    _admit(store, 3, depth=3)
+    with pytest.raises(QueueFull):
+        _admit(store, 1, depth=3)
+    assert store.reserve_key("o", "k", "h1", ttl_s=100, stale_s=100).new
+    with pytest.raises(IdempotencyInProgress):
+        store.reserve_key("o", "k", "h1", ttl_s=100, stale_s=100)
+    with pytest.raises(IdempotencyConflict):
+        store.reserve_key("o", "k", "h2", ttl_s=100, stale_s=100)
+    assert store.reserve_key("other-org", "k", "h2", ttl_s=100, stale_s=100).new  # keys are per org
+    (eid,) = _admit(store, 1, depth=100, idempotency_key="k")
+    replay = store.reserve_key("o", "k", "h1", ttl_s=100, stale_s=100)
+    assert not replay.new and replay.evaluation_id == eid
+    time.sleep(0.02)
+    assert store.reserve_key("o", "k", "h2", ttl_s=0.01, stale_s=100).new  # expired keys are forgotten
+
+
+def test_webhook_payload_is_json_with_type_and_data() -> None:
+    from evaluator.webhooks import event_payload
+
+    body = json.loads(event_payload("evaluation.completed", {"id": "x"}, "2026-01-01T00:00:00Z"))
+    assert body == {"type": "evaluation.completed", "timestamp": "2026-01-01T00:00:00Z", "data": {"id": "x"}}

@@ -1,0 +1,186 @@
+"""technical_signals and technical_quality on real photos and their distortions."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from PIL import Image
+
+import models.quality.signals as signals_mod
+from judges.features import FeatureCache
+from judges.technical_quality import TechnicalQualityJudge
+from judges.technical_signals import TechnicalSignalsJudge, parse_aspect_ratio, requested_size
+from judges.types import Directives, JudgeItem
+from models.provider import ModelSet
+from models.registry import ModelRegistry
+from models.settings import ModelSettings
+from tests.support import photos
+
+
+def _item(img: Image.Image, item_id: str = "x", cache: FeatureCache | None = None, **kw) -> JudgeItem:  # type: ignore[no-untyped-def]
+    key = hashlib.sha256(img.tobytes() + str(img.size).encode()).hexdigest()
+    return JudgeItem(item_id=item_id, image=img, image_key=key, features=cache if cache is not None else FeatureCache(), **kw)
+
+
+@pytest.fixture(scope="module")
+def model_set() -> ModelSet:
+    # CLIP source that cannot exist: CLIP-IQA must be skipped (and said so), never fatal
+    return ModelSet(ModelSettings(clip="local-dir:/nonexistent/clip"), registry=ModelRegistry())
+
+
+@pytest.fixture(scope="module")
+def quality(model_set: ModelSet) -> TechnicalQualityJudge:
+    judge = TechnicalQualityJudge(model_set=model_set)
+    judge.warmup()
+    return judge
+
+
+@pytest.fixture(scope="module")
+def signals_judge() -> TechnicalSignalsJudge:
+    return TechnicalSignalsJudge()
+
+
+def _subcats(result) -> set[str]:  # type: ignore[no-untyped-def]
+    return {i.subcategory for i in result.issues}
+
+
+# -- technical_quality -----------------------------------------------------------------
+def test_quality_originals_pass(quality: TechnicalQualityJudge) -> None:
+    cache = FeatureCache()
+    items = [_item(photos.photo(n), n, cache) for n in photos.PHOTO_NAMES]
+    for item, r in zip(items, quality.judge(items)):
+        assert r.passed, f"{item.item_id}: {r.reasoning}"
+        assert not r.issues and r.confidence > 0.5
+        for key in ("brisque", "niqe", "piqe", "sharpness", "noise", "blockiness"):
+            sub = r.sub_point_results[key]
+            assert set(sub) >= {"text", "passed", "score", "threshold"} and sub["passed"]
+        assert "CLIP-IQA skipped" in " ".join(r.evidence)
+
+
+@pytest.mark.parametrize(
+    "kind,make,expected",
+    [
+        ("blur", lambda im: photos.blur(im, 4.0), "blur"),
+        ("noise", lambda im: photos.noise(im, 30.0), "noise"),
+        ("jpeg", lambda im: photos.jpeg(im, 8), "compression"),
+        ("exposure", lambda im: photos.exposure(im, 3.0), "exposure"),
+    ],
+)
+def test_quality_distortions_fail_with_the_right_subcategory(quality: TechnicalQualityJudge, kind, make, expected) -> None:  # type: ignore[no-untyped-def]
+    names = photos.PHOTO_NAMES if kind != "exposure" else ("astronaut", "coffee", "chelsea")  # rocket is a dark scene
+    cache = FeatureCache()
+    items = [_item(make(photos.photo(n)), f"{n}/{kind}", cache) for n in names]
+    for item, r in zip(items, quality.judge(items)):
+        assert not r.passed, f"{item.item_id} passed: {r.reasoning}"
+        assert expected in _subcats(r), f"{item.item_id}: {_subcats(r)} ({r.reasoning})"
+        assert r.confidence > 0.5
+
+
+def test_quality_small_image_is_low_resolution(quality: TechnicalQualityJudge) -> None:
+    small = photos.photo("astronaut").resize((160, 160), Image.Resampling.LANCZOS)
+    (r,) = quality.judge([_item(small)])
+    assert not r.passed and "low_resolution" in _subcats(r)
+    assert r.sub_point_results["niqe"]["score"] is None  # too small for 96 px patches: not measured
+
+
+def test_quality_uses_original_size_for_resolution(quality: TechnicalQualityJudge) -> None:
+    small = photos.photo("astronaut").resize((200, 200), Image.Resampling.LANCZOS)
+    (r,) = quality.judge([_item(small, original_size=(2000, 2000))])
+    assert "low_resolution" not in _subcats(r)
+
+
+def test_quality_respects_ignore_directive(quality: TechnicalQualityJudge) -> None:
+    noisy = photos.noise(photos.photo("coffee"), 30.0)
+    (r,) = quality.judge([_item(noisy, directives=Directives(ignore={"grain"}))])
+    assert r.passed, r.reasoning
+    assert r.sub_point_results["noise"].get("ignored")
+
+
+def test_quality_scores_each_image_once_across_judges(
+    quality: TechnicalQualityJudge, signals_judge: TechnicalSignalsJudge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real = signals_mod.measure
+    monkeypatch.setattr(signals_mod, "measure", lambda im, *a, **k: calls.append(1) or real(im, *a, **k))
+    cache = FeatureCache()
+    items = [_item(photos.photo(n), n, cache) for n in ("astronaut", "coffee")]
+    signals_judge.judge(items)
+    quality.judge(items)
+    quality.judge(items)
+    assert len(calls) == 2  # one signal pass per image, shared by both judges
+    scored = {k[0:2] for k in cache._store}  # (feature, scorer) pairs in the shared cache
+    assert {("quality", "brisque"), ("quality", "niqe"), ("quality", "piqe"), ("quality", "signals")} <= scored
+
+
+def test_quality_batch_equals_singles_and_empty(quality: TechnicalQualityJudge) -> None:
+    imgs = [photos.photo("chelsea"), photos.blur(photos.photo("rocket"), 3.0)]
+    batch = quality.judge([_item(im, str(i)) for i, im in enumerate(imgs)])
+    singles = [quality.judge([_item(im, str(i))])[0] for i, im in enumerate(imgs)]
+    assert [(r.passed, r.confidence, r.score) for r in batch] == [(r.passed, r.confidence, r.score) for r in singles]
+    assert quality.judge([]) == []
+
+
+# -- technical_signals -----------------------------------------------------------------
+def test_signals_originals_pass(signals_judge: TechnicalSignalsJudge) -> None:
+    items = [_item(photos.photo(n), n) for n in photos.PHOTO_NAMES]
+    for item, r in zip(items, signals_judge.judge(items)):
+        assert r.passed, f"{item.item_id}: {r.reasoning}"
+
+
+def test_signals_blank_image_fails_blank(signals_judge: TechnicalSignalsJudge) -> None:
+    for colour in ((255, 255, 255), (40, 90, 160)):
+        (r,) = signals_judge.judge([_item(Image.new("RGB", (512, 512), colour))])
+        assert not r.passed and "blank" in _subcats(r)
+        assert "blur" not in _subcats(r)  # no edges at all is "blank", not "blurred"
+
+
+def test_signals_wrong_aspect_ratio_fails(signals_judge: TechnicalSignalsJudge) -> None:
+    img = photos.photo("astronaut")  # 512×512
+    (bad,) = signals_judge.judge([_item(img, attributes={"aspect_ratio": "16:9"})])
+    assert not bad.passed and _subcats(bad) == {"aspect_ratio"}
+    (good,) = signals_judge.judge([_item(img, attributes={"aspect_ratio": "1:1"})])
+    assert good.passed
+    (bad2,) = signals_judge.judge([_item(photos.photo("coffee"), attributes={"aspect_ratio": 1.0})])  # 600×400
+    assert "aspect_ratio" in _subcats(bad2)
+
+
+def test_signals_small_image_vs_width_fails_low_resolution(signals_judge: TechnicalSignalsJudge) -> None:
+    img = photos.photo("astronaut")
+    (r,) = signals_judge.judge([_item(img, attributes={"width": 1024, "height": "1024px"})])
+    assert not r.passed and "low_resolution" in _subcats(r)
+    # the original size counts, not the decoded (possibly reduced) one
+    (ok,) = signals_judge.judge([_item(img, attributes={"width": 1024}, original_size=(1024, 1024))])
+    assert ok.passed, ok.reasoning
+
+
+def test_signals_blurred_fails_blur(signals_judge: TechnicalSignalsJudge) -> None:
+    for name in photos.PHOTO_NAMES:
+        (r,) = signals_judge.judge([_item(photos.blur(photos.photo(name), 4.0))])
+        assert not r.passed and "blur" in _subcats(r), f"{name}: {r.reasoning}"
+
+
+def test_signals_noise_is_not_mistaken_for_sharpness(signals_judge: TechnicalSignalsJudge) -> None:
+    """Noise raises the raw variance of Laplacian; the noise correction keeps blur visible."""
+    blurred_noisy = photos.noise(photos.blur(photos.photo("coffee"), 4.0), 2.0)
+    (r,) = signals_judge.judge([_item(blurred_noisy)])
+    assert "blur" in _subcats(r), r.reasoning
+
+
+def test_signals_bad_attribute_is_reported_not_raised(signals_judge: TechnicalSignalsJudge) -> None:
+    (r,) = signals_judge.judge([_item(photos.photo("astronaut"), attributes={"aspect_ratio": "wide"})])
+    assert r.passed and any("aspect_ratio attribute not understood" in e for e in r.evidence)
+
+
+def test_parse_helpers() -> None:
+    assert parse_aspect_ratio("16:9") == pytest.approx(16 / 9)
+    assert parse_aspect_ratio("4/3") == pytest.approx(4 / 3)
+    assert parse_aspect_ratio(1.78) == 1.78
+    assert parse_aspect_ratio("2.35") == 2.35
+    for bad in ("wide", "0:1", True, "100:1"):
+        with pytest.raises(ValueError):
+            parse_aspect_ratio(bad)
+    assert requested_size({"resolution": "1024x768"}) == (1024, 768)
+    assert requested_size({"width": "512", "size": "1024x768"}) == (512, 768)
+    with pytest.raises(ValueError):
+        requested_size({"width": "-3"})
