@@ -70,8 +70,14 @@ class ModelSet:
         if backend == "dlib":
             from models.face_dlib import load_dlib
 
+            # [models.extra.dlib] in the config: cnn, landmarks68, upsample, max_side
+            options = dict(self.settings.extra.get("dlib", {}))
             return self.registry.get(
-                "face", "dlib", lambda: load_dlib(device=self.settings.device), device=self.settings.device
+                "face",
+                "dlib",
+                lambda: load_dlib(device=self.settings.device, **options),
+                weights=str(sorted(options.items())),
+                device=self.settings.device,
             )
         if backend == "insightface":
             from models.face_insightface import load_insightface
