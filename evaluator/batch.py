@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -191,12 +192,37 @@ def judge_prepared(evaluator: Evaluator, prepared: list[PreparedItem]) -> list[A
 
 
 # ---------------------------------------------------------------- results file
+class OutputBusyError(RuntimeError):
+    """Another batch is writing to the same output file right now."""
+
+
+def _lock(path: Path) -> int:
+    """An exclusive, non-blocking advisory lock (POSIX flock); held until the fd closes.
+
+    Two runs appending to one output would interleave and duplicate rows; the second
+    is refused instead. Where flock does not exist (Windows) there is no lock.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputBusyError(f"another imagejury batch is writing to {path.with_suffix('')} (lock {path}); "
+                              "wait for it to finish or choose another output") from None
+    return fd
+
+
 class ResultsFile:
     """The JSONL output: scanned for finished ids, appended one batch per write."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._fd: int | None = None
+        self._lock_fd: int | None = None
 
     def repair_tail(self) -> int:
         """Cut a torn last line (a kill during a write); returns the bytes removed."""
@@ -271,12 +297,18 @@ class ResultsFile:
             dst.flush()
             os.fsync(dst.fileno())
         os.replace(tmp, self.path)
+        if self._fd is not None:  # appends must go to the new file, not the replaced one
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if dropped:
             log.warning("removed %d failed records from %s to retry them", dropped, self.path)
         return dropped
 
     def open(self) -> "ResultsFile":
+        """Take the output's lock (one writer at a time) and open it for appending."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._lock_fd is None:
+            self._lock_fd = _lock(self.path.with_name(self.path.name + ".lock"))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
 
@@ -296,6 +328,9 @@ class ResultsFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     def __enter__(self) -> "ResultsFile":
         return self.open()
@@ -339,10 +374,22 @@ class LocalBatch:
 
     def run(self, on_batch: Callable[[list[dict[str, Any]]], None] | None = None) -> BatchStats:
         opts = self.options
-        done = self.results.done_ids(retry_failed=opts.retry_failed)
-        self.stats.total = self.manifest.count_rows()
-        seen: set[str] = set()
+        with self.results:  # the lock first: nobody else may repair or append meanwhile
+            done = self.results.done_ids(retry_failed=opts.retry_failed)
+            _count_in_background(self.manifest, self.stats)
+            pool = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="imagejury-decode")
+            try:
+                with BatchProgress(self.stats, enabled=opts.progress) as progress:
+                    self._loop(pool, done, progress, on_batch)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: drop queued decodes
+        return self.stats
+
+    def _loop(self, pool: ThreadPoolExecutor, done: set[str], progress: BatchProgress,
+              on_batch: Callable[[list[dict[str, Any]]], None] | None) -> None:
+        opts = self.options
         window = opts.window()
+        seen: set[str] = set()
 
         def fresh_rows() -> Iterator[ManifestRow]:
             for row in self.manifest.rows():
@@ -358,52 +405,59 @@ class LocalBatch:
                     continue
                 yield row
 
-        with ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="imagejury-decode") as pool, \
-                self.results, BatchProgress(self.stats, enabled=opts.progress) as progress:
-            rows = fresh_rows()
-            pending: deque[_Entry] = deque()
-            decoding = 0
+        rows = fresh_rows()
+        pending: deque[_Entry] = deque()
+        decoding = 0
 
-            def fill() -> None:
-                nonlocal decoding
-                # bounded twice: decoded items, and (for runs of rejected rows) records waiting
-                while decoding < window and len(pending) < 4 * window:
-                    row = next(rows, None)
-                    if row is None:
-                        return
-                    it = intake(row, opts.defaults)
-                    if it.record is not None:
-                        pending.append(_Entry(row, record=it.record))
-                    else:
-                        pending.append(_Entry(row, future=pool.submit(decode, self.evaluator, it)))
-                        decoding += 1
+        def fill() -> None:
+            nonlocal decoding
+            # bounded twice: decoded items, and (for runs of rejected rows) records waiting
+            while decoding < window and len(pending) < 4 * window:
+                row = next(rows, None)
+                if row is None:
+                    return
+                it = intake(row, opts.defaults)
+                if it.record is not None:
+                    pending.append(_Entry(row, record=it.record))
+                else:
+                    pending.append(_Entry(row, future=pool.submit(decode, self.evaluator, it)))
+                    decoding += 1
 
+        fill()
+        while pending:
+            batch: list[_Entry] = []
+            n_items = 0
+            while pending and n_items < opts.batch_size:
+                entry = pending.popleft()
+                batch.append(entry)
+                if entry.future is not None:
+                    n_items += 1
+                    decoding -= 1
+                fill()  # keep decoding ahead while this batch forms and runs
+            prepared = [e.future.result() for e in batch if e.future is not None]
+            evaluations = iter(judge_prepared(self.evaluator, prepared) if prepared else [])
+            records = []
+            for e in batch:
+                if e.record is not None:
+                    records.append(e.record)
+                else:
+                    records.append(evaluation_record(next(evaluations), e.row.row_id))
+            self.results.append(records)
+            self.stats.add_many(records)
+            if on_batch is not None:
+                on_batch(records)
+            progress.update()
             fill()
-            while pending:
-                batch: list[_Entry] = []
-                n_items = 0
-                while pending and n_items < opts.batch_size:
-                    entry = pending.popleft()
-                    batch.append(entry)
-                    if entry.future is not None:
-                        n_items += 1
-                        decoding -= 1
-                    fill()  # keep decoding ahead while this batch forms and runs
-                prepared = [e.future.result() for e in batch if e.future is not None]
-                evaluations = iter(judge_prepared(self.evaluator, prepared) if prepared else [])
-                records = []
-                for e in batch:
-                    if e.record is not None:
-                        records.append(e.record)
-                    else:
-                        records.append(evaluation_record(next(evaluations), e.row.row_id))
-                self.results.append(records)
-                self.stats.add_many(records)
-                if on_batch is not None:
-                    on_batch(records)
-                progress.update()
-                fill()
-        return self.stats
+
+
+def _count_in_background(manifest: Manifest, stats: BatchStats) -> None:
+    """Count the input's rows for the ETA without delaying the first batch (a directory
+    of a million files takes a while to walk)."""
+
+    def work() -> None:
+        stats.total = manifest.count_rows()
+
+    threading.Thread(target=work, name="imagejury-count", daemon=True).start()
 
 
 # ---------------------------------------------------------------- parquet
@@ -476,6 +530,7 @@ __all__ = [
     "Intake",
     "LocalBatch",
     "NAMESPACE",
+    "OutputBusyError",
     "ResultsFile",
     "comparable",
     "decode",

@@ -100,7 +100,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"error: the output {output} is a directory; give a file name", file=sys.stderr)
         return EXIT_INVALID
 
-    from evaluator.batch import BatchOptions, jsonl_to_parquet
+    from evaluator.batch import BatchOptions, OutputBusyError, jsonl_to_parquet
     from evaluator.batch_progress import render_summary
 
     options = BatchOptions(
@@ -116,7 +116,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
         try:
             stats, judge_seconds = run_ray_batch(config, manifest, output, options, address=args.ray_address, actors=args.actors)
-        except (RayBatchError, ManifestError) as exc:
+        except (RayBatchError, ManifestError, OutputBusyError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INVALID
     else:
@@ -133,7 +133,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             return EXIT_SETUP
         try:
             stats = LocalBatch(evaluator, manifest, output, options).run()
-        except ManifestError as exc:
+        except (ManifestError, OutputBusyError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INVALID
         judge_seconds = evaluator.judge_seconds

@@ -186,17 +186,21 @@ def run_ray_batch(
         raise RayBatchError("--engine ray needs Ray Data: pip install 'imagejury[ray]'") from exc
     config = _absolute_sources(config)
     config_json = config.model_dump_json()
-    results = ResultsFile(output)
-    done = results.done_ids(retry_failed=options.retry_failed)
+    results = ResultsFile(output).open()  # the lock first, then the scan (see ResultsFile)
+    try:
+        done = results.done_ids(retry_failed=options.retry_failed)
+    except BaseException:
+        results.close()
+        raise
     stats = BatchStats(total=manifest.count_rows())
     stats.already_done = len(done)
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
-                 runtime_env={"env_vars": env} if env else None)
     judge_seconds: dict[str, float] = {}
     try:
+        if started_here:
+            ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+                     runtime_env={"env_vars": env} if env else None)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         done_ref = ray.put(done)
@@ -224,7 +228,7 @@ def run_ray_batch(
             num_cpus=1,
         )
         written: set[str] = set()
-        with results, BatchProgress(stats, enabled=options.progress) as progress:
+        with BatchProgress(stats, enabled=options.progress) as progress:
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=options.batch_size):
                 records = []
                 for eid, text, secs in zip(batch.column("eid").to_pylist(), batch.column("record").to_pylist(),
@@ -240,6 +244,7 @@ def run_ray_batch(
                 stats.add_many(records)
                 progress.update()
     finally:
+        results.close()
         if started_here:
             ray.shutdown()
     return stats, judge_seconds

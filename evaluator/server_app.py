@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "0.1.0"
 IDEMPOTENCY_KEY_MAX = 255
+_BLOCK = "(judges|action|gate_failures)"
+EMBED_PATTERN = rf"^ *{_BLOCK}? *(, *{_BLOCK}? *)*$"
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 FEEDBACK_REASON_MAX = 4_000
 
@@ -266,7 +268,8 @@ def create_app(
         return principal_from(request, credentials)
 
     # -- service endpoints -------------------------------------------------------------------
-    @app.get("/healthz", tags=["service"], summary="liveness: the process answers and the store opens")
+    @app.get("/healthz", tags=["service"], summary="liveness: the process answers and the store opens",
+             responses={200: {"description": "alive"}, 503: {"description": "the store cannot be read"}})
     def healthz() -> JSONResponse:
         try:
             store.ping()
@@ -274,7 +277,8 @@ def create_app(
             return JSONResponse({"status": "error", "detail": f"store: {exc}"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["service"], summary="readiness: a worker has loaded its models")
+    @app.get("/readyz", tags=["service"], summary="readiness: a worker has loaded its models",
+             responses={200: {"description": "ready"}, 503: {"description": "no ready worker (see problems)"}})
     def readyz() -> JSONResponse:
         body: dict[str, Any] = {"allow_missing_models": config.evaluation.allow_missing_models}
         if worker is not None:
@@ -290,7 +294,7 @@ def create_app(
                 body["detail"] = "no live worker: start `imagejury worker --db ...` against this store"
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=PlainTextResponse)
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -394,9 +398,10 @@ def create_app(
         status: Status | None = Query(None),
         client_ref: str | None = Query(None, max_length=255),
         run_id: uuid.UUID | None = Query(None),
-        cursor: str | None = Query(None, max_length=64, description="next_cursor of the previous page"),
+        cursor: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                                   description="next_cursor of the previous page (opaque)"),
         limit: int = Query(20, ge=1, le=100),
-        embed: str | None = Query(None, description="comma-separated: judges,action,gate_failures (default: all)"),
+        embed: str | None = Query(None, pattern=EMBED_PATTERN, description="comma-separated: judges,action,gate_failures (default: all)"),
     ) -> JSONResponse:
         blocks = _embed(embed)
         before = None
@@ -446,14 +451,16 @@ def create_app(
     def get_evaluation(
         evaluation_id: uuid.UUID,
         who: Principal = Depends(principal),
-        embed: str | None = Query(None, description="comma-separated: judges,action,gate_failures; blocks not named are null (default: all)"),
+        embed: str | None = Query(None, pattern=EMBED_PATTERN,
+                                  description="comma-separated: judges,action,gate_failures; blocks not named are null (default: all)"),
     ) -> JSONResponse:
         blocks = _embed(embed)
         row = _row_or_404(who.org_id, evaluation_id)
         return JSONResponse(row_to_api(row, blocks, _parent(who.org_id, row)))
 
     @app.patch("/v1/evaluations/{evaluation_id}/feedback", tags=["evaluations"], response_model=Evaluation,
-               summary="Record feedback on an evaluation", responses={404: _ERR, 422: _ERR, **_AUTH_ERRORS})
+               summary="Record feedback on an evaluation",
+               responses={400: {**_ERR, "description": "body is not JSON"}, 404: _ERR, 422: _ERR, **_AUTH_ERRORS})
     def feedback(evaluation_id: uuid.UUID, body: FeedbackIn, who: Principal = Depends(principal)) -> JSONResponse:
         if not store.set_feedback(who.org_id, str(evaluation_id), body.is_positive, body.reason):
             raise ApiError(404, f"evaluation {evaluation_id} not found")
@@ -573,6 +580,15 @@ def create_app(
         for name, sub in req.pop("$defs", {}).items():
             comps.setdefault(name, sub)
         comps["EvaluationRequest"] = req
+        # ?embed= leaves the blocks it does not name null: say so in the document
+        props = comps.get("Evaluation", {}).get("properties", {})
+        for block in ("judges", "gate_failures"):
+            if block in props and "anyOf" not in props[block]:
+                orig = props[block]
+                props[block] = {"anyOf": [{k: v for k, v in orig.items() if k not in ("title", "description")},
+                                          {"type": "null"}],
+                                "title": orig.get("title", block),
+                                "description": "null when ?embed= does not name it"}
         for path in schema.get("paths", {}).values():
             for op in path.values():
                 if isinstance(op, dict) and "security" not in op and op.get("tags") != ["service"]:

@@ -204,7 +204,8 @@ class PromptAdherenceJudge(ClipTextJudge):
             )
         margins = [whole.score - t] if parsed.prompt_foils else []
         margins += [c.score - t for _, c, _ in scored]
-        decisive = min(margins) if passed else min(m for m in margins if m < 0) if any(m < 0 for m in margins) else min(margins)
+        # passed: the weakest passing part decides; failed: the clearest failure
+        decisive = min((m for m in margins if m >= 0), default=0.0) if passed else min(margins)
         reasoning = (
             f"Whole prompt {'supported' if whole_passed else 'not supported'} (p={whole.score:.2f}, threshold {t:.2f}); "
             f"{n_ok}/{len(scored)} sub-points found (need {self.config.min_sub_point_fraction:.0%}). "

@@ -120,28 +120,33 @@ def _hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
-def _offline_note() -> str:
-    return "HF_HUB_OFFLINE=1 is set" if ModelSettings.hf_offline() else "the hub was not reachable"
+def _offline_note(allow_download: bool = True) -> str:
+    if ModelSettings.hf_offline():
+        return "HF_HUB_OFFLINE=1 is set"
+    return "the hub was not reachable" if allow_download else "only local files were checked"
 
 
 # -- resolution -----------------------------------------------------------------------
-def resolve(source: str) -> Resolved:
-    """Decide backend and weight location for ``source``; raises ModelUnavailableError fast."""
+def resolve(source: str, allow_download: bool = True) -> Resolved:
+    """Decide backend and weight location for ``source``; raises ModelUnavailableError fast.
+
+    With ``allow_download=False`` nothing touches the network (not even the reachability probe).
+    """
     if not isinstance(source, str) or not source.strip():
         raise ModelError(f"empty or invalid CLIP source {source!r}; see `imagejury models` for the grammar")
     source = source.strip()
     if source.startswith(LOCAL_DIR):
         return _resolve_local_dir(source, source[len(LOCAL_DIR) :])
     if source.startswith(HF_HUB):
-        return _resolve_open_clip_hub(source, source[len(HF_HUB) :])
+        return _resolve_open_clip_hub(source, source[len(HF_HUB) :], allow_download)
     if source.startswith(HF):
-        return _resolve_hf(source, source[len(HF) :])
+        return _resolve_hf(source, source[len(HF) :], allow_download)
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "open_clip_config.json").is_file():
             return _resolve_local_dir(source, str(path))
         if (path / "config.json").is_file():
-            return _resolve_hf(source, str(path))
+            return _resolve_hf(source, str(path), allow_download)
         raise ModelUnavailableError(
             source,
             f"folder {path} (it has neither open_clip_config.json nor config.json)",
@@ -151,7 +156,7 @@ def resolve(source: str) -> Resolved:
         name, rest = source.split(":", 1)
         if _looks_like_path(rest):
             return _resolve_checkpoint(source, name, rest)
-        return _resolve_tag(source, name, rest)
+        return _resolve_tag(source, name, rest, allow_download)
     if "/" in source or source.startswith((".", "~")):
         raise ModelUnavailableError(source, f"the folder {path} (it does not exist)", "check the path")
     raise ModelError(
@@ -200,7 +205,7 @@ def _resolve_local_dir(source: str, folder: str) -> Resolved:
     return Resolved("open_clip", source, str(weights[0]), folder=str(path.resolve()), checkpoint=str(weights[0]))
 
 
-def _resolve_open_clip_hub(source: str, repo: str) -> Resolved:
+def _resolve_open_clip_hub(source: str, repo: str, allow_download: bool) -> Resolved:
     if not repo or repo.count("/") != 1:
         raise ModelError(f"hf-hub source needs ORG/REPO, got '{repo}'")
     config = cached_hub_file(repo, "open_clip_config.json")
@@ -209,11 +214,11 @@ def _resolve_open_clip_hub(source: str, repo: str) -> Resolved:
         folder = str(Path(config).parent)
         return Resolved("open_clip", source, weights, folder=folder, checkpoint=weights)
     looked = f"the Hugging Face cache {hf_hub_cache()} (repo {repo})"
-    if download_allowed(_hub_endpoint()):
+    if allow_download and download_allowed(_hub_endpoint()):
         return Resolved("open_clip", source, f"download from {_hub_endpoint()}/{repo}", hub_id=repo)
     raise ModelUnavailableError(
         source,
-        f"{looked}; {_offline_note()}",
+        f"{looked}; {_offline_note(allow_download)}",
         f"download it once online (open_clip.create_model_and_transforms('hf-hub:{repo}')) and copy the "
         "Hugging Face cache here (set HF_HOME to it), or save the folder and pass local-dir:PATH",
     )
@@ -231,7 +236,7 @@ def _resolve_checkpoint(source: str, name: str, file: str) -> Resolved:
     return Resolved("open_clip", source, str(path.resolve()), arch=arch, checkpoint=str(path.resolve()))
 
 
-def _resolve_tag(source: str, name: str, tag: str) -> Resolved:
+def _resolve_tag(source: str, name: str, tag: str, allow_download: bool) -> Resolved:
     import open_clip
 
     arch = _open_clip_name(name)
@@ -260,7 +265,7 @@ def _resolve_tag(source: str, name: str, tag: str) -> Resolved:
         looked.append(str(target))
         places.append(f"put the checkpoint file ({url}) at {target}")
     host = _hub_endpoint() if hub else url
-    if (hub or url) and download_allowed(host):
+    if allow_download and (hub or url) and download_allowed(host):
         return Resolved("open_clip", source, f"download from {host}", arch=arch, tag=tag, tag_cfg=cfg, hub_id=hub or url)
     how = [
         f"download it once online (python -c \"import open_clip; open_clip.create_model_and_transforms('{arch}', "
@@ -270,10 +275,10 @@ def _resolve_tag(source: str, name: str, tag: str) -> Resolved:
     ]
     if ModelSettings.hf_offline():
         how.append("on a machine with internet, unset HF_HUB_OFFLINE so it is downloaded on first use")
-    raise ModelUnavailableError(source, "; ".join(looked) + f"; {_offline_note()}", "; or ".join(how))
+    raise ModelUnavailableError(source, "; ".join(looked) + f"; {_offline_note(allow_download)}", "; or ".join(how))
 
 
-def _resolve_hf(source: str, ref: str) -> Resolved:
+def _resolve_hf(source: str, ref: str, allow_download: bool) -> Resolved:
     if not ref:
         raise ModelError("hf: source needs a folder or a hub id (hf:openai/clip-vit-base-patch32)")
     path = Path(ref).expanduser()
@@ -291,11 +296,11 @@ def _resolve_hf(source: str, ref: str) -> Resolved:
     if config and weights:
         folder = str(Path(config).parent)
         return Resolved("hf", source, folder, folder=folder)
-    if download_allowed(_hub_endpoint()):
+    if allow_download and download_allowed(_hub_endpoint()):
         return Resolved("hf", source, f"download from {_hub_endpoint()}/{ref}", hub_id=ref)
     raise ModelUnavailableError(
         source,
-        f"the Hugging Face cache {hf_hub_cache()} (repo {ref}); {_offline_note()}",
+        f"the Hugging Face cache {hf_hub_cache()} (repo {ref}); {_offline_note(allow_download)}",
         f"download it once online (CLIPModel.from_pretrained('{ref}')) and copy the cache here (set HF_HOME), "
         f"or {how}",
     )
@@ -308,14 +313,7 @@ def locate_embedder(source: str) -> str:
     Looks only at local files and caches; raises ModelUnavailableError within seconds
     when they are not here (and says so even when a download would be possible).
     """
-    resolved = resolve(source)
-    if resolved.hub_id is not None:
-        raise ModelUnavailableError(
-            source,
-            f"local files and the Hugging Face cache {hf_hub_cache()}",
-            f"not downloaded yet; the first evaluation will {resolved.where}",
-        )
-    return resolved.where
+    return resolve(source, allow_download=False).where
 
 
 def load_embedder(

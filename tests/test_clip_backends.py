@@ -19,6 +19,7 @@ from tests.support.clip_fixtures import (  # noqa: F401
     TINY_CLIP_SOURCE,
     mismatched_hf_clip_dir,
     offline_empty_caches,
+    put_in_hub_cache,
     tiny_clip,
     tiny_hf_clip_dir,
 )
@@ -26,7 +27,8 @@ from tests.support.clip_fixtures import (  # noqa: F401
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 LONG_PROMPT = " ".join(
-    f"{w}{'.' if i % 17 == 16 else ''}" for i, w in enumerate(("a red circle beside a small blue square under " * 50).split())
+    f"{w}{'.' if i % 17 == 16 else ''}"
+    for i, w in enumerate(("a red circle beside a small blue square under " * 56).split()[:500])
 )  # 500 words, with a sentence end every 17 words
 
 
@@ -173,6 +175,60 @@ def test_hub_sources_missing_offline_fail_fast(offline_empty_caches, source):  #
     assert info.value.model == source and "HF_HUB_OFFLINE" in str(info.value)
 
 
+def test_locate_never_touches_the_network_even_when_online(offline_empty_caches, monkeypatch):  # noqa: F811
+    import models.clip_loader as loader
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    def no_network(*a, **k):
+        raise AssertionError("locate_embedder must not probe the network")
+
+    monkeypatch.setattr(loader, "download_allowed", no_network)
+    monkeypatch.setattr(loader.socket, "create_connection", no_network)
+    with pytest.raises(ModelUnavailableError, match="only local files were checked"):
+        locate_embedder("ViT-B-32:openai")
+    with pytest.raises(ModelUnavailableError):
+        locate_embedder("hf:openai/clip-vit-base-patch32")
+
+
+def test_unreachable_hub_fails_fast_when_online(offline_empty_caches, monkeypatch):  # noqa: F811
+    import models.clip_loader as loader
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    def refused(*a, **k):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(loader.socket, "create_connection", refused)
+    with pytest.raises(ModelUnavailableError, match="not reachable"):
+        load_embedder("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+
+
+def test_download_probe_is_skipped_offline(monkeypatch):
+    import models.clip_loader as loader
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(loader.socket, "create_connection", lambda *a, **k: pytest.fail("probed offline"))
+    assert loader.download_allowed("https://huggingface.co") is False
+
+
+def test_open_clip_hub_repo_loads_from_the_cache_offline(offline_empty_caches):  # noqa: F811
+    snapshot = put_in_hub_cache(offline_empty_caches / "hf" / "hub", "imagejury/tiny-shapes-clip", TINY_CLIP_DIR)
+    source = "hf-hub:imagejury/tiny-shapes-clip"
+    assert locate_embedder(source) == str(snapshot / "open_clip_model.safetensors")
+    emb = load_embedder(source)
+    ref = load_embedder(TINY_CLIP_SOURCE)
+    images = _images(2)
+    np.testing.assert_allclose(emb.encode_images(images), ref.encode_images(images), atol=1e-6)
+
+
+def test_hf_hub_id_loads_from_the_cache_offline(offline_empty_caches, tiny_hf_clip_dir):  # noqa: F811
+    snapshot = put_in_hub_cache(offline_empty_caches / "hf" / "hub", "imagejury/tiny-hf-clip", tiny_hf_clip_dir)
+    assert locate_embedder("hf:imagejury/tiny-hf-clip") == str(snapshot)
+    emb = load_embedder("hf:imagejury/tiny-hf-clip")
+    assert emb.encode_texts(["a red circle"]).shape == (1, 24)
+
+
 def test_missing_checkpoint_file(tmp_path):
     missing = tmp_path / "nonexistent.pt"
     with pytest.raises(ModelUnavailableError) as info:
@@ -191,8 +247,11 @@ def test_local_dir_without_weights_or_config(tmp_path):
     (tmp_path / "open_clip_config.json").write_text((TINY_CLIP_DIR / "open_clip_config.json").read_text())
     with pytest.raises(ModelUnavailableError, match="no weights"):
         locate_embedder(f"local-dir:{tmp_path}")
-    with pytest.raises(ModelUnavailableError, match="missing"):
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
         load_embedder(f"local-dir:{tmp_path / 'nowhere'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelUnavailableError, match="open_clip_config.json .missing"):
+        load_embedder(f"local-dir:{tmp_path / 'empty'}")
     with pytest.raises(ModelUnavailableError):
         load_embedder(str(tmp_path / "no_such_folder"))
 

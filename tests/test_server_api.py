@@ -223,7 +223,8 @@ def test_openapi_matches_spec(server: ServerProcess) -> None:
     spec = (SHARED_API / "SPEC.md").read_text()
     table = [line for line in spec.splitlines() if line.startswith("| `")]
     pairs = [tuple(line.split("`")[1].split(" ", 1)) for line in table]
-    assert len(pairs) == 7
+    pairs = [p for p in pairs if p[0] in ("GET", "POST", "PATCH", "PUT", "DELETE")]
+    assert len(pairs) == 7, pairs
     for method, path in pairs:
         templated = path.replace("{id}", "{evaluation_id}")
         assert method.lower() in doc["paths"][templated], (method, path)

@@ -18,9 +18,10 @@ from models.settings import ModelSettings
 from tests.support import photos
 
 
-def _item(img: Image.Image, item_id: str = "x", cache: FeatureCache | None = None, **kw) -> JudgeItem:  # type: ignore[no-untyped-def]
+def _item(img: Image.Image, item_id: str = "x", cache: FeatureCache | None = None, **kw: object) -> JudgeItem:
     key = hashlib.sha256(img.tobytes() + str(img.size).encode()).hexdigest()
-    return JudgeItem(item_id=item_id, image=img, image_key=key, features=cache if cache is not None else FeatureCache(), **kw)
+    cache = cache if cache is not None else FeatureCache()  # an empty cache is falsy (it has __len__)
+    return JudgeItem(item_id=item_id, image=img, image_key=key, features=cache, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,9 @@ def test_quality_originals_pass(quality: TechnicalQualityJudge) -> None:
         ("exposure", lambda im: photos.exposure(im, 3.0), "exposure"),
     ],
 )
-def test_quality_distortions_fail_with_the_right_subcategory(quality: TechnicalQualityJudge, kind, make, expected) -> None:  # type: ignore[no-untyped-def]
+def test_quality_distortions_fail_with_the_right_subcategory(  # type: ignore[no-untyped-def]
+    quality: TechnicalQualityJudge, kind, make, expected
+) -> None:
     names = photos.PHOTO_NAMES if kind != "exposure" else ("astronaut", "coffee", "chelsea")  # rocket is a dark scene
     cache = FeatureCache()
     items = [_item(make(photos.photo(n)), f"{n}/{kind}", cache) for n in names]
@@ -184,3 +187,59 @@ def test_parse_helpers() -> None:
     assert requested_size({"width": "512", "size": "1024x768"}) == (512, 768)
     with pytest.raises(ValueError):
         requested_size({"width": "-3"})
+
+
+# -- CLIP-IQA plumbing -----------------------------------------------------------------
+class _PlumbingEmbedder:
+    """Used only while tests/assets/tiny_shapes_clip is missing: fixed 2-d embeddings."""
+
+    key = "plumbing-fake"
+    embed_dim = 2
+    context_length = 77
+    logit_scale = 100.0
+
+    def __init__(self) -> None:
+        self.image_calls = 0
+
+    def encode_images(self, images):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        self.image_calls += len(images)
+        return np.tile(np.array([[0.8, 0.6]], dtype=np.float32), (len(images), 1))
+
+    def encode_texts(self, texts):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return np.stack([np.array([1.0, 0.0]) if t.startswith("Good") else np.array([0.0, 1.0]) for t in texts])
+
+
+def test_quality_computes_clip_iqa_on_the_shared_clip_features() -> None:
+    from pathlib import Path
+
+    tiny = Path(__file__).parent / "assets" / "tiny_shapes_clip"
+    source = "local-dir:tests/assets/tiny_shapes_clip"
+    registry = ModelRegistry()
+    ms = ModelSet(ModelSettings(clip=source), registry=registry)
+    if not (tiny / "open_clip_config.json").is_file():
+        registry.get("image_text", source, _PlumbingEmbedder, device=ms.settings.device, dtype=ms.dtype)
+    judge = TechnicalQualityJudge(model_set=ms)
+    embedder = ms.embedder()
+    cache = FeatureCache()
+    item = _item(photos.photo("astronaut"), "a", cache)
+    pre = cache.image_embeddings(embedder, [item.image_key], [item.image])  # e.g. another CLIP judge ran first
+    (r,) = judge.judge([item])
+    sub = r.sub_point_results["clip_iqa"]
+    assert 0.0 <= sub["score"] <= 1.0 and sub["votes"] is False and sub["threshold"] == 0.5
+    assert r.passed  # CLIP-IQA does not vote by default
+    assert len([k for k in cache._store if k[0] == "clip_image"]) == 1  # no second forward pass
+    assert pre.shape[0] == 1
+    if isinstance(embedder, _PlumbingEmbedder):
+        assert embedder.image_calls == 1
+        assert sub["score"] == pytest.approx(1 / (1 + 2.718281828 ** (100 * (0.6 - 0.8))), rel=1e-4)
+
+
+def test_quality_tiny_image_does_not_crash(quality: TechnicalQualityJudge) -> None:
+    tiny = photos.photo("astronaut").resize((12, 12))
+    (r,) = quality.judge([_item(tiny)])
+    assert not r.passed and "low_resolution" in _subcats(r)
+    assert r.sub_point_results["brisque"]["score"] is None

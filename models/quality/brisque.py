@@ -151,26 +151,31 @@ class BrisqueScorer:
         return np.asarray(out, dtype=np.float64)
 
     def score(self, images: Sequence[Image.Image]) -> list[QualityScore]:
-        rows, sizes = [], []
-        for image in images:
+        out: list[QualityScore | None] = [None] * len(images)
+        rows, where, sizes = [], [], []
+        for i, image in enumerate(images):
             work = working_copy(image, self.max_side)
             if min(work.size) < MIN_SIDE:
-                raise ValueError(f"BRISQUE needs images at least {MIN_SIDE} px on each side, got {work.size}")
+                # too small to measure: "not measured", not a number
+                out[i] = QualityScore(
+                    self.name, float("nan"), False, self.range,
+                    {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(work.size)}"},
+                )
+                continue
             rows.append(brisque_features(gray255(work)))
+            where.append(i)
             sizes.append(work.size)
-        if not rows:
-            return []
-        raw = self.predict_scaled(self.scale(np.stack(rows)))
-        return [
-            QualityScore(
-                self.name,
-                float(np.clip(v, *self.range)),
-                self.higher_is_better,
-                self.range,
-                {"raw": float(v), "working_size": list(s), "svr": self.backend},
-            )
-            for v, s in zip(raw, sizes)
-        ]
+        if rows:
+            raw = self.predict_scaled(self.scale(np.stack(rows)))
+            for i, v, s in zip(where, raw, sizes):
+                out[i] = QualityScore(
+                    self.name,
+                    float(np.clip(v, *self.range)),
+                    self.higher_is_better,
+                    self.range,
+                    {"raw": float(v), "working_size": list(s), "svr": self.backend},
+                )
+        return out  # type: ignore[return-value]
 
 
 def _load_libsvm(svm_path: Path):  # type: ignore[no-untyped-def]

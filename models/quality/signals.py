@@ -118,15 +118,19 @@ def measure(image: Image.Image, max_side: int | None = DEFAULT_MAX_SIDE) -> Sign
     work = working_copy(to_rgb(image), max_side)
     rgb = np.asarray(work)
     gray = gray255(work)
-    gray512 = gray255(_canonical(work))
-    lv512 = laplacian_variance(gray512)
-    ns512 = noise_sigma(gray512)
+    lv, ns = laplacian_variance(gray), noise_sigma(gray)
+    canonical = _canonical(work)
+    if canonical.size == work.size:  # already at most 512 px: same numbers, measured once
+        lv512, ns512 = lv, ns
+    else:
+        gray512 = gray255(canonical)
+        lv512, ns512 = laplacian_variance(gray512), noise_sigma(gray512)
     dark, bright = clipping(gray)
     return SignalReport(
         working_size=work.size,
-        laplacian_var=laplacian_variance(gray),
+        laplacian_var=lv,
         laplacian_var_512=lv512,
-        noise_sigma=noise_sigma(gray),
+        noise_sigma=ns,
         noise_sigma_512=ns512,
         sharpness=max(0.0, lv512 - _LAPLACIAN_NOISE_GAIN * ns512 * ns512),
         dark_fraction=dark,

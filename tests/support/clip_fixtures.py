@@ -26,6 +26,7 @@ __all__ = [
     "tiny_hf_clip_dir",
     "mismatched_hf_clip_dir",
     "offline_empty_caches",
+    "put_in_hub_cache",
 ]
 
 TINY_CLIP_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny_shapes_clip"
@@ -97,6 +98,21 @@ def build_hf_clip_folder(folder: Path, text_vocab_size: int = 49408, seed: int =
     build_clip_tokenizer().save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def put_in_hub_cache(hub_cache: Path, repo_id: str, folder: Path, commit: str = "0" * 40) -> Path:
+    """Copy ``folder`` into a Hugging Face hub cache as if ``repo_id`` had been downloaded."""
+    import shutil
+
+    repo_dir = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for f in Path(folder).iterdir():
+        if f.is_file():
+            shutil.copy(f, snapshot / f.name)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return snapshot
 
 
 @pytest.fixture(scope="session")

@@ -164,6 +164,7 @@ class ServerProcess:
 
     def client(self, token: str | None = "tok-alpha-0001", **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kw.pop("headers", {}))
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0, **kw)
 
     def wait_terminal(self, client: httpx.Client, evaluation_id: str, timeout: float = 120.0) -> dict[str, Any]:
