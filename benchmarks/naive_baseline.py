@@ -144,13 +144,20 @@ class NaiveBaseline:
 
     def image_passes(self) -> int:
         """CLIP image-tower passes run by all checks so far (one per image per CLIP check)."""
-        total = self._clip_image_passes
+        # ClipScoreCheck runs its model directly (not counted by the embedder): counted here
+        return self._clip_image_passes + sum(e.image_forward_calls for e in self.embedders())
+
+    def embedders(self) -> list[Any]:
+        out = [c.embedder for c in self.checks.values() if isinstance(c, ClipScoreCheck)]
         for check in self.checks.values():
             if isinstance(check, Judge):
-                for key in check.model_set.registry.loaded():
-                    if key[0] == "image_text":
-                        total += check.model_set.registry.get(*key[:2], _never, weights=key[2], device=key[3], dtype=key[4]).image_forward_calls
-        return total
+                reg = check.model_set.registry
+                out += [reg.get(*k[:2], _never, weights=k[2], device=k[3], dtype=k[4]) for k in reg.loaded() if k[0] == "image_text"]
+        return out
+
+    def clear_text_caches(self) -> None:
+        for emb in self.embedders():
+            emb.clear_text_cache()
 
     def reset_timings(self) -> None:
         for t in self.timings.values():

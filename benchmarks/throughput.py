@@ -92,6 +92,10 @@ class PromptSource:
             "generation_prompt": f"a {colour} {obj} on a wooden table in a {setting}, {style}",
             "evaluation_instructions": f"The {obj} must be {colour}. No text or watermark in the image.",
             "input_attributes": {"style": style, "colour": colour, "setting": setting},
+            "headshot": {
+                "generation_prompt": f"professional headshot of a woman wearing a {colour} jacket in a {setting}, {style}",
+                "evaluation_instructions": f"The jacket must be {colour}. No text or watermark in the image.",
+            },
         }
 
 
@@ -133,10 +137,11 @@ def make_requests(preset: str, job_class: str, images: list[Path], ref: Path | N
     shared = prompts.next() if mode == "shared" else None
     out = []
     for p in images:
-        fields = shared or prompts.next()
-        req = {"generated_image_url": str(p), "task_type": preset, "job_class": job_class, **copy.deepcopy(fields)}
+        fields = copy.deepcopy(shared or prompts.next())
+        head = fields.pop("headshot")
+        req = {"generated_image_url": str(p), "task_type": preset, "job_class": job_class, **fields}
         if preset == "headshot":
-            req["generation_prompt"] = "professional headshot of a smiling woman in a white spacesuit, " + fields["input_attributes"]["style"]
+            req.update(head)
             req["reference_images"] = [{"url": str(ref), "kind": "identity"}]
             req.pop("input_attributes")
         out.append(req)
@@ -158,6 +163,7 @@ class RunResult:
     text_passes: int
     judges: list[str] = field(default_factory=list)
     peak_rss_mib: float = 0.0
+    repeats: list[float] = field(default_factory=list)
 
     @property
     def images_per_s(self) -> float:
@@ -358,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512, help="longer side of the test images")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--prompts", choices=("distinct", "shared"), default="distinct")
+    ap.add_argument("--repeats", type=int, default=1, help="measure each configuration this many times; report the fastest")
     ap.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     ap.add_argument("--gpu-images", type=int, default=1024)
     ap.add_argument("--gpu-batch", type=int, default=256)
@@ -395,25 +402,38 @@ def main(argv: list[str] | None = None) -> int:
     ours_load_s, ours_load_mib = time.perf_counter() - t0, machine.rss_mib() - rss0
 
     prompts = PromptSource()
+    warm_fields = {pr: make_requests(pr, "quick", (heads if pr == "headshot" else images)[:1], ref, prompts, "shared")[0] for pr in presets}
+
+    def warm_request(preset: str, jc: str) -> dict:
+        return {**warm_fields[preset], "job_class": jc}
+
     results: list[RunResult] = []
     last: dict[tuple[str, str], tuple[RunResult, list[PreparedItem], list[str]]] = {}
     for preset in presets:
         imgs = heads if preset == "headshot" else images
         for jc in job_classes:
-            # warm-up run (fixed label texts, lazy imports), not measured
-            run_pipeline(ev, embedder, make_requests(preset, jc, imgs[:2], ref, prompts, args.prompts), 2, preset, jc)
             for b in batch_sizes:
-                reqs = make_requests(preset, jc, imgs, ref, prompts, args.prompts)
-                res, prepared, texts = run_pipeline(ev, embedder, reqs, b, preset, jc)
-                res.judges = planned_judges(ev, prepared)
+                runs = []
+                for _ in range(args.repeats):
+                    # same cache state before every measured run, pipeline and baseline alike: empty text
+                    # cache, then one warm-up request (fixed label texts, lazy imports); not measured
+                    embedder.clear_text_cache()
+                    run_pipeline(ev, embedder, [warm_request(preset, jc)], 1, preset, jc)
+                    reqs = make_requests(preset, jc, imgs, ref, prompts, args.prompts)
+                    res, prepared, texts = run_pipeline(ev, embedder, reqs, b, preset, jc)
+                    res.judges = planned_judges(ev, prepared)
+                    runs.append((res, prepared, texts))
+                res, prepared, texts = min(runs, key=lambda t: t[0].seconds)  # the run least disturbed by other processes
+                res.repeats = [round(r.seconds, 3) for r, _, _ in runs]
                 results.append(res)
                 last[(preset, jc)] = (res, prepared, texts)
-                print(f"{preset}/{jc} batch {b}: {res.images_per_s:.2f} img/s", flush=True)
+                print(f"{preset}/{jc} batch {b}: {res.images_per_s:.2f} img/s (runs: {res.repeats} s)", flush=True)
 
     # -- the pipeline's raw forward passes (overhead) ------------------------------------------
     overhead_rows = []
     for (preset, jc), (res, prepared, texts) in last.items():
-        raw = raw_forward_seconds(ev, embedder, prepared, texts, res.judges, res.batch)
+        raws = [raw_forward_seconds(ev, embedder, prepared, texts, res.judges, res.batch) for _ in range(args.repeats)]
+        raw = min(raws, key=lambda d: sum(d.values()))
         total_raw = sum(raw.values())
         overhead_rows.append([
             preset, jc, res.batch, f(res.seconds, 2), f(total_raw, 2), f(100 * total_raw / res.seconds, 1) + "%",
@@ -434,30 +454,29 @@ def main(argv: list[str] | None = None) -> int:
         instances = baseline.model_instances()
         for (preset, jc), (res, prepared, _) in last.items():
             items = [p.item for p in prepared if p.item is not None]
-            # warm the baseline's fixed label texts on another prompt (as the pipeline's warm-up run did);
-            # the measured prompts are new to the baseline's own CLIP instances, as they were to the pipeline's
-            imgs = heads if preset == "headshot" else images
-            warm = [p.item for p in (ev.prepare(r) for r in make_requests(preset, jc, imgs[:1], ref, prompts, "shared")) if p.item]
-            baseline.run(warm, res.judges)
-            baseline.reset_timings()
-            img_before = baseline.image_passes()
-            judged = baseline.run(items, res.judges)
-            img_passes = baseline.image_passes() - img_before
-            per_check = {n: baseline.timings[n].seconds for n in res.judges}
-            clip_s = 0.0
-            if "prompt_adherence" in res.judges:
-                baseline.run(warm, ["clipscore"])
+            warm = [p.item for p in [ev.prepare(warm_request(preset, jc))] if p.item is not None]
+            names = list(res.judges) + (["clipscore"] if "prompt_adherence" in res.judges else [])
+            trials = []
+            for _ in range(args.repeats):
+                baseline.clear_text_caches()
+                baseline.run(warm, names)  # the same warm-up request the pipeline had
                 baseline.reset_timings()
-                clip_s = baseline.run(items, ["clipscore"])
+                img_before = baseline.image_passes()
+                baseline.run(items, names)
+                trials.append(({n: baseline.timings[n].seconds for n in names}, baseline.image_passes() - img_before))
+            per_check, img_passes = min(trials, key=lambda t: sum(v for k, v in t[0].items() if k != "clipscore"))
+            clip_s = per_check.pop("clipscore", 0.0)
+            img_passes -= res.images if clip_s else 0  # the CLIPScore check's passes belong to the other variant
             decode_s = sum(res.decode_ms) / 1000
             ours = res.seconds
-            base_same = judged + decode_s
-            base_clip = judged - per_check.get("prompt_adherence", 0.0) + clip_s + decode_s
+            base_same = sum(per_check.values()) + decode_s
+            base_clip = base_same - per_check.get("prompt_adherence", 0.0) + clip_s
             compare_rows.append([
                 preset, jc, res.images, res.batch, f(ours / res.images, 3), f(base_same / res.images, 3), f(base_same / ours, 2) + "×",
                 f(base_clip / res.images, 3), f(base_clip / ours, 2) + "×",
                 f"{res.image_passes / res.images:.1f} vs {img_passes / res.images:.1f}",
-                ", ".join(f"{k} {v / res.images:.2f}" for k, v in sorted(per_check.items(), key=lambda kv: -kv[1])),
+                ", ".join(f"{k} {v / res.images:.2f}" for k, v in sorted(per_check.items(), key=lambda kv: -kv[1]))
+                + (f"; clipscore {clip_s / res.images:.2f}" if clip_s else ""),
             ])
         baseline_note = (
             f"Model loading: pipeline {ours_load_s:.1f} s / +{ours_load_mib:.0f} MiB RSS (1 CLIP instance shared by all judges "

@@ -23,7 +23,8 @@ class SkippedCheck:
 
     name: str
     category: str
-    reason: str
+    reason: str  # one line: "model 'ViT-L-14:openai' is not available here"
+    detail: str | None = None  # the full message: where we looked, how to supply it
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _summary(
         "gates_failed": len(gates),
         "critical_failed": [r.name for r in results if r.critical and not r.passed],
         "by_category": by_category,
-        "skipped_checks": [{"judge": s.name, "reason": s.reason} for s in skipped],
+        "skipped_checks": [{"judge": s.name, "reason": s.reason, "detail": s.detail} for s in skipped],
         "pass_threshold": pass_threshold,
         "weighted_pass_rate": rate,
     }

@@ -364,12 +364,12 @@ class LocalBatch:
     """Run a manifest through an ``Evaluator`` into a JSONL file (see the module docstring)."""
 
     def __init__(self, evaluator: Evaluator, manifest: Manifest, output: str | Path, options: BatchOptions | None = None) -> None:
-        if (options or BatchOptions()).batch_size < 1 or (options or BatchOptions()).workers < 1:
-            raise ValueError("batch_size and workers must be at least 1")
+        self.options = options or BatchOptions()
+        if self.options.batch_size < 1 or self.options.workers < 1 or self.options.window() < 1:
+            raise ValueError("batch_size, workers and prefetch must be at least 1")
         self.evaluator = evaluator
         self.manifest = manifest
         self.results = ResultsFile(output)
-        self.options = options or BatchOptions()
         self.stats = BatchStats()
 
     def run(self, on_batch: Callable[[list[dict[str, Any]]], None] | None = None) -> BatchStats:

@@ -148,8 +148,11 @@ def render_summary(ev: Any) -> str:
             lines.append(f"         - {issue.subcategory}: {issue.detail}")
     for g in ev.gate_failures or []:
         lines.append(f"  [GATE] {g.module}/{g.output_key}: {g.reason}")
+    by_reason: dict[str, list[str]] = {}
     for s in summary.get("skipped_checks", []):
-        lines.append(f"  [skip] {s['judge']:<22} {s['reason']}")
+        by_reason.setdefault(s.get("detail") or s["reason"], []).append(s["judge"])
+    for reason, names in by_reason.items():
+        lines.append(f"  [skip] {', '.join(names)}: {reason}")
     if summary.get("not_applicable"):
         lines.append(f"  not applicable: {', '.join(summary['not_applicable'])}")
     if ev.action is not None:

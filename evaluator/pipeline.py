@@ -236,7 +236,8 @@ class Evaluator:
             except ModelUnavailableError as exc:
                 for idx, _ in members:
                     if allow_missing:
-                        skipped[idx].append(SkippedCheck(name, judge.category, f"model not available: {exc}"))
+                        short = f"model '{exc.model}' is not available here (see check_summary.skipped_checks)"
+                        skipped[idx].append(SkippedCheck(name, judge.category, short, str(exc)))
                     else:
                         failures.setdefault(
                             idx,

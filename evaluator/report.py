@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor

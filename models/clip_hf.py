@@ -40,7 +40,7 @@ class HFClipEmbedder(EmbedderBase):
     ) -> None:
         super().__init__(device=device, dtype=dtype, batch_size=batch_size, text_cache_size=text_cache_size)
         self.source = source
-        self.key = f"hf:{source}|{device}|{dtype}"
+        self.key = f"transformers:{source}|{device}|{dtype}"
         self.model = model.to(self.device).eval()
         self.model_type = model.config.model_type
         self.image_processor = image_processor

@@ -97,12 +97,14 @@ def download_allowed(host_url: str) -> bool:
     """True when the user is online: ``HF_HUB_OFFLINE`` unset and ``host`` answers within 3 s."""
     if ModelSettings.hf_offline():
         return False
-    host = urlparse(host_url).hostname or host_url
+    parsed = urlparse(host_url)
+    host = parsed.hostname or host_url
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
     result: dict[str, bool] = {}
 
     def probe() -> None:
         try:
-            with socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S):
+            with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
                 result["ok"] = True
         except OSError:
             result["ok"] = False

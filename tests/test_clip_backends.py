@@ -22,6 +22,7 @@ from tests.support.clip_fixtures import (  # noqa: F401
     put_in_hub_cache,
     tiny_clip,
     tiny_hf_clip_dir,
+    tiny_hf_siglip_dir,
 )
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -319,3 +320,19 @@ def test_hf_folder_without_processor_is_unavailable(tiny_hf_clip_dir, tmp_path):
     (copy / "preprocessor_config.json").unlink()
     with pytest.raises(ModelUnavailableError, match="preprocessor_config.json"):
         load_embedder(f"hf:{copy}")
+
+
+def test_hf_siglip_folder_matches_a_direct_forward(tiny_hf_siglip_dir):  # noqa: F811
+    from transformers import AutoTokenizer, SiglipImageProcessor, SiglipModel
+
+    emb = load_embedder(f"hf:{tiny_hf_siglip_dir}")
+    assert emb.model_type == "siglip" and emb.context_length == 64 and emb.embed_dim == 32
+    model = SiglipModel.from_pretrained(tiny_hf_siglip_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_hf_siglip_dir)
+    proc = SiglipImageProcessor.from_pretrained(tiny_hf_siglip_dir)
+    images, texts = _images(2), ["a blue square", "two red circles"]
+    with torch.no_grad():
+        ids = tok(texts, padding="max_length", max_length=64, return_tensors="pt")["input_ids"]
+        out = model(input_ids=ids, pixel_values=proc(images=images, return_tensors="pt")["pixel_values"])
+    np.testing.assert_allclose(emb.encode_images(images), torch.nn.functional.normalize(out.image_embeds, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(emb.encode_texts(texts), torch.nn.functional.normalize(out.text_embeds, dim=-1).numpy(), atol=1e-5)

@@ -22,9 +22,11 @@ __all__ = [
     "TINY_CLIP_SOURCE",
     "build_clip_tokenizer",
     "build_hf_clip_folder",
+    "build_hf_siglip_folder",
     "tiny_clip",
     "tiny_hf_clip_dir",
     "mismatched_hf_clip_dir",
+    "tiny_hf_siglip_dir",
     "offline_empty_caches",
     "put_in_hub_cache",
 ]
@@ -100,6 +102,43 @@ def build_hf_clip_folder(folder: Path, text_vocab_size: int = 49408, seed: int =
     return folder
 
 
+def build_hf_siglip_folder(folder: Path, seed: int = 0) -> Path:
+    """A tiny random ``SiglipModel`` folder, to exercise the SigLIP code path (padding to the
+    full context, no attention mask). Real SigLIP uses a sentencepiece vocabulary; the CLIP BPE
+    stands in here because it can be built offline."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": 49408,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 49407,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+    )
+    model = SiglipModel(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    build_clip_tokenizer().save_pretrained(folder)
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
 def put_in_hub_cache(hub_cache: Path, repo_id: str, folder: Path, commit: str = "0" * 40) -> Path:
     """Copy ``folder`` into a Hugging Face hub cache as if ``repo_id`` had been downloaded."""
     import shutil
@@ -134,6 +173,11 @@ def tiny_hf_clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def mismatched_hf_clip_dir(tmp_path_factory) -> Path:
     return build_hf_clip_folder(tmp_path_factory.mktemp("mismatched_hf_clip"), text_vocab_size=1000)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_siglip_dir(tmp_path_factory) -> Path:
+    return build_hf_siglip_folder(tmp_path_factory.mktemp("tiny_hf_siglip"))
 
 
 @pytest.fixture
