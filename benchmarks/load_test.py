@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU(s) visible, Python {platform.python_version()}, {platform.system()}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPU(s) visible (load average {load} at the end: "
+               f"shared with other work), Python {platform.python_version()}, {platform.system()}")
     note = (
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine}; "
         f"{'own server, ' if procs else 'given server, '}"

@@ -16,6 +16,7 @@ Choices where SPEC.md is silent (documented in the OpenAPI descriptions as well)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -206,16 +207,29 @@ def create_app(
     if settings.embedded_worker:
         worker = Worker(store, settings, config, metrics=metrics, evaluator=evaluator, on_result=sender.wake)
 
+    async def _housekeeping() -> None:
+        """Forget idempotency keys older than their TTL, every 10 minutes."""
+        while True:
+            try:
+                n = await run_in_threadpool(store.purge_expired_keys, settings.idempotency_ttl_s)
+                if n:
+                    log.info("forgot %d expired idempotency key(s)", n)
+            except Exception:  # noqa: BLE001 - retried at the next tick
+                log.exception("idempotency key purge failed")
+            await asyncio.sleep(600)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.assets_path.mkdir(parents=True, exist_ok=True)
         sender.start()
         if worker is not None:
             worker.start()
+        housekeeping = asyncio.create_task(_housekeeping())
         log.info("imagejury API ready (db %s, worker %s)", settings.db_path, "embedded" if worker else "external")
         try:
             yield
         finally:
+            housekeeping.cancel()
             if worker is not None:
                 await run_in_threadpool(worker.stop)
             await run_in_threadpool(sender.stop)

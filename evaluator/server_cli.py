@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -68,14 +69,22 @@ def _config(args: argparse.Namespace) -> Any:
     return config
 
 
+def _setup_error(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from evaluator.server_app import create_app
 
-    config = _config(args)
-    settings = _settings(args, config, embedded_worker=False if args.no_worker else None)
-    app = create_app(config, settings)
+    try:
+        config = _config(args)
+        settings = _settings(args, config, embedded_worker=False if args.no_worker else None)
+        app = create_app(config, settings)
+    except (ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
+        return _setup_error(exc)
     log.info("serving on http://%s:%d (db %s)", args.host, args.port, settings.db_path)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
     return 0
@@ -87,9 +96,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from evaluator.webhooks import WebhookSender
     from evaluator.worker import Worker
 
-    config = _config(args)
-    settings = _settings(args, config)
-    store = Store(settings.db_path, synchronous=settings.sqlite_synchronous)
+    try:
+        config = _config(args)
+        settings = _settings(args, config)
+        store = Store(settings.db_path, synchronous=settings.sqlite_synchronous)
+    except (ValueError, OSError) as exc:
+        return _setup_error(exc)
     metrics = Metrics(store.status_counts)
     if args.metrics_port:
         serve_metrics(metrics, args.metrics_host, args.metrics_port)

@@ -230,6 +230,56 @@ def test_hf_hub_id_loads_from_the_cache_offline(offline_empty_caches, tiny_hf_cl
     assert emb.encode_texts(["a red circle"]).shape == (1, 24)
 
 
+TINY_ARCH = "TinyShapes-Test"
+
+
+@pytest.fixture(scope="module")
+def tiny_arch(tmp_path_factory) -> str:
+    """Register the tiny checkpoint's architecture with open_clip under a name, as real ones are."""
+    import json
+
+    import open_clip
+
+    cfg = json.loads((TINY_CLIP_DIR / "open_clip_config.json").read_text())["model_cfg"]
+    path = tmp_path_factory.mktemp("arch") / f"{TINY_ARCH}.json"
+    path.write_text(json.dumps(cfg))
+    open_clip.add_model_config(path)
+    return TINY_ARCH
+
+
+def test_architecture_with_local_checkpoint_file(tiny_arch, tiny_clip):  # noqa: F811
+    emb = load_embedder(f"{tiny_arch}:{TINY_CLIP_DIR / 'open_clip_model.safetensors'}")
+    images = _images(3)
+    np.testing.assert_allclose(emb.encode_images(images), tiny_clip.encode_images(images), atol=1e-6)
+    np.testing.assert_allclose(emb.encode_texts(["a red circle"]), tiny_clip.encode_texts(["a red circle"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["hub_cache", "url_cache"])
+def test_pretrained_tag_resolves_from_local_caches_offline(tiny_arch, tiny_clip, offline_empty_caches, monkeypatch, where):  # noqa: F811
+    """NAME:TAG goes through open_clip's pretrained table to the HF cache or open_clip's URL cache."""
+    import shutil
+
+    import open_clip
+
+    tag_cfg = {"mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711), "quick_gelu": False}
+    if where == "hub_cache":
+        tag_cfg["hf_hub"] = "imagejury/tiny-shapes-tag/"
+        snapshot = put_in_hub_cache(offline_empty_caches / "hf" / "hub", "imagejury/tiny-shapes-tag", TINY_CLIP_DIR)
+        expected = snapshot / "open_clip_model.safetensors"
+    else:
+        tag_cfg["url"] = "https://example.invalid/weights/tiny_shapes.safetensors"
+        expected = offline_empty_caches / "home" / ".cache" / "clip" / "tiny_shapes.safetensors"
+        expected.parent.mkdir(parents=True)
+        shutil.copy(TINY_CLIP_DIR / "open_clip_model.safetensors", expected)
+    real = open_clip.get_pretrained_cfg
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: tag_cfg if (m, t) == (tiny_arch, "shapes") else real(m, t))
+    source = f"{tiny_arch}:shapes"
+    assert locate_embedder(source) == str(expected)
+    emb = load_embedder(source)
+    images = _images(2)
+    np.testing.assert_allclose(emb.encode_images(images), tiny_clip.encode_images(images), atol=1e-6)
+
+
 def test_missing_checkpoint_file(tmp_path):
     missing = tmp_path / "nonexistent.pt"
     with pytest.raises(ModelUnavailableError) as info:

@@ -16,7 +16,7 @@ from tests.support.server import ServerProcess, data_uri, example_request, png_b
 
 QUEUE_DEPTH = 12
 JOB_TIMEOUT_S = 1.0
-SERVER = {"max_queue_depth": QUEUE_DEPTH, "job_timeout_s": JOB_TIMEOUT_S, "retry_after_s": 7}
+SERVER = {"max_queue_depth": QUEUE_DEPTH, "job_timeout_s": JOB_TIMEOUT_S, "retry_after_s": 7, "max_body_bytes": 100_000}
 BRAVO_ORG = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:bravo"))
 
 
@@ -118,6 +118,13 @@ def test_list_filters_and_cursor_pagination(alpha: httpx.Client, img: str) -> No
     assert alpha.get("/v1/evaluations", params={"status": "completed", "run_id": run_id}).json()["data"] == []
     for params in ({"cursor": "garbage!"}, {"status": "done"}, {"limit": 0}, {"limit": 101}, {"run_id": "x"}):
         assert alpha.get("/v1/evaluations", params=params).status_code == 422, params
+
+
+def test_oversized_body_is_413_and_never_admitted(alpha: httpx.Client) -> None:
+    big = example_request("data:image/png;base64," + "A" * 120_000, client_ref="too-big")
+    r = alpha.post("/v1/evaluations", json=big)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert alpha.get("/v1/evaluations", params={"client_ref": "too-big"}).json()["data"] == []
 
 
 def test_loopback_callback_refused_when_not_allowed(alpha: httpx.Client, img: str) -> None:

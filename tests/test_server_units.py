@@ -164,3 +164,72 @@ def test_webhook_payload_is_json_with_type_and_data() -> None:
 
     body = json.loads(event_payload("evaluation.completed", {"id": "x"}, "2026-01-01T00:00:00Z"))
     assert body == {"type": "evaluation.completed", "timestamp": "2026-01-01T00:00:00Z", "data": {"id": "x"}}
+
+
+class _Settings:
+    """The webhook fields of ServerSettings (the real class, trimmed to what the sender reads)."""
+
+    def __init__(self, allow_loopback: bool) -> None:
+        s = ServerSettings(webhook_secret=VEC_SECRET, allow_loopback_callbacks=allow_loopback, webhook_max_attempts=2,
+                           webhook_backoff_base_s=0.01, webhook_backoff_max_s=0.02, webhook_timeout_s=2)
+        self.__dict__.update(s.model_dump())
+        self.webhook_key = s.webhook_key
+
+
+def _outbox_row(store: Store, url: str) -> str:
+    (eid,) = _admit(store)
+    store.claim("w", 1, lease_s=30)
+    assert store.finish("w", eid, status="completed", failure_code=None, result_json="{}",
+                        outbox=("msg_" + eid[:8], "evaluation.completed", url, '{"data":{}}'))
+    return eid
+
+
+def test_sender_refuses_private_callbacks_and_does_not_follow_redirects(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from evaluator.webhooks import WebhookSender
+
+    hits: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(307)
+            self.send_header("Location", "http://10.0.0.1/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        store = Store(tmp_path / "s.db", synchronous="NORMAL")
+        private = _outbox_row(store, "https://10.0.0.1/hook")
+        loop = _outbox_row(store, f"http://127.0.0.1:{httpd.server_address[1]}/hook")
+        WebhookSender(store, _Settings(allow_loopback=False)).run_once()
+        for eid in (private, loop):  # both refused before connecting: loopback is not allowed here
+            (row,) = store.outbox_rows(eid)
+            assert row["status"] == "failed" and "refused callback URL" in row["last_error"]
+        assert hits == []
+        again = _outbox_row(store, f"http://127.0.0.1:{httpd.server_address[1]}/hook")
+        WebhookSender(store, _Settings(allow_loopback=True)).run_once()
+        (row,) = store.outbox_rows(again)
+        assert row["status"] == "failed" and "redirects are not followed" in row["last_error"]
+        assert hits == ["/hook"]  # one attempt, the redirect target never contacted
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_serve_with_a_bad_server_section_is_a_clear_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from evaluator.cli import main
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[server]\nprices = {standard = "cheap"}\n')
+    assert main(["serve", "--config", str(cfg), "--db", str(tmp_path / "x.db")]) == 2
+    assert "prices.standard" in capsys.readouterr().err
+    cfg.write_text("[server]\nmax_queue_dept = 5\n")
+    assert main(["worker", "--config", str(cfg), "--db", str(tmp_path / "x.db")]) == 2
+    assert "max_queue_dept" in capsys.readouterr().err

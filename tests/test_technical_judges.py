@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -189,41 +190,19 @@ def test_parse_helpers() -> None:
         requested_size({"width": "-3"})
 
 
-# -- CLIP-IQA plumbing -----------------------------------------------------------------
-class _PlumbingEmbedder:
-    """Used only while tests/assets/tiny_shapes_clip is missing: fixed 2-d embeddings."""
-
-    key = "plumbing-fake"
-    embed_dim = 2
-    context_length = 77
-    logit_scale = 100.0
-
-    def __init__(self) -> None:
-        self.image_calls = 0
-
-    def encode_images(self, images):  # type: ignore[no-untyped-def]
-        import numpy as np
-
-        self.image_calls += len(images)
-        return np.tile(np.array([[0.8, 0.6]], dtype=np.float32), (len(images), 1))
-
-    def encode_texts(self, texts):  # type: ignore[no-untyped-def]
-        import numpy as np
-
-        return np.stack([np.array([1.0, 0.0]) if t.startswith("Good") else np.array([0.0, 1.0]) for t in texts])
-
-
-def test_quality_computes_clip_iqa_on_the_shared_clip_features() -> None:
+# -- CLIP-IQA on the shared features -----------------------------------------------------------------
+def test_quality_computes_clip_iqa_on_the_shared_clip_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLIP-IQA reuses the image embedding another CLIP judge already computed (tiny CLIP)."""
     from pathlib import Path
 
     tiny = Path(__file__).parent / "assets" / "tiny_shapes_clip"
-    source = "local-dir:tests/assets/tiny_shapes_clip"
-    registry = ModelRegistry()
-    ms = ModelSet(ModelSettings(clip=source), registry=registry)
-    if not (tiny / "open_clip_config.json").is_file():
-        registry.get("image_text", source, _PlumbingEmbedder, device=ms.settings.device, dtype=ms.dtype)
+    assert (tiny / "open_clip_config.json").is_file(), "run scripts/train_tiny_clip.py to make the tiny CLIP"
+    ms = ModelSet(ModelSettings(clip="local-dir:tests/assets/tiny_shapes_clip"), registry=ModelRegistry())
     judge = TechnicalQualityJudge(model_set=ms)
     embedder = ms.embedder()
+    calls: list[int] = []
+    real = embedder.encode_images
+    monkeypatch.setattr(embedder, "encode_images", lambda ims: calls.append(len(ims)) or real(ims))
     cache = FeatureCache()
     item = _item(photos.photo("astronaut"), "a", cache)
     pre = cache.image_embeddings(embedder, [item.image_key], [item.image])  # e.g. another CLIP judge ran first
@@ -232,10 +211,10 @@ def test_quality_computes_clip_iqa_on_the_shared_clip_features() -> None:
     assert 0.0 <= sub["score"] <= 1.0 and sub["votes"] is False and sub["threshold"] == 0.5
     assert r.passed  # CLIP-IQA does not vote by default
     assert len([k for k in cache._store if k[0] == "clip_image"]) == 1  # no second forward pass
-    assert pre.shape[0] == 1
-    if isinstance(embedder, _PlumbingEmbedder):
-        assert embedder.image_calls == 1
-        assert sub["score"] == pytest.approx(1 / (1 + 2.718281828 ** (100 * (0.6 - 0.8))), rel=1e-4)
+    assert pre.shape[0] == 1 and calls == [1]  # one forward pass, by the first asker
+    texts = cache.text_embeddings(embedder, ["Good photo.", "Bad photo."])
+    expected = 1.0 / (1.0 + np.exp(embedder.logit_scale * float(pre[0] @ (texts[1] - texts[0]))))
+    assert sub["score"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_quality_tiny_image_does_not_crash(quality: TechnicalQualityJudge) -> None:
