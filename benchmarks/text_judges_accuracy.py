@@ -34,11 +34,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -75,6 +77,25 @@ def make_items(n: int, seed: int, cache: FeatureCache) -> tuple[list[JudgeItem],
         key = hashlib.sha256(s.image.tobytes()).hexdigest()
         items.append(JudgeItem(item_id=f"{seed}-{i}", image=s.image, image_key=key, features=cache))
     return items, samples
+
+
+SHIFTS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+    "gaussian blur sigma 2": lambda im, rng: im.filter(ImageFilter.GaussianBlur(2.0)),
+    "noise sigma 25": lambda im, rng: Image.fromarray(
+        np.clip(np.asarray(im, dtype=np.float32) + rng.normal(0, 25, (im.height, im.width, 3)), 0, 255).astype(np.uint8)
+    ),
+    "contrast x0.55": lambda im, rng: ImageEnhance.Contrast(im).enhance(0.55),
+}
+
+
+def shifted(items: list[JudgeItem], fn: Callable[[Image.Image, np.random.Generator], Image.Image], cache: FeatureCache) -> list[JudgeItem]:
+    """The same images under a distortion the thresholds were not calibrated on."""
+    rng = np.random.default_rng(3)
+    out = []
+    for it in items:
+        im = fn(it.image, rng)
+        out.append(JudgeItem(item_id=it.item_id + "~", image=im, image_key=hashlib.sha256(im.tobytes()).hexdigest(), features=cache))
+    return out
 
 
 def make_cases(samples: list[shapes.Sample], seed: int, templated: bool) -> list[Case]:
@@ -124,6 +145,11 @@ def sweep(values: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> tuple[floa
     rows = [(float(t), balanced(truth, values >= t)) for t in grid]
     best = max(rows, key=lambda r: (r[1], -abs(r[0] - np.median(grid))))
     return best[0], best[1], rows
+
+
+def _band(rows: list[tuple[float, float]], level: float = 0.95) -> str:
+    ok = [t for t, b in rows if b >= level]
+    return f"{min(ok):.3f} to {max(ok):.3f} ({len(ok)}/{len(rows)} grid points)" if ok else "none"
 
 
 def judge_end_to_end(judge: PromptAdherenceJudge, items: list[JudgeItem], cases: list[Case]) -> dict[str, float]:
@@ -206,13 +232,19 @@ def main(argv: list[str] | None = None) -> None:
     lo, hi = float(np.quantile(cal["whole_cos"], 0.01)), float(np.quantile(cal["whole_cos"], 0.99))
     c_grid = np.round(np.linspace(lo, hi, 41), 3)
     t_p, bal_p, rows_p = sweep(cal["whole_p"], cal_truth, p_grid)
-    t_c, bal_c, _ = sweep(cal["whole_cos"], cal_truth, c_grid)
+    t_c, bal_c, rows_c = sweep(cal["whole_cos"], cal_truth, c_grid)
     t_sub_c, _, _ = sweep(cal["sub_cos"], cal_truth, c_grid)
+    shift_rows = []
+    for name, fn in SHIFTS.items():
+        sh = scores(probe, shifted(test_items, fn, FeatureCache()), test_cases)
+        shift_rows.append((f"whole prompt, test images under {name}", sh["whole_p"], sh["whole_cos"], test_truth, t_c))
+    log.info("scored %d distribution shifts", len(SHIFTS))
 
     table = [
         ("whole prompt, 'a red circle'", test["whole_p"], test["whole_cos"], test_truth, t_c),
         ("object sub-point inside templated prompts ('a drawing of a red circle')", tmpl["sub_p"], tmpl["sub_cos"], tmpl_truth, t_sub_c),
         ("whole templated prompt", tmpl["whole_p"], tmpl["whole_cos"], tmpl_truth, t_c),
+        *shift_rows,
     ]
     final = PromptAdherenceJudge({"vocabulary": VOCAB, "threshold": t_p}, model_set=ms)
     e2e = judge_end_to_end(final, test_items, test_cases)
@@ -242,6 +274,16 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|",
         *[f"| {t:.2f}{' **(chosen)**' if t == t_p else ''} | {b:.3f} |" for t, b in rows_p],
         "",
+        "The raw-cosine baseline, swept the same way over the 1st–99th percentile of calibration cosines "
+        "(every second grid point shown):",
+        "",
+        "| threshold on raw cosine | balanced accuracy (calibration) |",
+        "|---|---|",
+        *[f"| {t:.3f}{' **(chosen)**' if t == t_c else ''} | {b:.3f} |" for t, b in rows_c[::2]],
+        "",
+        f"Contrastive thresholds that keep calibration balanced accuracy >= 0.95: "
+        f"{_band(rows_p)}; raw-cosine thresholds that do: {_band(rows_c)}.",
+        "",
         f"Chosen: **{t_p:.2f}** (calibration balanced accuracy {bal_p:.3f}). Raw-cosine baseline threshold chosen the same "
         f"way on the same split: cos > **{t_c:.3f}** (balanced accuracy {bal_c:.3f}); for the sub-point rows {t_sub_c:.3f}.",
         f"Value shipped in `judges/prompt_adherence.py` THRESHOLDS for this model: {shipped.value:.2f}"
@@ -267,6 +309,14 @@ def main(argv: list[str] | None = None) -> None:
         f"| prompt_adherence, failing wrong captions whose issue names the right sub-point and code | {e2e['named']:.3f} |",
         f"| attributes `{{\"color\": right}}` passes / `{{\"color\": wrong}}` fails ({2 * args.n_test} cases) | {attr_acc:.3f} |",
         f"| instructions \"No blue shapes.\": fails on blue ({n_blue} images), passes otherwise ({args.n_test} cases) | {instr_acc:.3f} |",
+        "",
+        "What contrastive scoring buys, read honestly: on this tiny model raw cosine separates right from wrong "
+        "captions about as well (its cosines are near-binary: ~0.98 for the right caption), and under distortions "
+        "both degrade alike. The gain is that the contrastive threshold has a model-independent meaning — chance "
+        "is 1/(k+1) and 0.5 means 'more than all foils together' — so one documented value carries across models and "
+        "prompts, while the cosine cut chosen here is specific to this model (OpenAI CLIP ViT-B/32 gives matching "
+        "pairs cosines of roughly 0.25–0.35, which is why CLIPScore rescales by w = 2.5) and must be re-fitted for "
+        "each model; and the foils say *what* is wrong (colour vs shape), which a single cosine cannot.",
         "",
         "Notes: with one shape per image the whole prompt \"a red circle\" and its only sub-point are the same text; they "
         "differ in foils only. The templated rows embed the sub-point in a longer prompt (\"a photo of ...\", \"... on a plain "

@@ -137,6 +137,8 @@ def resolve(source: str, allow_download: bool = True) -> Resolved:
     if not isinstance(source, str) or not source.strip():
         raise ModelError(f"empty or invalid CLIP source {source!r}; see `imagejury models` for the grammar")
     source = source.strip()
+    if source.startswith(RANDOM):
+        return _resolve_random(source, source[len(RANDOM) :])
     if source.startswith(LOCAL_DIR):
         return _resolve_local_dir(source, source[len(LOCAL_DIR) :])
     if source.startswith(HF_HUB):
@@ -165,6 +167,19 @@ def resolve(source: str, allow_download: bool = True) -> Resolved:
         f"CLIP source '{source}' has no weights: use NAME:TAG (e.g. ViT-B-32:openai), NAME:/path/to/checkpoint, "
         "local-dir:PATH, hf-hub:ORG/REPO or hf:PATH_OR_ID — imagejury never runs randomly initialised weights"
     )
+
+
+RANDOM = "random:"
+
+
+def _resolve_random(source: str, name: str) -> Resolved:
+    """``random:NAME``: the real open_clip architecture with random weights.
+
+    For speed figures only (benchmarks): the forward pass costs what the real model
+    costs, but every verdict it gives is meaningless — a warning says so at load.
+    """
+    arch = _open_clip_name(name)
+    return Resolved("open_clip", source, "random initialisation (speed benchmarks only; verdicts are meaningless)", arch=arch)
 
 
 def _looks_like_path(rest: str) -> bool:

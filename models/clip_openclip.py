@@ -86,6 +86,8 @@ def load_open_clip(resolved: Resolved, device: str = "cpu", dtype: str = "float3
                 if key in cfg:
                     kwargs[arg] = cfg[key]
             pretrained = resolved.checkpoint or resolved.tag
+            if pretrained is None:
+                log.warning("%s: RANDOM weights — for speed measurements only, its verdicts are meaningless", resolved.source)
             model, _, preprocess = open_clip.create_model_and_transforms(resolved.arch, pretrained=pretrained, **kwargs)
             tokenizer = open_clip.get_tokenizer(resolved.arch)
         elif resolved.hub_id is not None:  # hf-hub, online

@@ -386,3 +386,17 @@ def test_hf_siglip_folder_matches_a_direct_forward(tiny_hf_siglip_dir):  # noqa:
         out = model(input_ids=ids, pixel_values=proc(images=images, return_tensors="pt")["pixel_values"])
     np.testing.assert_allclose(emb.encode_images(images), torch.nn.functional.normalize(out.image_embeds, dim=-1).numpy(), atol=1e-5)
     np.testing.assert_allclose(emb.encode_texts(texts), torch.nn.functional.normalize(out.text_embeds, dim=-1).numpy(), atol=1e-5)
+
+
+def test_random_source_is_the_real_architecture_and_says_it_is_random(caplog):
+    """``random:NAME`` exists for speed figures: real shapes, a loud warning, no weights."""
+    from models.clip_loader import load_embedder, locate_embedder
+    from models.errors import ModelError
+
+    assert "random" in locate_embedder("random:RN50")
+    with caplog.at_level("WARNING"):
+        emb = load_embedder("random:RN50")
+    assert any("RANDOM weights" in r.getMessage() for r in caplog.records)
+    assert emb.encode_texts(["a cat"]).shape == (1, 1024)
+    with pytest.raises(ModelError, match="not an open_clip architecture"):
+        locate_embedder("random:NoSuchNet")
