@@ -62,7 +62,7 @@ class Worker:
         self.warm_done = False
         self.problems: dict[str, str] = {}
         self._evaluator = evaluator
-        self._held: list[str] = []
+        self._held: dict[str, float] = {}  # job id -> deadline
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -129,8 +129,11 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         interval = min(self.settings.lease_seconds / 3, 5.0)
         while not self._stop.wait(interval):
+            now = time.time()
             with self._held_lock:
-                held = list(self._held)
+                # a job stuck past its deadline (a hung model) stops being renewed: its lease
+                # lapses, and the next claim by any worker ends it timed_out
+                held = [i for i, deadline in self._held.items() if now < deadline + self.settings.lease_seconds]
             if held:
                 try:
                     self.store.renew(self.id, held, self.settings.lease_seconds)
@@ -175,11 +178,19 @@ class Worker:
         jobs = self.store.claim(self.id, n, self.settings.lease_seconds)
         if jobs:
             with self._held_lock:
-                self._held += [j.id for j in jobs]
+                self._held.update({j.id: j.deadline for j in jobs})
         return jobs
 
     def process(self, jobs: list[Claimed]) -> None:
         """Judge one batch and write each result (or timed_out / processing_failed)."""
+        try:
+            self._process(jobs)
+        finally:  # written or not, these leases are no longer renewed (unwritten ones lapse and re-queue)
+            with self._held_lock:
+                for j in jobs:
+                    self._held.pop(j.id, None)
+
+    def _process(self, jobs: list[Claimed]) -> None:
         t0 = time.perf_counter()
         if self.metrics:
             self.metrics.batch_size.observe(len(jobs))
@@ -205,9 +216,6 @@ class Worker:
             if time.time() > job.deadline and ev.failure_code != "timed_out" and job.id in requests:
                 ev = self._timed_out(job, requests[job.id], ran=True)
             self._finish(job, ev)
-        with self._held_lock:
-            done = {j.id for j in jobs}
-            self._held = [i for i in self._held if i not in done]
         if self.metrics:
             self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         if self.on_result is not None:
