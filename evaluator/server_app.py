@@ -26,7 +26,7 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -163,6 +163,17 @@ def _embed(value: str | None) -> list[str] | None:
     if unknown:
         raise ApiError(422, f"embed: unknown block(s) {unknown}; choose from {sorted(EMBEDDABLE)}")
     return parts
+
+
+#: documented in OpenAPI; the value is read and checked by ``_idempotency_key``
+IDEMPOTENCY_HEADER = Header(
+    None,
+    alias="Idempotency-Key",
+    description="retry-safe submission: the same key and body return the same evaluation (kept 24 h); "
+    "the same key with another body is 422; while the first request is still being admitted, 409",
+    max_length=IDEMPOTENCY_KEY_MAX,
+    pattern=r"^[!-~]+$",
+)
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -394,7 +405,11 @@ def create_app(
         },
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _request_schema}}}},
     )
-    async def submit(request: Request, who: Principal = Depends(principal)) -> JSONResponse:
+    async def submit(
+        request: Request,
+        who: Principal = Depends(principal),
+        idempotency_key: str | None = IDEMPOTENCY_HEADER,
+    ) -> JSONResponse:
         key = _idempotency_key(request)
         body = await _read_capped(request, settings.max_body_bytes)
         status, data, headers = await run_in_threadpool(_admit, who.org_id, body, key)
@@ -490,7 +505,12 @@ def create_app(
         responses={404: _ERR, 409: {**_ERR, "description": "the evaluation is not finished or already superseded"},
                    422: _ERR, 429: _ERR, **_AUTH_ERRORS},
     )
-    def reevaluate(evaluation_id: uuid.UUID, request: Request, who: Principal = Depends(principal)) -> JSONResponse:
+    def reevaluate(
+        evaluation_id: uuid.UUID,
+        request: Request,
+        who: Principal = Depends(principal),
+        idempotency_key: str | None = IDEMPOTENCY_HEADER,
+    ) -> JSONResponse:
         key = _idempotency_key(request)
         parent = _row_or_404(who.org_id, evaluation_id)
         if key is not None:

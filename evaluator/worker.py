@@ -212,7 +212,10 @@ class Worker:
         if live:
             results.update(self._judge(live))
         for job in jobs:
-            ev = results[job.id]
+            ev = results.get(job.id)
+            if ev is None:  # the pipeline answered fewer items than it was given: a bug, reported per job
+                ev = failed_evaluation(requests[job.id], meta_for(job, job.org_id), "processing_failed",
+                                       "the pipeline returned no result for this evaluation", time.perf_counter())
             if time.time() > job.deadline and ev.failure_code != "timed_out" and job.id in requests:
                 ev = self._timed_out(job, requests[job.id], ran=True)
             self._finish(job, ev)

@@ -65,7 +65,10 @@ class InstructionsJudge(ClipTextJudge):
 
     def _candidates(self, check: RubricCheck, context: str) -> tuple[str, list[str], list[str | None], str]:
         """(text, foils, foil classes, how) for one check."""
-        _, foils = self.parser.phrase_foils(check.phrase)
+        point, foils = self.parser.phrase_foils(check.phrase)
+        if check.base and point is not None:
+            # "the square must be red": only the predicate varies, the subject is given
+            foils = [f for f in foils if f.changed != point.head_class or point.head_class is None]
         if foils:
             texts = [f.text for f in foils]
             classes: list[str | None] = [f.changed for f in foils]

@@ -215,6 +215,10 @@ class PromptAdherenceJudge(ClipTextJudge):
         if prioritised_failed:
             reasoning += f" Prioritised by the rubric and missing: {', '.join(repr(x) for x in prioritised_failed)}."
         extra = list(notes)
+        tokens = self._token_count(parsed.text)
+        ctx = int(getattr(self.embedder, "context_length", 0) or 0)
+        if tokens is not None and ctx and tokens > ctx:
+            extra.append(f"the prompt is {tokens} tokens, over the model's {ctx}: the embedder encoded it in chunks and averaged them")
         if parsed.negations:
             extra.append("negated phrases not checked here (see the instructions judge): " + ", ".join(f"'{n}'" for n in parsed.negations))
         if parsed.unparsed:
@@ -234,6 +238,15 @@ class PromptAdherenceJudge(ClipTextJudge):
             issues=issues,
             strengths=strengths[:5],
         )
+
+    def _token_count(self, text: str) -> int | None:
+        count = getattr(self.embedder, "count_tokens", None)
+        if count is None:
+            return None
+        try:
+            return int(count(text))
+        except Exception:  # noqa: BLE001 - a note only; never fail the judge over it
+            return None
 
     def _issue(self, p: SubPoint, c: Contrast, t: float, d: Directives) -> JudgeIssue:
         severity = 1.0 if p.aspect in d.prioritise or p.kind == "subject" else 0.7

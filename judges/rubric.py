@@ -27,7 +27,8 @@ Aspect set (the evaluator's vocabulary for directives):
 | prompt | prompt, prompt adherence, description |
 | clothing | clothing, clothes, outfit, attire, wardrobe, shirt, dress, suit |
 | aesthetics | aesthetics, beauty, style, artistic, look |
-| safety | safety, nsfw, violence, gore, nudity |
+
+There is no ``safety`` aspect on purpose: a rubric cannot switch off the safety gate.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ ASPECTS: dict[str, tuple[str, ...]] = {
     "prompt": ("prompt", "description", "adherence"),
     "clothing": ("clothing", "clothes", "outfit", "outfits", "attire", "wardrobe", "shirt", "dress", "suit", "garment", "garments"),
     "aesthetics": ("aesthetics", "aesthetic", "beauty", "style", "artistic", "look"),
-    "safety": ("safety", "nsfw", "violence", "gore", "nudity"),
 }
+# Deliberately absent: safety. A rubric can not switch off the safety gate ("ignore nudity" is
+# recorded as an unknown aspect, not obeyed).
 _ASPECT_OF: dict[str, str] = {w: a for a, ws in ASPECTS.items() for w in ws}
 
 _IGNORE = re.compile(

@@ -136,6 +136,14 @@ class Vocabulary:
                 scene_role=spec.get("scene_role"),
             )
         self.neutral_framing: list[str] = list(data.get("neutral_framing", []))
+        # class -> value -> values that can be true together with it (never its foils)
+        self.overlaps: dict[str, dict[str, set[str]]] = {}
+        for cls, groups in data.get("overlaps", {}).items():
+            if cls.startswith("_"):
+                continue
+            for group in groups:
+                for v in group:
+                    self.overlaps.setdefault(cls, {}).setdefault(v, set()).update(g for g in group if g != v)
         self.attribute_keys: dict[str, dict] = {k: v for k, v in data.get("attribute_keys", {}).items() if not k.startswith("_")}
         self.non_visual_keys: dict[str, list[str]] = {
             k: v for k, v in data.get("non_visual_keys", {}).items() if not k.startswith("_")
@@ -195,9 +203,14 @@ class Vocabulary:
         return None
 
     def alternatives(self, cls: str, canonical: str, limit: int | None = None) -> list[str]:
-        """Other canonical values of the class, in vocabulary order (most common first)."""
+        """Other canonical values of the class that exclude this one, in vocabulary order.
+
+        Values listed together under ``overlaps`` (gold/yellow, headshot/portrait) can both
+        be true of one image, so they are never each other's foils.
+        """
         wc = self.classes[cls]
-        alts = [e[0] for e in wc.entries if e[0] != canonical and canonical not in e]
+        overlapping = self.overlaps.get(cls, {}).get(canonical, set())
+        alts = [e[0] for e in wc.entries if e[0] != canonical and canonical not in e and e[0] not in overlapping]
         return alts[:limit] if limit is not None else alts
 
     def key_spec(self, key: str) -> tuple[str, dict] | None:

@@ -126,3 +126,16 @@ def test_any_text_parses_and_foils_differ(text: str) -> None:
         assert p.text
         assert all(f.text.lower() != p.text.lower() for f in p.foils)
     assert all(f.text.lower() != text.strip().lower() for f in parsed.prompt_foils)
+
+
+def test_vocabulary_is_consistent() -> None:
+    vocab = load_vocabulary()
+    for cls, table in vocab.overlaps.items():
+        assert set(table) <= set(vocab.classes[cls].values), cls
+    # a foil is never a value that can be true at the same time
+    assert "gold" not in vocab.alternatives("colour", "yellow")
+    assert "portrait" not in vocab.alternatives("shot", "headshot")
+    assert "corporate" not in vocab.alternatives("style", "photograph")
+    for spec in vocab.attribute_keys.values():
+        classes = spec["class"] if isinstance(spec["class"], list) else [spec["class"]]
+        assert all(c is None or c in vocab.classes for c in classes)

@@ -64,6 +64,11 @@ def test_unknown_directive_target_is_noted_not_guessed() -> None:
     assert any("not a known aspect" in n for n in d.notes)
 
 
+def test_a_rubric_cannot_switch_off_the_safety_gate() -> None:
+    d = parse_directives("Ignore nudity and violence. Don't check safety.")
+    assert not d.ignore and "safety" not in ASPECTS
+
+
 def test_unread_sentences_are_recorded() -> None:
     r = parse_rubric("Please be strict. No watermark.")
     assert r.unread == ["Please be strict"]

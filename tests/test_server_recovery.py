@@ -58,17 +58,20 @@ def test_kill_9_mid_batch_then_restart_completes_each_exactly_once(server: Serve
     try:
         with server.client() as c:
             ids = [
-                c.post("/v1/evaluations", json=example_request(data_uri(png_bytes(color, "circle", seed=i)),
+                c.post("/v1/evaluations", json=example_request(data_uri(png_bytes(color, "circle", size=512, seed=i)),
                                                                 callback_url=rx.url())).json()["id"]
                 for i, color in enumerate(["red", "green", "blue", "yellow", "purple", "orange"])
             ]
+        # wait for a full batch (4 leased jobs): the worker then starts decoding and judging at once
         deadline = time.monotonic() + 60
+        running: list[str] = []
         while time.monotonic() < deadline:
             running = [i for i, r in _rows(server).items() if r["status"] == "running"]
-            if running:
+            if len(running) >= SERVER["batch_size"]:
                 break
             time.sleep(0.02)
         assert running, "the worker never claimed a job"
+        time.sleep(0.1)  # inside the batch: decoding / judging (512 px images take a while on CPU)
         server.kill()  # SIGKILL: no cleanup, leases stay in the store
         at_kill = _rows(server)
         held = [i for i, r in at_kill.items() if r["status"] == "running"]

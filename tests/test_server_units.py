@@ -128,7 +128,7 @@ def test_concurrent_claims_never_hand_one_job_to_two_workers(tmp_path) -> None: 
 def test_expired_lease_goes_back_and_only_the_holder_may_finish(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "s.db", synchronous="NORMAL")
     (eid,) = _admit(store)
-    (job,) = store.claim("dead", 1, lease_s=0.05)
+    store.claim("dead", 1, lease_s=0.05)
     time.sleep(0.1)
     (again,) = store.claim("alive", 1, lease_s=30)
     assert again.id == eid and again.claims == 2

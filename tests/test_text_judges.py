@@ -219,6 +219,7 @@ def test_long_prompt_is_capped_with_a_note_not_cut(model_set, held_out) -> None:
     assert "not scored (cap max_sub_points=5)" in r.reasoning
     assert "'an orange cross'" in r.reasoning  # the ones over the cap are named
     assert r.sub_point_results[WHOLE]["text"] == prompt  # the whole prompt is scored whole (the embedder chunks)
+    assert "encoded it in chunks" in r.reasoning
 
 
 def test_nothing_checkable_is_not_voted(model_set, held_out) -> None:
