@@ -156,7 +156,9 @@ def _descriptor(face: Any) -> np.ndarray:
     return np.asarray(raw if raw is not None else face.embedding, dtype=np.float64)
 
 
-def identity_section(analyzer: Any, backend: str, pack: str | None = None, device: str = "cpu") -> tuple[str, dict[str, float]]:
+def identity_section(
+    analyzer: Any, backend: str, pack: str | None = None, device: str = "cpu", max_people: int = 0, max_variants: int = 0
+) -> tuple[str, dict[str, float]]:
     from judges.features import FeatureCache
     from judges.identity import IdentityJudge
     from judges.types import JudgeItem, Reference
@@ -165,7 +167,11 @@ def identity_section(analyzer: Any, backend: str, pack: str | None = None, devic
     from models.settings import ModelSettings
 
     variants = _variants()
+    if max_variants:
+        variants = dict(list(variants.items())[: max(2, max_variants)])  # "original" always first
     people = identity_people(analyzer)
+    if max_people:
+        people = dict(list(people.items())[: max(2, max_people)])
     images: list[tuple[str, str, Image.Image]] = [
         (person, name, fn(base)) for person, base in people.items() for name, fn in variants.items()
     ]
@@ -304,7 +310,7 @@ class QualityRow:
     ts_passed: bool
 
 
-def quality_rows(photos: Iterable[tuple[str, str]]) -> list[QualityRow]:
+def quality_rows(photos: Iterable[tuple[str, str]], kinds: Sequence[str] = KINDS) -> list[QualityRow]:
     from judges.features import FeatureCache
     from judges.technical_quality import TechnicalQualityJudge
     from judges.technical_signals import TechnicalSignalsJudge, signal_reports
@@ -320,7 +326,7 @@ def quality_rows(photos: Iterable[tuple[str, str]]) -> list[QualityRow]:
     rows: list[QualityRow] = []
     for name, split in photos:
         base = _photo(name)
-        for kind in KINDS:
+        for kind in kinds:
             cache = FeatureCache()
             imgs = graded(base, kind)
             items = [JudgeItem(item_id=f"{name}/{kind}/{lv}", image=im, image_key=content_key(im), features=cache) for lv, im in enumerate(imgs)]
@@ -349,6 +355,7 @@ def quality_section(rows: list[QualityRow]) -> str:
     from tests.support.photos import BLUR_SIGMAS, EXPOSURE_FACTORS, JPEG_QUALITIES, NOISE_SIGMAS
 
     metrics = list(rows[0].values) if rows else []
+    kinds = [k for k in KINDS if any(r.kind == k for r in rows)]
     out = []
     for split in ("calibration", "held-out"):
         sub = [r for r in rows if r.split == split]
@@ -359,7 +366,7 @@ def quality_section(rows: list[QualityRow]) -> str:
         for m in metrics:
             sign = 1.0 if m.endswith("↓") else -1.0  # positive ρ = the score worsens as the distortion grows
             cells = []
-            for kind in KINDS:
+            for kind in kinds:
                 rhos = []
                 for p in names:
                     pts = sorted((r.level, r.values[m]) for r in sub if r.photo == p and r.kind == kind)
@@ -371,7 +378,7 @@ def quality_section(rows: list[QualityRow]) -> str:
         acc_rows = []
         for judge_name, attr in (("technical_quality", "tq_passed"), ("technical_signals", "ts_passed")):
             cells = []
-            for kind in (*KINDS, "all"):
+            for kind in (*kinds, "all"):
                 rs = [r for r in sub if kind == "all" or r.kind == kind]
                 ok = [getattr(r, attr) == (r.level <= 1) for r in rs]
                 fr = sum(1 for r in rs if r.level <= 1 and not getattr(r, attr))
@@ -382,10 +389,10 @@ def quality_section(rows: list[QualityRow]) -> str:
             f"### Technical quality — {split} photos: {', '.join(names)} ({len(sub)} images)\n",
             "Spearman ρ between distortion level (0–4) and score, mean over photos; sign set so that +1 means the "
             "score gets worse as the distortion grows:\n",
-            table(["score", *KINDS], srows),
+            table(["score", *kinds], srows),
             "",
             "Pass/fail accuracy against \"level ≤ 1 is acceptable\" (FR = acceptable images failed, FA = level ≥ 2 passed):\n",
-            table(["judge", *KINDS, "all"], acc_rows),
+            table(["judge", *kinds, "all"], acc_rows),
             "",
         ]
     out.append(
@@ -486,22 +493,32 @@ def public_section(args: argparse.Namespace) -> str:
 
 
 # -- 5. thresholds -------------------------------------------------------------------------------
-CAPS = ("max_foils", "max_sub_points", "max_checks", "max_alternatives", "max_prompt_foils", "confidence_scale", "weight")
+CAPS = ("max_foils", "max_sub_points", "max_checks", "max_alternatives", "max_prompt_foils", "confidence_scale", "weight",
+        "vocabulary", "model_profiles")
+
+
+SOURCE_WORDS = ("paper", "et al", "dlib", "insightface", "icao", "laion", "soukupová", "vendor", "published", "immerkær",
+                "passport", "live svr", "pech-pacheco", "data sheet")
+NOT_MEASURED = ("not measured", "not re-measured", "not a calibration")
+REASONED_WORDS = ("neutral", "product choice", "our choice", "decision point", "cautious", "lenient", "chance")
 
 
 def provenance(desc: str) -> str:
+    """Classify a threshold's written provenance by keyword (the table shows the text too)."""
     d = desc.lower()
+    cites = any(w in d for w in SOURCE_WORDS)
+    measured = ("measured" in d and not any(w in d for w in NOT_MEASURED)) or "sample photos" in d
     if "benchmarks/" in d:
         return "chosen by a script here"
-    if "measured" in d or "sample photos" in d:
-        return "measured here by hand (sample photos); no script chose it"
-    if any(w in d for w in ("not measured", "neutral", "product choice", "decision point", "cautious", "lenient")):
+    if measured:
+        return "measured here by hand on sample photos (no script chose it)" + ("; cites a source too" if cites else "")
+    if cites:
+        return "cites a source (not re-measured here)" if any(w in d for w in NOT_MEASURED) else "cites a source"
+    if any(w in d for w in NOT_MEASURED + REASONED_WORDS):
         return "reasoned default, not measured"
-    if any(w in d for w in ("paper", "et al", "dlib", "insightface", "icao", "laion", "soukupová", "vendor", "published", "1996", "2000", "2016", "2023")):
-        return "cites a source"
     if not d.strip():
-        return "no provenance in the field (see the judge's module docstring)"
-    return "described, source unclear"
+        return "no provenance written in the field (see the judge's module docstring)"
+    return "described, no source named"
 
 
 def thresholds_section() -> str:
@@ -512,7 +529,7 @@ def thresholds_section() -> str:
     for name in judge_registry.names():
         cls = judge_registry.get(name)
         for field, info in cls.Config.model_fields.items():
-            if any(field.startswith(c) or field == c for c in CAPS):
+            if any(c in field for c in CAPS):
                 continue
             default = info.get_default(call_default_factory=True)
             if isinstance(default, bool) or not isinstance(default, (int, float, tuple, dict, type(None))):
@@ -554,7 +571,9 @@ def text_judges_section(mode: str) -> str:
         spec.loader.exec_module(mod)
         mod.main([])
     if TEXT_JUDGES_MD.is_file():
-        return "### Prompt adherence (tiny shapes CLIP)\n\nFrom `benchmarks/results/text_judges.md` (written by `benchmarks/text_judges_accuracy.py`):\n\n" + TEXT_JUDGES_MD.read_text()
+        body = "\n".join("###" + ln if ln.startswith("#") else ln for ln in TEXT_JUDGES_MD.read_text().splitlines())
+        return ("### Prompt adherence (tiny shapes CLIP)\n\nFrom `benchmarks/results/text_judges.md` (written by "
+                "`benchmarks/text_judges_accuracy.py`), headings demoted:\n\n" + body)
     return ("### Prompt adherence (tiny shapes CLIP)\n\nNo results yet: run `.venv/bin/python benchmarks/text_judges_accuracy.py` "
             "(needs tests/assets/tiny_shapes_clip), or this script with `--text-judges run`.")
 
@@ -566,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-thresholds", action="store_true")
     ap.add_argument("--quality-photos", type=int, default=None, help="use only the first N photos of each split (quick runs)")
+    ap.add_argument("--quality-kinds", default=",".join(KINDS), help="distortions to run (blur,noise,jpeg,exposure)")
+    ap.add_argument("--identity-people", type=int, default=0, help="use only the first N people (0 = all 8)")
+    ap.add_argument("--identity-variants", type=int, default=0, help="use only the first N variants (0 = all 10)")
     ap.add_argument("--text-judges", choices=("include", "run", "skip"), default="include")
     ap.add_argument("--tifa", help="TIFA v1.0 human_annotations_with_scores.json")
     ap.add_argument("--tifa-images", help="folder of the TIFA v1.0 images")
@@ -591,20 +613,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_identity:
         from models.face_dlib import load_dlib
 
-        text, _ = identity_section(load_dlib(), "dlib")
+        text, _ = identity_section(load_dlib(), "dlib", max_people=args.identity_people, max_variants=args.identity_variants)
         parts.append(text)
         pack = os.environ.get(BUFFALO_ENV)
         if pack and Path(pack).is_dir():
             from models.face_insightface import load_insightface
 
-            text, _ = identity_section(load_insightface(pack, device=args.device), "insightface buffalo_l", pack, args.device)
+            text, _ = identity_section(load_insightface(pack, device=args.device), "insightface buffalo_l", pack, args.device,
+                                       args.identity_people, args.identity_variants)
             parts.append("\n" + text)
         else:
             parts.append(f"\ninsightface: not run (set {BUFFALO_ENV} to a local buffalo_l folder; no weights ship offline).")
     if not args.skip_quality:
         n = args.quality_photos
         photos = [(p, "calibration") for p in CALIBRATION_PHOTOS[:n]] + [(p, "held-out") for p in HELDOUT_PHOTOS[:n]]
-        parts.append("\n" + quality_section(quality_rows(photos)))
+        kinds = [k.strip() for k in args.quality_kinds.split(",") if k.strip()]
+        if set(kinds) - set(KINDS):
+            ap.error(f"unknown distortion(s) {sorted(set(kinds) - set(KINDS))}; choose from {', '.join(KINDS)}")
+        parts.append("\n" + quality_section(quality_rows(photos, kinds)))
     tj = text_judges_section(args.text_judges)
     if tj:
         parts.append("\n" + tj)

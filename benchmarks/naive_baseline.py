@@ -68,6 +68,20 @@ def random_embedder(arch: str, device: str = "cpu", dtype: str = "float32", batc
     )
 
 
+def clip_source(spec: str) -> str:
+    """``ViT-B-32`` → ``random:ViT-B-32``; a full source (``local-dir:...``, ``ViT-B-32:openai``) stays."""
+    return spec if ":" in spec else f"{RANDOM_PREFIX}{spec}"
+
+
+def fresh_embedder(spec: str, device: str = "cpu", dtype: str = "float32", batch_size: int = 32) -> Any:
+    """A new embedder instance for ``spec``: an architecture name (random weights) or a CLIP source."""
+    if ":" in spec and not spec.startswith(RANDOM_PREFIX):
+        from models.clip_loader import load_embedder
+
+        return load_embedder(spec, device=device, dtype=dtype, batch_size=batch_size)
+    return random_embedder(spec.removeprefix(RANDOM_PREFIX), device=device, dtype=dtype, batch_size=batch_size)
+
+
 def preregister_embedder(registry: ModelRegistry, settings: ModelSettings, embedder: Any, job_class: str) -> None:
     """Put ``embedder`` in ``registry`` under the key ``ModelSet.embedder()`` looks up."""
     ms = ModelSet(settings, registry, job_class)

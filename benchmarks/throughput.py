@@ -63,7 +63,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import machine  # noqa: E402
-from benchmarks.naive_baseline import NaiveBaseline, preregister_embedder, random_embedder  # noqa: E402
+from benchmarks.naive_baseline import NaiveBaseline, clip_source, fresh_embedder, preregister_embedder  # noqa: E402
 from evaluator.config import EvaluatorConfig  # noqa: E402
 from evaluator.pipeline import Evaluator, PreparedItem  # noqa: E402
 from evaluator.planning import plan_item  # noqa: E402
@@ -280,7 +280,9 @@ def image_flops(embedder: Any, n: int = 8) -> float:
     """FLOPs of the image tower per image, counted by FlopCounterMode on a batch of ``n``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    pix = torch.zeros((n, 3, *embedder.model.visual.image_size), device=embedder.device)
+    size = getattr(embedder.model.visual, "image_size", 224)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    pix = torch.zeros((n, 3, *size), device=embedder.device)
     with torch.inference_mode(), embedder._autocast(), FlopCounterMode(display=False) as counter:
         embedder._image_features(pix)
     return counter.get_total_flops() / n
@@ -295,56 +297,75 @@ def text_flops(embedder: Any, n: int = 8) -> float:
 
 
 def gpu_section(args: argparse.Namespace, folder: Path) -> str:
+    """The accelerator table; ``--gpu-section-on-cpu`` runs the same code on the CPU (a code check, not a figure)."""
+    device = "cuda"
     if not torch.cuda.is_available():
-        msg = "GPU section skipped: torch.cuda.is_available() is False on this machine."
-        print(msg)
-        return f"## GPU\n\n{msg}\n"
-    name = torch.cuda.get_device_name(0)
+        if not args.gpu_section_on_cpu:
+            msg = "GPU section skipped: torch.cuda.is_available() is False on this machine."
+            print(msg)
+            return f"## GPU\n\n{msg}\n"
+        device = "cpu"
+    cuda = device == "cuda"
+    name = torch.cuda.get_device_name(0) if cuda else "CPU (code check only)"
     peak, peak_src = chip_peak(name)
-    images = make_images(folder, args.gpu_images, args.size)
-    heads, ref = make_headshots(folder, max(1, args.gpu_images // 8))
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    archs = (("quick", "ViT-B-32"), ("standard", "ViT-L-14")) if cuda else (("quick", args.arch), ("standard", args.arch))
     rows = []
-    for job_class, arch in (("quick", "ViT-B-32"), ("standard", "ViT-L-14")):
+    for (job_class, arch), n_images in zip(archs, (args.gpu_images, args.gpu_standard_images)):
+        sub = folder / f"gpu-{job_class}"
+        sub.mkdir(exist_ok=True)
+        images = make_images(sub, n_images, args.size)
+        heads, ref = make_headshots(sub, n_images)
         for dtype in args.gpu_dtypes.split(","):
             registry = ModelRegistry()
+            batch = min(args.gpu_batch, n_images)
             cfg = EvaluatorConfig.model_validate(
-                {"models": {"clip": f"random:{arch}", "device": "cuda", "dtype": dtype}, "evaluation": {"batch_size": args.gpu_batch}}
+                {"models": {"clip": clip_source(arch), "device": device, "dtype": dtype, "torch_threads": args.threads},
+                 "evaluation": {"batch_size": batch}}
             )
-            emb = random_embedder(arch, device="cuda", dtype=dtype, batch_size=args.gpu_batch)
+            emb = fresh_embedder(arch, device=device, dtype=dtype, batch_size=batch)
             preregister_embedder(registry, cfg.models.settings(), emb, job_class)
             ev = Evaluator(cfg, registry=registry)
             problems = ev.warmup([job_class])
             if problems:
                 log.warning("GPU warmup problems: %s", problems)
-            prompts = PromptSource()
-            warm = make_requests("image_generation", job_class, images[: args.gpu_batch], None, prompts, "shared")
-            run_pipeline(ev, emb, warm, args.gpu_batch, "image_generation", job_class)
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            reqs = make_requests("image_generation", job_class, images, None, prompts, args.prompts)
-            res, prepared, texts = run_pipeline(ev, emb, reqs, args.gpu_batch, "image_generation", job_class)
-            torch.cuda.synchronize()
-            # model alone: the image tower on the same decoded images, batch gpu_batch
-            pix_imgs = [p.item.image for p in prepared if p.item is not None]
-            t0 = time.perf_counter()
-            emb.encode_images(pix_imgs)
-            torch.cuda.synchronize()
-            tower_s = time.perf_counter() - t0
             fi, ft = image_flops(emb), text_flops(emb)
-            flops = fi * res.images + ft * res.text_passes
-            achieved = flops / res.seconds
-            rows.append([
-                job_class, arch, dtype, res.images, f(res.images_per_s, 1), f(len(pix_imgs) / tower_s, 1),
-                f(fi / 1e9, 1), res.text_passes, f(achieved / 1e12, 2),
-                f(100 * achieved / peak, 2) + "%" if peak else "n/a",
-                f(torch.cuda.max_memory_allocated() / 2**30, 2),
-                ", ".join(f"{k} {v / res.images * 1000:.2f}" for k, v in sorted(res.judge_seconds.items(), key=lambda kv: -kv[1])[:4]),
-            ])
+            for preset in [p.strip() for p in args.gpu_presets.split(",") if p.strip()]:
+                imgs = heads if preset == "headshot" else images
+                prompts = PromptSource()
+                run_pipeline(ev, emb, make_requests(preset, job_class, imgs[: min(8, n_images)], ref, prompts, "shared"), batch, preset, job_class)
+                sync()
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
+                reqs = make_requests(preset, job_class, imgs, ref, prompts, args.prompts)
+                res, prepared, _ = run_pipeline(ev, emb, reqs, batch, preset, job_class)
+                sync()
+                pix_imgs = [p.item.image for p in prepared if p.item is not None]
+                t0 = time.perf_counter()
+                emb.encode_images(pix_imgs)  # the image tower alone on the same decoded images
+                sync()
+                tower_s = time.perf_counter() - t0
+                achieved = (fi * res.images + ft * res.text_passes) / res.seconds
+                rows.append([
+                    preset, job_class, arch, dtype, res.images, batch, f(res.images_per_s, 1), f(len(pix_imgs) / tower_s, 1),
+                    f"{fi / 1e9:.3g}", res.text_passes, f"{achieved / 1e12:.3g}",
+                    f(100 * achieved / peak, 2) + "%" if peak else "n/a",
+                    f(100 * fi * len(pix_imgs) / tower_s / peak, 2) + "%" if peak else "n/a",
+                    f(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else "n/a",
+                    f(statistics.mean(res.decode_ms), 1),
+                    ", ".join(f"{k} {v / res.images * 1000:.2f}" for k, v in sorted(res.judge_seconds.items(), key=lambda kv: -kv[1])[:4]),
+                ])
+                print(f"GPU {preset}/{job_class}/{dtype}: {res.images_per_s:.1f} img/s", flush=True)
             del ev, emb, registry
-            torch.cuda.empty_cache()
-    header = ["job class", "CLIP", "dtype", "images", "pipeline img/s", "image tower alone img/s (preprocess incl.)",
-              "GFLOP/image (image tower)", "text passes", "achieved TFLOP/s (pipeline)", "of peak", "max GPU mem GiB",
-              "top judges ms/img"]
+            if cuda:
+                torch.cuda.empty_cache()
+    header = ["preset", "job class", "CLIP", "dtype", "images", "batch", "pipeline img/s", "image tower alone img/s (preprocess incl.)",
+              "GFLOP/image (image tower)", "text passes", "achieved TFLOP/s (pipeline)", "pipeline of peak", "image tower of peak",
+              "max GPU mem GiB", "decode ms/img", "top judges ms/img"]
     note = (
         f"Device: {name}; peak: {peak_src}. Achieved FLOP/s = (image-tower FLOPs × images + text-tower FLOPs × text "
         "passes) / end-to-end seconds; dlib face and BRISQUE/NIQE/PIQE run on the CPU and count no FLOPs. "
@@ -360,13 +381,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default="1,4", help="comma-separated evaluation batch sizes")
     ap.add_argument("--job-classes", default="quick,standard")
     ap.add_argument("--presets", default="image_generation,headshot", help="image_generation, headshot")
-    ap.add_argument("--arch", default="ViT-B-32", help="open_clip architecture (random weights) for both job classes on CPU")
+    ap.add_argument("--arch", default="ViT-B-32",
+                    help="open_clip architecture (random weights) for both job classes on CPU, or a full CLIP source "
+                         "(local-dir:PATH, ViT-B-32:openai, ...) to time real weights")
     ap.add_argument("--size", type=int, default=512, help="longer side of the test images")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--prompts", choices=("distinct", "shared"), default="distinct")
     ap.add_argument("--repeats", type=int, default=1, help="measure each configuration this many times; report the fastest")
     ap.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
-    ap.add_argument("--gpu-images", type=int, default=1024)
+    ap.add_argument("--gpu-images", type=int, default=1024, help="images for the quick job class on GPU")
+    ap.add_argument("--gpu-standard-images", type=int, default=128,
+                    help="images for the standard job class on GPU (its dlib and BRISQUE/NIQE/PIQE run on the CPU)")
+    ap.add_argument("--gpu-presets", default="image_generation,headshot")
+    ap.add_argument("--gpu-section-on-cpu", action="store_true", help="run the GPU section's code on the CPU with --arch (tests)")
     ap.add_argument("--gpu-batch", type=int, default=256)
     ap.add_argument("--gpu-dtypes", default="float16,bfloat16")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput.md"))
@@ -391,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     rss0 = machine.rss_mib()
     t0 = time.perf_counter()
     registry = ModelRegistry()
-    cfg = EvaluatorConfig.model_validate({"models": {"clip": f"random:{args.arch}", "torch_threads": args.threads}})
-    embedder = random_embedder(args.arch)
+    cfg = EvaluatorConfig.model_validate({"models": {"clip": clip_source(args.arch), "torch_threads": args.threads}})
+    embedder = fresh_embedder(args.arch)
     for jc in job_classes:
         preregister_embedder(registry, cfg.models.settings(), embedder, jc)
     ev = Evaluator(cfg, registry=registry)
@@ -417,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                 all_judges += [j for j in planned_judges(ev, [ev.prepare(warm_request(preset, jc))]) if j not in all_judges]
         rss1 = machine.rss_mib()
         t0 = time.perf_counter()
-        baseline = NaiveBaseline(all_judges, cfg.models.settings(), "standard", lambda: random_embedder(args.arch), clipscore=True)
+        baseline = NaiveBaseline(all_judges, cfg.models.settings(), "standard", lambda: fresh_embedder(args.arch), clipscore=True)
         base_load_s, base_load_mib = time.perf_counter() - t0, machine.rss_mib() - rss1
 
     def baseline_trial(preset: str, jc: str, res: RunResult, prepared: list[PreparedItem]) -> tuple[dict[str, float], int]:
@@ -513,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = [
         "# Throughput (CPU)\n",
         f"Command: `{command}`  \n{machine.markdown(info)}  \n"
-        f"CLIP: random-weight {args.arch} for both job classes (speed only); prompts: {args.prompts}; "
+        f"CLIP: `{clip_source(args.arch)}` for both job classes (random: = random weights, speed only); prompts: {args.prompts}; "
         f"images: {args.images} per configuration, {args.size} px JPEG from scikit-image sample photos.\n",
         "## Pipeline: images/s, latency, decode, memory\n",
         table(["preset", "job class", "batch", "images", "images/s", "p50 latency ms", "p99 latency ms", "decode ms/img",

@@ -251,7 +251,9 @@ class Evaluator:
                 continue
             todo = [(i, pj) for i, pj in members if i not in failures]
             for out_idx, pj, res in self._run_judge(judge, todo, prepared, failures):
-                res.weight = pj.weight
+                # a judge that found nothing to check votes with weight 0 ("not voted");
+                # otherwise the plan's weight (preset, config, rubric priority) applies
+                res.weight = pj.weight if res.weight > 0 else 0.0
                 res.critical = pj.critical
                 results[out_idx].append(res)
 

@@ -1,0 +1,144 @@
+"""The benchmark scripts run end to end in a tiny configuration and print their tables.
+
+Why: benchmarks rot silently when the code under them changes. These runs use the
+committed tiny shapes CLIP (no random ViT-B-32: building one takes seconds per instance)
+and a handful of images, and check structure and invariants that hold whatever the
+machine's speed: the pipeline runs each image through CLIP once while the naive baseline
+runs it once per CLIP check; the identity ROC covers real same/different pairs; the
+public-set path scores a TIFA-format file end to end. No wall-clock assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.support import shapes
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "assets" / "tiny_shapes_clip"
+needs_tiny = pytest.mark.skipif(not TINY.is_dir(), reason="tests/assets/tiny_shapes_clip is not built")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _rows(text: str, header_start: str) -> list[list[str]]:
+    """Body rows of the first Markdown table whose header starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(header_start))
+    out = []
+    for ln in lines[start + 2 :]:
+        if not ln.startswith("|"):
+            break
+        out.append([c.strip() for c in ln.strip("|").split("|")])
+    return out
+
+
+@needs_tiny
+def test_throughput_tiny_run_prints_tables(tmp_path, capsys):
+    from benchmarks import throughput
+
+    out = tmp_path / "throughput.md"
+    rc = throughput.main([
+        "--images", "2", "--batch-sizes", "1,2", "--presets", "image_generation", "--job-classes", "quick",
+        "--threads", "1", "--arch", f"local-dir:{TINY}", "--out", str(out),
+        "--gpu-section-on-cpu", "--gpu-images", "1", "--gpu-standard-images", "1", "--gpu-dtypes", "float32",
+        "--gpu-presets", "image_generation",
+    ])
+    assert rc == 0
+    text = out.read_text()
+    assert text in capsys.readouterr().out
+    assert text.startswith("# Throughput") and "Machine: nproc=" in text and "Command: `" in text
+
+    runs = _rows(text, "| preset | job class | batch | images | images/s")
+    assert [r[:4] for r in runs] == [["image_generation", "quick", "1", "2"], ["image_generation", "quick", "2", "2"]]
+    for r in runs:
+        assert float(r[4]) > 0 and float(r[5]) > 0  # images/s, p50 latency
+        assert r[8] == "1.0"  # one CLIP image pass per image in the pipeline
+
+    compare = _rows(text, "| preset | job class | images | batch | pipeline s/img")
+    assert len(compare) == 1
+    passes = compare[0][9]  # "pipeline vs naive"
+    ours, naive = (float(x) for x in passes.split(" vs "))
+    # quick image_generation: prompt_adherence, instructions, attributes and safety each run their own CLIP pass
+    assert ours == 1.0 and naive == 4.0
+    assert re.fullmatch(r"\d+\.\d+×", compare[0][6])
+
+    overhead = _rows(text, "| preset | job class | batch | end-to-end s")
+    assert overhead and "clip image" in overhead[0][6] and "clip text" in overhead[0][6]
+    judges = {r[3] for r in _rows(text, "| preset | job class | batch | judge")}
+    assert {"prompt_adherence", "instructions", "attributes", "safety", "technical_signals"} <= judges
+
+    gpu = _rows(text, "| preset | job class | CLIP | dtype")
+    assert {r[1] for r in gpu} == {"quick", "standard"}
+    assert all(float(r[8]) > 0 for r in gpu)  # image-tower GFLOP counted by FlopCounterMode
+
+
+@needs_tiny
+def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
+    from benchmarks import accuracy
+
+    # a TIFA-format file on shape images: right captions rated high, wrong ones low
+    rng = np.random.default_rng(5)
+    images = tmp_path / "images"
+    images.mkdir()
+    data = {}
+    for i, (colour, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "cross")] * 2):
+        shapes.render(colour, shape, rng).save(images / f"{i}.png")
+        right = i < 4
+        wrong_colour = "purple" if colour != "purple" else "orange"
+        data[str(i)] = {
+            "image_path": f"{i}.png",
+            "text": f"a {colour} {shape}" if right else f"a {wrong_colour} {shape}",
+            "human_avg": 5.0 - i * 0.1 if right else 1.0 + i * 0.1,
+            "clipscore_vitb32": float(i),
+        }
+    tifa = tmp_path / "tifa.json"
+    tifa.write_text(json.dumps(data))
+
+    out = tmp_path / "accuracy.md"
+    rc = accuracy.main([
+        "--identity-people", "3", "--identity-variants", "3", "--quality-photos", "1", "--quality-kinds", "blur,jpeg",
+        "--text-judges", "skip", "--tifa", str(tifa), "--tifa-images", str(images), "--clip", f"local-dir:{TINY}",
+        "--threads", "1", "--out", str(out),
+    ])
+    assert rc == 0
+    text = out.read_text()
+    assert text in capsys.readouterr().out
+
+    ident = dict((r[0], r[1]) for r in _rows(text, "| at the backend threshold"))
+    assert 0.5 <= float(ident["ROC AUC"]) <= 1.0
+    counts = _rows(text, "| pairs | same | different")[0]
+    assert int(counts[1]) > 0 and int(counts[2]) > 0
+    assert _rows(text, "| FPR ≤ | TPR")
+
+    quality = _rows(text, "| score | blur | jpeg")
+    assert {r[0] for r in quality} >= {"BRISQUE ↓", "NIQE ↓", "PIQE ↓", "technical_quality score ↑"}
+    brisque = next(r for r in quality if r[0] == "BRISQUE ↓")
+    assert float(brisque[1]) > 0.5  # BRISQUE worsens with blur on a real photo
+    assert "calibration photos: astronaut" in text and "held-out photos: camera" in text
+
+    # public set: reference correlation from the file itself, and the judge wired to the right images
+    from scipy.stats import spearmanr
+
+    expect = spearmanr([r["human_avg"] for r in data.values()], [r["clipscore_vitb32"] for r in data.values()]).statistic
+    assert f"= {expect:.3f} (published: 0.33" in text
+    row = _rows(text, "| set | rows scored")[0]
+    assert row[0] == "TIFA v1.0" and int(row[1]) + int(row[7]) == 8
+    assert float(row[2]) > 0.5  # prompt_adherence ranks right captions above wrong ones
+
+    thresholds = _rows(text, "| judge / model | field")
+    fields = {(r[0], r[1]) for r in thresholds}
+    assert ("technical_quality", "max_brisque") in fields and ("safety", "threshold") in fields
+    assert all(r[3] for r in thresholds)  # every threshold has a provenance class
