@@ -182,6 +182,7 @@ def identity_section(
     missed = [(p, v) for (p, v, _), d in zip(images, desc) if d is None]
 
     same, diff = [], []
+    closest = (-np.inf, "")
     same_no_face = diff_no_face = 0
     for i in range(len(images)):
         for j in range(i + 1, len(images)):
@@ -194,6 +195,8 @@ def identity_section(
                 continue
             s = analyzer.similarity(desc[i], desc[j])
             (same if is_same else diff).append(s)
+            if not is_same and s > closest[0]:
+                closest = (s, f"{images[i][0]} ({images[i][1]}) vs {images[j][0]} ({images[j][1]})")
     same_a, diff_a = np.array(same), np.array(diff)
     t = float(analyzer.same_person_threshold)
     tpr_t = float((same_a >= t).mean())
@@ -258,8 +261,9 @@ def identity_section(
             ["threshold (similarity, higher = more alike)", f"{t:.3f} — {getattr(analyzer, 'threshold_source', '')[:120]}"],
             ["verification accuracy (all pairs)", f(acc)],
             ["balanced accuracy (mean of same/different)", f(bal)],
-            ["TPR (same pairs accepted)", f(tpr_t)],
-            ["FPR (different pairs accepted)", f(fpr_t)],
+            ["TPR (same pairs accepted; pairs with both faces found)", f(tpr_t)],
+            ["FPR (different pairs accepted; pairs with both faces found)", f(fpr_t)],
+            ["closest different-person pair", f"{f(closest[0])}: {closest[1]}"],
             ["ROC AUC", f(a, 4)],
             ["similarity range: same / different", f"{f(same_a.min())}…{f(same_a.max())} / {f(diff_a.min())}…{f(diff_a.max())}"],
             [f"identity judge accuracy ({len(items)} variant→reference items)", f"{f(j_acc)} (same-person pass rate {f(j_tpr)}, different-person fail rate {f(j_tnr)})"],

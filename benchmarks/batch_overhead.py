@@ -282,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         "than raw when decode threads compete for the cores). *time outside model calls* = (wall − model s "
         "inside the batch) / wall: the same overhead measured within the run itself, so it does not depend on "
         "the load staying equal between the run and the replay.\n\n"
+        "Reading it: on a CPU box the decode threads and the model share the same cores, so the model's "
+        "own calls run slower inside the batch than alone (the gap between the two overhead columns); "
+        "on a GPU box the forwards leave the CPU and that gap closes. On a shared, loaded machine the "
+        "replay is noisy: trust the last column.\n\n"
         f"Judge seconds (cumulative, from `Evaluator.judge_seconds`):\n{judge_lines}\n\n{machine}\n"
     )
     out = Path(args.out)
