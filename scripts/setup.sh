@@ -11,5 +11,10 @@ fi
 if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
     .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
 fi
-.venv/bin/pip install -q -e ".[test,server]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# constraints.txt pins the versions the suite last passed with
+if ! .venv/bin/pip install -q -c constraints.txt -e ".[test,server]" > .venv/pip-install.log 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" .venv/pip-install.log >&2
+    echo "setup: pip install failed (log: .venv/pip-install.log)" >&2
+    exit 1
+fi
 .venv/bin/python -c "import evaluator.cli, torch; print('imagejury ready; torch', torch.__version__)"
