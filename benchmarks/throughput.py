@@ -23,10 +23,11 @@ CLIP weights are random (``random:ARCH``, see ``naive_baseline.random_embedder``
 depends on the architecture, not the weights. On CPU both job classes use ``--arch``
 (default ViT-B-32) so the comparison is like for like.
 
-Prompts: with ``--prompts distinct`` (default) every image of every run has a prompt never
-seen before, so prompt texts and their foils are encoded cold (fixed texts — safety
-concepts, aesthetic pairs, CLIP-IQA prompts — are warm after the first request, in both
-pipeline and baseline). ``--prompts shared`` gives every image the same prompt, as when
+Prompts: with ``--prompts distinct`` (default) every image has its own prompt and every
+trial starts from an emptied text cache plus one warm-up request, so prompt texts and their
+foils are encoded cold (fixed texts — safety concepts, aesthetic pairs, CLIP-IQA prompts —
+are warm after the warm-up request, in both pipeline and baseline). Every batch size and
+repeat of a configuration uses the same requests. ``--prompts shared`` gives every image the same prompt, as when
 one prompt is rendered with many seeds; texts are then encoded once per run.
 
 Usage::
@@ -466,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     for preset in presets:
         imgs = heads if preset == "headshot" else images
         for jc in job_classes:
+            # the same requests for every batch size and repeat: with the text cache emptied before each
+            # trial, batch sizes then differ only in batching, not in which prompts they drew
+            reqs = make_requests(preset, jc, imgs, ref, prompts, args.prompts)
             for b in batch_sizes:
                 runs = []
                 for _ in range(args.repeats):
@@ -473,7 +477,6 @@ def main(argv: list[str] | None = None) -> int:
                     # cache, then one warm-up request (fixed label texts, lazy imports); not measured
                     embedder.clear_text_cache()
                     run_pipeline(ev, embedder, [warm_request(preset, jc)], 1, preset, jc)
-                    reqs = make_requests(preset, jc, imgs, ref, prompts, args.prompts)
                     res, prepared, texts = run_pipeline(ev, embedder, reqs, b, preset, jc)
                     res.judges = planned_judges(ev, prepared)
                     runs.append((res, prepared, texts))

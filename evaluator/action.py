@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from evaluator.aggregate import Verdict
+from evaluator.schema import GENERATION_PROMPT_MAX
 from judges.types import JudgeResult
 
 ACTION_CODES = (
@@ -132,7 +133,15 @@ def _improved_prompt(prompt: str | None, failed: Sequence[JudgeResult]) -> str |
     for a in additions:
         if a and a not in seen and a.lower() not in base.lower():
             seen.append(a)
-    out = ", ".join([p for p in [base] + seen if p])
+    tail = ""
     if negatives:
-        out += ". Avoid: " + ", ".join(dict.fromkeys(negatives))
-    return out + "."
+        tail = ". Avoid: " + ", ".join(dict.fromkeys(negatives))
+    extra = ", ".join(seen)
+    # the improved prompt must be usable as the next request's generation_prompt: keep the
+    # additions (they are the advice) and shorten the original prompt when it would not fit
+    room = GENERATION_PROMPT_MAX - len(tail) - 1 - (len(extra) + 2 if extra and base else len(extra))
+    if len(base) > room:
+        cut = base[: max(room, 0)]
+        base = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;.")
+    out = ", ".join([p for p in [base, extra] if p]) + tail
+    return out[: GENERATION_PROMPT_MAX - 1] + "."

@@ -68,7 +68,9 @@ def _config(args: argparse.Namespace) -> Any:
 def cmd_batch(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from evaluator.errors import InvalidRequestError
     from evaluator.manifest import ManifestError, open_manifest
+    from evaluator.schema import parse_request
 
     for name in ("workers", "actors", "report_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -86,8 +88,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             "evaluation_instructions": args.instructions,
             "task_description": args.task_description,
         }
+        # a bad shared flag (--job-class turbo, a 101-char --task-type) is one error now,
+        # not the same rejected row repeated for every image of the batch
+        parse_request({"generated_image_url": "probe.png", **{k: v for k, v in shared.items() if v is not None}})
         manifest = open_manifest(args.input, shared=shared, fmt=args.format)
-    except (ManifestError, ValidationError, ValueError, FileNotFoundError) as exc:
+    except (ManifestError, ValidationError, ValueError, FileNotFoundError, InvalidRequestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if manifest.kind != "directory" and (args.prompt or args.instructions or args.task_description):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -75,9 +76,13 @@ def _kv(text: str, what: str) -> tuple[str, str]:
 
 
 def _attr_value(raw: str) -> Any:
+    """``3`` → 3, ``true`` → True, anything else stays text. ``NaN``, ``Infinity`` and
+    ``1e400`` stay text too: they are not JSON numbers, and the API's JSON has none."""
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
+        return raw
+    if isinstance(value, float) and not math.isfinite(value):
         return raw
     return value if isinstance(value, (int, float, bool)) else raw
 
@@ -167,7 +172,11 @@ def render_summary(ev: Any) -> str:
 def cmd_models(args: argparse.Namespace) -> int:
     from models.provider import ModelSet
 
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except (ValueError, FileNotFoundError) as exc:  # a bad flag or config file
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     rows = ModelSet(config.models.settings()).availability()
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))

@@ -79,4 +79,7 @@ class EvaluatorConfig(BaseModel):
     def with_overrides(self, **models: Any) -> "EvaluatorConfig":
         """A copy with the given ``[models]`` keys replaced (flags win over the file)."""
         changed = {k: v for k, v in models.items() if v is not None}
-        return self.model_copy(update={"models": self.models.model_copy(update=changed)})
+        # validated like the file is (model_copy would not): --device tpu or --threads -1 is a bad
+        # flag (a pydantic ValidationError, a ValueError), not a model that fails to load later
+        section = ModelsSection.model_validate({**self.models.model_dump(), **changed})
+        return self.model_copy(update={"models": section})

@@ -33,6 +33,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+# image files a directory may hold that are not graded (media.py refuses these formats by name)
+UNSUPPORTED_IMAGE_SUFFIXES = frozenset({".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".ico"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -126,10 +129,13 @@ def read_jsonl(path: Path) -> Iterator[ManifestRow]:
 
 # ---------------------------------------------------------------- CSV / Parquet rows
 def _scalar(text: str) -> Any:
-    """A CSV attribute cell: numbers and booleans parsed, everything else kept as text."""
+    """A CSV attribute cell: numbers and booleans parsed, everything else kept as text
+    (``NaN``, ``Infinity`` and ``1e400`` too: the API's JSON has no such numbers)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
+        return text
+    if isinstance(value, float) and not math.isfinite(value):
         return text
     return value if isinstance(value, (int, float, bool)) else text
 
@@ -174,7 +180,9 @@ def table_row(cells: dict[str, Any], index: int, line: int | None, base: Path) -
     try:
         data = table_row_to_request(cells)
     except ValueError as exc:
-        return ManifestRow(row_id=row_id_for(None, canonical_json(cells)), index=index, line=line, base_dir=base,
+        # str keys: csv puts a row's surplus cells under the key None, which sort_keys cannot order
+        text = canonical_json({str(k): v for k, v in cells.items()})
+        return ManifestRow(row_id=row_id_for(None, text), index=index, line=line, base_dir=base,
                            error=str(exc))
     return ManifestRow(row_id=row_id_for(data), index=index, line=line, base_dir=base, data=data)
 
@@ -209,8 +217,10 @@ def read_parquet(path: Path, batch_rows: int = 1024) -> Iterator[ManifestRow]:
 
 
 # ---------------------------------------------------------------- directory
-def iter_image_files(root: Path) -> Iterator[Path]:
-    """Image files below ``root`` in a stable (sorted, depth-first) order, one directory at a time."""
+def iter_image_files(root: Path, *, warn: bool = True) -> Iterator[Path]:
+    """Image files below ``root`` in a stable (sorted, depth-first) order, one directory at a time.
+
+    ``warn``: log the images skipped for their format (off for the row count's scan)."""
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -220,6 +230,7 @@ def iter_image_files(root: Path) -> Iterator[Path]:
             log.warning("cannot list %s: %s", folder, exc)
             continue
         subdirs = []
+        unsupported: list[str] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -227,6 +238,11 @@ def iter_image_files(root: Path) -> Iterator[Path]:
                 subdirs.append(Path(entry.path))
             elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                 yield Path(entry.path)
+            elif Path(entry.name).suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES:
+                unsupported.append(entry.name)
+        if unsupported and warn:  # images in a format the evaluator refuses: said, not silently dropped
+            log.warning("%s: skipped %d image(s) in a format other than JPEG/PNG/WebP: %s", folder, len(unsupported),
+                        ", ".join(unsupported[:5]) + (", ..." if len(unsupported) > 5 else ""))
         stack.extend(reversed(subdirs))
 
 
@@ -274,7 +290,7 @@ class Manifest:
                 import pyarrow.parquet as pq
 
                 return int(pq.ParquetFile(self.path).metadata.num_rows)
-            return sum(1 for _ in iter_image_files(self.path))
+            return sum(1 for _ in iter_image_files(self.path, warn=False))
         except Exception:  # noqa: BLE001 - a count is only a hint
             log.debug("could not count rows of %s", self.path, exc_info=True)
             return None

@@ -71,6 +71,7 @@ _MIME_NAMES = {  # unsupported image types we can name
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_B64_WHITESPACE = re.compile(r"[ \t\r\n]+")
 #: data: header (media type and parameters) may not be longer than this
 _DATA_HEADER_MAX = 256
 _FETCH_HEADERS = {
@@ -220,6 +221,9 @@ def read_data_uri(source: str, limits: MediaLimits, *, field: str) -> tuple[byte
         raise InvalidMediaError("data URI has no data after the comma", field)
     if len(payload) // 4 * 3 > limits.max_bytes + 3:
         raise InvalidMediaError(_too_many_bytes(len(payload) // 4 * 3, limits), field)
+    # line breaks are what `base64 FILE` (76-column lines) and MIME encoders write; the
+    # alphabet is still checked strictly once they are gone
+    payload = _B64_WHITESPACE.sub("", payload)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -267,7 +267,10 @@ class Evaluator:
                 evaluations.append(failed_evaluation(p.request, p.meta, code, detail, p.started))
                 continue
             plan = plans[idx]
-            res = results[idx]
+            # the plan's order, whatever else shared the batch: the same request gives the
+            # same judges[] (and top_issues tie order) alone or in evaluate_many
+            rank = {pj.judge.name: k for k, pj in enumerate(plan.judges)}
+            res = sorted(results[idx], key=lambda r: rank.get(r.name, len(rank)))
             verdict = aggregate(res, pass_threshold=plan.preset.pass_threshold, skipped=skipped[idx])
             verdict.check_summary["preset"] = plan.preset.name
             verdict.check_summary["job_class"] = p.item.job_class
@@ -316,7 +319,16 @@ class Evaluator:
         return self.run_prepared([self.prepare(request, meta, **kw)])[0]
 
     def evaluate_many(self, requests: Sequence[EvaluationRequest | dict[str, Any]], **kw: Any) -> list[Evaluation]:
-        prepared = [self.prepare(r, **kw) for r in requests]
+        """Evaluate many requests, results in order. Media and model failures come back as
+        failed evaluations; an invalid request raises ``InvalidRequestError`` naming its
+        position (``requests[5]: ...``), before any image is decoded."""
+        parsed: list[EvaluationRequest] = []
+        for n, r in enumerate(requests):
+            try:
+                parsed.append(self.parse_request(r))
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"requests[{n}]: {exc.detail}", exc.errors) from exc
+        prepared = [self.prepare(r, **kw) for r in parsed]
         out: list[Evaluation] = []
         size = self.config.evaluation.batch_size
         for start in range(0, len(prepared), size):

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -140,6 +141,23 @@ def _error_response(status: int, detail: str, errors: list | None = None, header
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of the range of a JSON number this API accepts")
+    return value
+
+
+def strict_json_loads(body: bytes | str) -> Any:
+    """JSON as RFC 8259 has it: ``NaN``, ``Infinity`` and numbers that overflow to them are
+    refused (Python's json accepts them, and they would come back out as invalid JSON)."""
+    return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -326,8 +344,10 @@ def create_app(
     # -- evaluations ---------------------------------------------------------------------------
     def _admit(org_id: str, body: bytes, key: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = strict_json_loads(body)
+        except RecursionError:
+            raise ApiError(422, "body: not valid JSON (nested too deeply)") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, a 5,000-digit integer
             raise ApiError(422, f"body: not valid JSON ({exc})") from None
         try:
             req = parse_request(data, allow_loopback_callbacks=settings.allow_loopback_callbacks)

@@ -138,7 +138,9 @@ class IdentityJudge(Judge):
                 evidence=evidence,
             )
 
-        refs = self._reference_faces(ref_faces, backend, cfg)
+        # number references by their place in reference_images, not among identity references only
+        positions = [n for n, r in enumerate(item.references) if any(r is i for i in item.identity_references)]
+        refs = self._reference_faces(ref_faces, backend, cfg, positions)
         for r in refs:
             if r.note:
                 notes.append(r.note)
@@ -239,9 +241,12 @@ class IdentityJudge(Judge):
             sub_points_evaluated=len(refs),
         )
 
-    def _reference_faces(self, ref_faces: list[list[Face]], backend: str, cfg: IdentityConfig) -> list[_RefFaces]:
+    def _reference_faces(
+        self, ref_faces: list[list[Face]], backend: str, cfg: IdentityConfig, positions: list[int]
+    ) -> list[_RefFaces]:
+        """``index`` is the reference's position in the request, so that "reference 3" is reference_images[2]."""
         out = []
-        for i, faces in enumerate(ref_faces):
+        for i, faces in zip(positions, ref_faces):
             counted, weak = split_weak(faces, backend, cfg.min_face_score)
             r = _RefFaces(index=i, faces=counted, weak=weak)
             if not counted:

@@ -184,7 +184,9 @@ class ReferenceSimilarityJudge(Judge):
         issues: list[JudgeIssue] = []
         margins: list[float] = []
         worst: tuple[float, float] | None = None  # (cosine, threshold) of the weakest image match
-        for n, ref in enumerate(used, start=1):
+        # number references by their place in reference_images (1-based), as the identity judge does
+        positions = [next(k for k, r in enumerate(item.references, start=1) if r is ref) for ref in used]
+        for n, ref in zip(positions, used):
             kind = ref.kind.lower()
             thr = float(thresholds.get(kind, thresholds.get("default", DEFAULT_THRESHOLDS["default"])))
             cos = float(np.dot(gen, by_key[reference_key(ref)]))

@@ -5,7 +5,9 @@ Rule based and deterministic. Each sentence (or bullet) is read as one of:
 - a **directive** about the evaluation itself: "ignore the background", "don't worry
   about lighting", "prioritise the face", "identity matters most". Directives name
   *aspects*, normalised to the small set in ``ASPECTS`` so the evaluator can map them
-  to judges (skip / weight up) and judges can skip their own parts.
+  to judges (skip / weight up) and judges can skip their own parts. A negated ignore
+  ("don't ignore the background") ignores nothing; "ignore everything except the face"
+  switches nothing off and is read as "prioritise the face".
 - a **prohibition**: "no text or watermark", "there must be no blue shapes", "avoid
   logos", "the background must not be red" — each item is checked for *presence*.
 - a **requirement**: "the background must be plain white", "must include a red hat",
@@ -167,13 +169,59 @@ def aspects_in(text: str) -> list[str]:
     return out
 
 
+# "don't ignore the background", "never skip the face": the ignore verb negated
+_NEGATED_BEFORE = re.compile(r"(?:\bnot|\bnever|n['’]t|\bdont|\bcant)\s*$", re.I)
+# "ignore everything except the face": what follows the exception is kept, not ignored
+_EXCEPT = re.compile(r"\s+(?:except(?:\s+for)?|apart from|other than|besides|save for|but not|but)\s+", re.I)
+_LIST_AFTER = re.compile(r"^\s*,\s*(?P<more>[^.;!?]+)$")
+_CLAUSE_WORD = re.compile(r"\b(?:prioriti|focus|pay|emphasi|care|ignore|disregard|skip|make|ensure|check|must|should|need|"
+                          r"has|have|is|are|be|do|don|does|not|never|but|except|while|then|please)\w*", re.I)
+_EVERYTHING = re.compile(r"^(?:everything|anything|all|all else|everything else|the rest|all aspects|all other aspects)$", re.I)
+
+
+def _read_ignore(sentence: str, m: re.Match, d: Directives) -> None:
+    """One ignore match: negations and exceptions are read, never turned into their opposite."""
+    x = m.group("x").strip()
+    if _NEGATED_BEFORE.search(sentence[: m.start()]):
+        d.notes.append(f"'{sentence}': a negated ignore ('{m.group(0).strip()}'); nothing is ignored")
+        return
+    # "ignore the background, text and lighting": x stops at the comma; a plain list of
+    # more aspects after it (no verb of its own, so not a new clause) belongs to it too
+    more = _LIST_AFTER.match(sentence[m.end():])
+    if more and not _CLAUSE_WORD.search(more.group("more")) and aspects_in(more.group("more")):
+        x = f"{x}, {more.group('more').strip()}"
+    parts = _EXCEPT.split(x, maxsplit=1)
+    head, keep = parts[0].strip(), (parts[1].strip() if len(parts) > 1 else "")
+    kept = aspects_in(keep) if keep else []
+    if _EVERYTHING.match(head):
+        if kept:
+            d.prioritise.update(kept)
+            d.notes.append(f"'{sentence}': ignore everything except {', '.join(kept)} — read as prioritise "
+                           f"{', '.join(kept)}; nothing is switched off")
+        else:
+            d.notes.append(f"'{sentence}': ignore '{x}' — not a known aspect ({', '.join(ASPECTS)}); recorded only")
+        return
+    named = aspects_in(head)
+    aspects = [a for a in named if a not in kept]
+    if aspects:
+        d.ignore.update(aspects)
+        d.notes.append(f"'{sentence}': ignore {', '.join(aspects)}")
+    elif named:
+        d.notes.append(f"'{sentence}': the exception names the same aspect ({', '.join(named)}); nothing is ignored")
+    else:
+        d.notes.append(f"'{sentence}': ignore '{x}' — not a known aspect ({', '.join(ASPECTS)}); recorded only")
+
+
 def _read_directives(sentence: str, d: Directives) -> bool:
     """Add the sentence's directives to ``d``; True if it was a directive sentence."""
     found = False
     for regex, target, verb in ((_IGNORE, d.ignore, "ignore"), (_PRIORITISE, d.prioritise, "prioritise")):
         for m in regex.finditer(sentence):
-            x = m.group("x").strip()
             found = True
+            if verb == "ignore":
+                _read_ignore(sentence, m, d)
+                continue
+            x = m.group("x").strip()
             aspects = aspects_in(x)
             if aspects:
                 target.update(aspects)
