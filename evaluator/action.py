@@ -7,7 +7,7 @@ Action codes (``primary_action_code``):
 | code | when |
 |---|---|
 | ``accept`` | passed, and the deciding judges were confident |
-| ``manual_review`` | the verdict rests on low-confidence votes (mean confidence < 0.6) |
+| ``manual_review`` | low-confidence votes (mean confidence < 0.6), or a critical check or a gate could not run |
 | ``reject`` | a gate failed (unsafe content, no face where identity is required) |
 | ``fix_identity`` | the identity check (critical in headshots) failed |
 | ``regenerate_with_prompt`` | what was asked is missing: prompt, rubric or attributes failed |
@@ -70,8 +70,11 @@ def decide_action(verdict: Verdict, results: Sequence[JudgeResult], prompt: str 
     mean_conf = sum(r.confidence for r in results) / len(results) if results else 0.0
     failed_names = {r.name for r in failed}
 
+    unchecked = list(verdict.check_summary.get("critical_skipped", [])) + list(verdict.check_summary.get("gates_skipped", []))
     if verdict.gate_failures:
         code = "reject"
+    elif unchecked:
+        code = "manual_review"  # a critical check or a gate could not run: a person must look
     elif verdict.overall_passed:
         code = "accept" if mean_conf >= LOW_CONFIDENCE else "manual_review"
     elif not results:
@@ -88,6 +91,9 @@ def decide_action(verdict: Verdict, results: Sequence[JudgeResult], prompt: str 
         code = "regenerate"
 
     summary = None if code == "accept" else _summary(verdict, failed)
+    if unchecked and verdict.overall_passed:
+        summary = f"Passed the checks that ran, but {', '.join(unchecked)} could not run; please review."
+
     improved = _improved_prompt(prompt, failed) if not verdict.overall_passed else None
     return Action(primary_action=code, failure_summary=summary, improved_prompt=improved)
 

@@ -25,6 +25,8 @@ class SkippedCheck:
     category: str
     reason: str  # one line: "model 'ViT-L-14:openai' is not available here"
     detail: str | None = None  # the full message: where we looked, how to supply it
+    critical: bool = False  # the preset marks it critical: without it the image cannot pass
+    gate: bool = False  # a gate (safety): without it the image cannot be accepted unreviewed
 
 
 @dataclass
@@ -48,9 +50,9 @@ def aggregate(
 ) -> Verdict:
     """Fold judge votes into the verdict.
 
-    Passing needs all three: no gate failure, a rate at or above ``pass_threshold``, and
-    no failed critical judge. ``override_reason`` says when a gate or a critical failure
-    overrode a rate that would otherwise have passed.
+    Passing needs all of: no gate failure, a rate at or above ``pass_threshold``, and no
+    critical judge that failed or could not run. ``override_reason`` says when one of
+    these overrode a rate that would otherwise have passed.
     """
     total_w = sum(max(r.weight, 0.0) for r in results)
     passed_w = sum(max(r.weight, 0.0) for r in results if r.passed)
@@ -60,17 +62,20 @@ def aggregate(
     critical_failed = [r for r in results if r.critical and not r.passed]
     rate_ok = total_w > 0 and rate >= pass_threshold
 
+    critical_skipped = [s for s in skipped if s.critical]
     override: str | None = None
     if gates:
         override = "gate failed: " + "; ".join(f"{g.module}/{g.output_key}: {g.reason}" for _, g in gates)
     elif critical_failed:
         override = "critical check failed: " + ", ".join(r.name for r in critical_failed)
+    elif critical_skipped:
+        override = "critical check could not run: " + ", ".join(f"{s.name} ({s.reason})" for s in critical_skipped)
     if override and not rate_ok:
         # the rate alone already fails: say so too, the override changed nothing
         override = f"{override} (the weighted pass rate {rate:.2f} is also below {pass_threshold:.2f})"
     if total_w <= 0 and not gates:
         override = "no check could run"
-    overall = rate_ok and not gates and not critical_failed
+    overall = rate_ok and not gates and not critical_failed and not critical_skipped
 
     return Verdict(
         overall_passed=overall,
@@ -148,6 +153,8 @@ def _summary(
         "skipped": len(skipped),
         "gates_failed": len(gates),
         "critical_failed": [r.name for r in results if r.critical and not r.passed],
+        "critical_skipped": [s.name for s in skipped if s.critical],
+        "gates_skipped": [s.name for s in skipped if s.gate],
         "by_category": by_category,
         "skipped_checks": [{"judge": s.name, "reason": s.reason, "detail": s.detail} for s in skipped],
         "pass_threshold": pass_threshold,

@@ -234,10 +234,12 @@ class Evaluator:
             try:
                 judge.warmup()
             except ModelUnavailableError as exc:
-                for idx, _ in members:
+                for idx, pj in members:
                     if allow_missing:
                         short = f"model '{exc.model}' is not available here (see check_summary.skipped_checks)"
-                        skipped[idx].append(SkippedCheck(name, judge.category, short, str(exc)))
+                        skipped[idx].append(
+                            SkippedCheck(name, judge.category, short, str(exc), critical=pj.critical, gate=judge.is_gate)
+                        )
                     else:
                         failures.setdefault(
                             idx,

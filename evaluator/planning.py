@@ -26,7 +26,8 @@ ASPECT_JUDGES: dict[str, frozenset[str]] = {
     "clothing": frozenset({"reference_similarity"}),
     "attributes": frozenset({"attributes"}),
 }
-# ignoring these would switch off a safeguard, so the rubric cannot skip them
+# ignoring these would switch off a safeguard, so the rubric cannot skip them (nor a
+# preset's critical judges: see plan_item)
 NEVER_SKIPPED = frozenset({"safety"})
 PRIORITY_FACTOR = 2.0
 
@@ -86,8 +87,14 @@ def plan_item(
             plan.not_applicable.append(name)
             continue
         if name in ignored_judges:
-            plan.ignored.append((name, ignored_judges[name]))
-            continue
+            if name in preset.critical:
+                # a rubric cannot switch off what makes this task type pass or fail
+                plan.notes.append(
+                    f"{ignored_judges[name]}, but {name} is critical for '{preset.name}' and still runs"
+                )
+            else:
+                plan.ignored.append((name, ignored_judges[name]))
+                continue
         configured = judge.config.weight
         weight = configured if configured is not None else preset_weight
         if name in boosted:

@@ -76,3 +76,14 @@ def test_codes_are_documented_set():
 def test_deterministic():
     res = [r("prompt_adherence", False, issues=[JudgeIssue("missing_element", "sub-point not found: 'a cat'")])]
     assert act(res) == act(res)
+
+
+def test_manual_review_when_a_gate_or_critical_check_could_not_run():
+    from evaluator.aggregate import SkippedCheck
+
+    results = [r("prompt_adherence", True), r("technical_signals", True)]
+    v = aggregate(results, pass_threshold=0.7, skipped=[SkippedCheck("safety", "safety", "no CLIP", gate=True)])
+    a = decide_action(v, results, "a hat")
+    assert v.overall_passed and a.primary_action == "manual_review" and "safety" in a.failure_summary
+    v2 = aggregate(results, pass_threshold=0.7, skipped=[SkippedCheck("identity", "identity", "no face model", critical=True)])
+    assert not v2.overall_passed and decide_action(v2, results, "a hat").primary_action == "manual_review"

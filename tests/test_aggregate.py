@@ -100,3 +100,14 @@ def test_no_judges_means_no_pass():
 def test_strengths_come_from_confident_passes():
     v = aggregate([_result("a", True, 1.0, 0.95), _result("b", True, 1.0, 0.55)], pass_threshold=0.5)
     assert v.top_strengths == ["a: a ok"]
+
+
+def test_a_skipped_critical_check_cannot_pass():
+    v = aggregate(
+        [_result("headshot", True, 2.0)],
+        pass_threshold=0.5,
+        skipped=[SkippedCheck("identity", "identity", "model 'insightface' is not available here", critical=True)],
+    )
+    assert not v.overall_passed
+    assert v.override_reason.startswith("critical check could not run: identity")
+    assert v.check_summary["critical_skipped"] == ["identity"]

@@ -88,3 +88,11 @@ def test_safety_cannot_be_ignored(pool):
 
     plan = plan_item(_item(directives=Directives(ignore=set(ASPECT_JUDGES))), pool)
     assert "safety" in _names(plan)
+
+
+def test_rubric_cannot_switch_off_a_critical_judge(pool):
+    refs = [Reference("identity", Image.new("RGB", (8, 8)), key="r1")]
+    plan = plan_item(_item("headshot", references=refs, directives=Directives(ignore={"face"})), pool)
+    assert "identity" in _names(plan)  # critical in headshot: still runs
+    assert "headshot" not in _names(plan)  # not critical: the rubric may skip it
+    assert any("identity is critical" in n for n in plan.notes)
