@@ -400,3 +400,20 @@ def test_random_source_is_the_real_architecture_and_says_it_is_random(caplog):
     assert emb.encode_texts(["a cat"]).shape == (1, 1024)
     with pytest.raises(ModelError, match="not an open_clip architecture"):
         locate_embedder("random:NoSuchNet")
+
+
+@pytest.mark.parametrize("source", ["local-dir:tests/assets/tiny_shapes_clip", "random:ViT-B-32"])
+def test_trimmed_text_forward_is_exact(source):
+    """Cutting the padding off a token batch changes no text feature (causal mask, EOT pooling)."""
+    import torch
+
+    from models.clip_loader import load_embedder
+
+    emb = load_embedder(source)
+    assert emb._can_trim
+    texts = ["a red circle", "a photo of a blue square on a plain background", "word " * 120, "an orange cross"]
+    tokens = emb.tokenizer(texts)
+    with torch.inference_mode():
+        full = emb.model.encode_text(tokens)
+        trimmed = emb._encode_text_trimmed(tokens)
+    assert torch.allclose(full, trimmed, atol=1e-5)
