@@ -87,36 +87,45 @@ def make_manifest(folder: Path, n: int, size: int, seed: int = 0) -> Path:
 
 # ---------------------------------------------------------------- forward-pass recorder
 class Recorder:
-    """Wraps open_clip's CLIP.encode_image / encode_text to record each call's batch size and time."""
+    """Wraps the OpenCLIP backend's image and text forwards to record each call (batch, inputs, time).
+
+    It wraps the backend (``_image_features`` / ``_text_features``), not open_clip's
+    ``encode_*``, so the replay runs exactly the forward the pipeline ran — including the
+    text tower trimmed to each batch's longest sequence.
+    """
 
     def __init__(self) -> None:
         self.calls: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self.texts: list[list[str]] = []  # the text batches, for an exact replay
         self._orig: dict[str, Any] = {}
 
     def __enter__(self) -> "Recorder":
-        import open_clip.model as om
+        from models.clip_openclip import OpenClipEmbedder
 
-        for name in ("encode_image", "encode_text"):
-            orig = getattr(om.CLIP, name)
+        for name, key in (("_image_features", "encode_image"), ("_text_features", "encode_text")):
+            orig = getattr(OpenClipEmbedder, name)
             self._orig[name] = orig
 
-            def wrapped(model, x, *a, _orig=orig, _name=name, **kw):
+            def wrapped(emb, x, *a, _orig=orig, _key=key, **kw):
                 t0 = time.perf_counter()
-                out = _orig(model, x, *a, **kw)
-                self.calls[_name].append((int(x.shape[0]), time.perf_counter() - t0))
+                out = _orig(emb, x, *a, **kw)
+                self.calls[_key].append((len(x), time.perf_counter() - t0))
+                if _key == "encode_text":
+                    self.texts.append(list(x))
                 return out
 
-            setattr(om.CLIP, name, wrapped)
+            setattr(OpenClipEmbedder, name, wrapped)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import open_clip.model as om
+        from models.clip_openclip import OpenClipEmbedder
 
         for name, orig in self._orig.items():
-            setattr(om.CLIP, name, orig)
+            setattr(OpenClipEmbedder, name, orig)
 
     def reset(self) -> None:
         self.calls.clear()
+        self.texts.clear()
 
     def count(self, name: str) -> int:
         return sum(b for b, _ in self.calls[name])
@@ -125,32 +134,32 @@ class Recorder:
         return sum(t for calls in self.calls.values() for _, t in calls)
 
 
-def raw_forward_seconds(clip_dir: Path, calls: dict[str, list[tuple[int, float]]], device: str) -> dict[str, float]:
-    """Replay the recorded forward passes (same batch sizes) on ready tensors, back to back."""
-    import open_clip
+def raw_forward_seconds(clip_dir: Path, calls: dict[str, list[tuple[int, float]]], device: str,
+                        texts: list[list[str]] | None = None) -> dict[str, float]:
+    """Replay the recorded forward passes (same image batch sizes, same text batches) on ready inputs."""
+    from models.clip_loader import load_embedder
 
-    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{clip_dir}")
-    model = model.to(device).eval()
-    size = model.visual.image_size
+    emb = load_embedder(f"local-dir:{clip_dir}", device=device)
+    size = emb.model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
-    ctx = model.context_length
     out = {"encode_image": 0.0, "encode_text": 0.0}
     g = torch.Generator().manual_seed(0)
+
+    def timed(fn, x) -> float:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
     with torch.inference_mode():
-        model.encode_image(torch.randn(2, 3, size, size, generator=g).to(device))  # warm
-        for name in ("encode_image", "encode_text"):
-            for batch, _ in calls.get(name, []):
-                if name == "encode_image":
-                    x = torch.randn(batch, 3, size, size, generator=g).to(device)
-                else:
-                    x = torch.randint(1, 49000, (batch, ctx), generator=g).to(device)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                getattr(model, name)(x)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                out[name] += time.perf_counter() - t0
+        emb._image_features(torch.randn(2, 3, size, size, generator=g).to(emb.device))  # warm
+        for batch, _ in calls.get("encode_image", []):
+            out["encode_image"] += timed(emb._image_features, torch.randn(batch, 3, size, size, generator=g).to(emb.device))
+        for batch_texts in texts or []:
+            out["encode_text"] += timed(emb._text_features, batch_texts)
     return out
 
 
@@ -196,9 +205,10 @@ def run_scenario(name: str, manifest: Path, clip_dir: Path, work: Path, *, judge
                            BatchOptions(batch_size=batch_size, workers=workers, progress=False)).run()
         wall = time.perf_counter() - t0
         calls = {k: list(v) for k, v in rec.calls.items()}
+        texts = [list(t) for t in rec.texts]
         in_pipeline = rec.seconds()
         n_img, n_txt = rec.count("encode_image"), rec.count("encode_text")
-    raw = raw_forward_seconds(clip_dir, calls, device)
+    raw = raw_forward_seconds(clip_dir, calls, device, texts)
     raw_total = raw["encode_image"] + raw["encode_text"]
     return {
         "scenario": name,
