@@ -94,7 +94,9 @@ def decide_action(verdict: Verdict, results: Sequence[JudgeResult], prompt: str 
     if unchecked and verdict.overall_passed:
         summary = f"Passed the checks that ran, but {', '.join(unchecked)} could not run; please review."
 
-    improved = _improved_prompt(prompt, failed) if not verdict.overall_passed else None
+    unsafe = any(g.module == "safety" for _, g in verdict.gate_failures)
+    # no rewrite of a prompt whose image was stopped as unsafe: that is not a quality fix
+    improved = _improved_prompt(prompt, failed) if not verdict.overall_passed and not unsafe else None
     return Action(primary_action=code, failure_summary=summary, improved_prompt=improved)
 
 

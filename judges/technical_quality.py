@@ -292,8 +292,10 @@ class TechnicalQualityJudge(Judge):
         evidence.insert(0, "; ".join(
             f"{k} {v['score']:.3g}" for k, v in subs.items() if v.get("score") is not None
         ))
-        evidence.append(f"NSS working size {nss['brisque'].details.get('working_size')}, "
-                        f"BRISQUE SVR via {nss['brisque'].details.get('svr', '?')}")
+        brisque_details = nss["brisque"].details
+        if brisque_details.get("working_size") is not None:  # absent when the image was too small to score
+            evidence.append(f"NSS working size {brisque_details['working_size']}, "
+                            f"BRISQUE SVR via {brisque_details.get('svr', 'numpy')}")
         if ignored:
             evidence.append("ignored by the rubric: " + ", ".join(sorted(ignored)))
 

@@ -87,3 +87,12 @@ def test_manual_review_when_a_gate_or_critical_check_could_not_run():
     assert v.overall_passed and a.primary_action == "manual_review" and "safety" in a.failure_summary
     v2 = aggregate(results, pass_threshold=0.7, skipped=[SkippedCheck("identity", "identity", "no face model", critical=True)])
     assert not v2.overall_passed and decide_action(v2, results, "a hat").primary_action == "manual_review"
+
+
+def test_no_improved_prompt_for_an_unsafe_image():
+    res = [
+        r("safety", False, gates=[GateFailure("image", "safety", "nsfw")]),
+        r("aesthetics", False, issues=[JudgeIssue("aesthetics", "dull")]),
+    ]
+    a = act(res)
+    assert a.primary_action == "reject" and a.improved_prompt is None
