@@ -235,13 +235,17 @@ def raw_forward_seconds(ev: Evaluator, embedder: Any, prepared: list[PreparedIte
             embedder._text_features(texts[i : i + embedder.text_batch_size])
         out[f"clip text ({len(texts)} texts)"] = time.perf_counter() - t0
     ms = ev.model_set(items[0].job_class)
+    scorers: list[str] = []
+    if "technical_signals" in judges or "technical_quality" in judges:
+        scorers.append("signals")  # the pixel statistics both technical judges share (one pass per image)
     if "technical_quality" in judges:
-        for name in ("brisque", "niqe", "piqe"):
-            scorer = ms.quality_scorer(name)
-            t0 = time.perf_counter()
-            for i in range(0, len(images), batch):
-                scorer.score(images[i : i + batch])
-            out[name] = time.perf_counter() - t0
+        scorers += ["brisque", "niqe", "piqe"]
+    for name in scorers:
+        scorer = ms.quality_scorer(name)
+        t0 = time.perf_counter()
+        for i in range(0, len(images), batch):
+            scorer.score(images[i : i + batch])
+        out[name] = time.perf_counter() - t0
     if "identity" in judges or "headshot" in judges:
         analyzer = ms.face_analyzer()
         refs = {r.key: r.image for it in items for r in it.references}
