@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from evaluator.errors import ImagejuryError, InvalidMediaError, InvalidRequestEr
 from evaluator.media import MediaLimits, load_request_images
 from evaluator.planning import Plan, PlannedJudge, plan_item
 from evaluator.presets import PRESETS
-from evaluator.result_builder import EvaluationMeta, build_evaluation, failed_evaluation
+from evaluator.result_builder import EvaluationMeta, build_evaluation, failed_evaluation, job_class_of
 from evaluator.schema import Evaluation, EvaluationRequest
 from judges.base import Judge
 from judges.features import FeatureCache
@@ -193,7 +192,7 @@ class Evaluator:
             instructions=req.evaluation_instructions,
             attributes=dict(req.input_attributes or {}),
             references=refs,
-            job_class=_job_class(req),
+            job_class=job_class_of(req),
             **({"directives": directives} if directives is not None else {}),
         )
         return prepared
@@ -212,11 +211,15 @@ class Evaluator:
         skipped: dict[int, list[SkippedCheck]] = {i: [] for i, p in enumerate(prepared) if p.item is not None}
         failures: dict[int, tuple[str, str]] = {}
         groups: dict[tuple[str, str], list[tuple[int, PlannedJudge]]] = {}
+        disabled = self._disabled()
+        extra_weights: dict[str, dict[str, float]] = {}  # per job class: the config's extra judges
         for idx, p in enumerate(prepared):
             if p.item is None:
                 continue
             pool = self.pool(p.item.job_class)
-            plan = plan_item(p.item, pool, self._extra_weights(pool), self._disabled())
+            if p.item.job_class not in extra_weights:
+                extra_weights[p.item.job_class] = self._extra_weights(pool)
+            plan = plan_item(p.item, pool, extra_weights[p.item.job_class], disabled)
             plans[idx] = plan
             for name in plan.not_installed:
                 reason = f"judge '{name}' is not installed (entry-point group imagejury.judges)"
@@ -336,11 +339,6 @@ class Evaluator:
         for start in range(0, len(prepared), size):
             out += self.run_prepared(prepared[start : start + size])
         return out
-
-
-def _job_class(req: EvaluationRequest) -> str:
-    jc = req.job_class
-    return getattr(jc, "value", jc) or "standard"
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Sequence
 
 from evaluator.action import Action
@@ -17,12 +16,10 @@ from evaluator.schema import (
     EvaluationRequest,
     GateFailureOut,
     JudgeIssueOut,
+    new_id,
+    utcnow,
 )
 from judges.types import JudgeResult
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -32,8 +29,8 @@ class EvaluationMeta:
     id: str
     org_id: str | None = None
     source: str = "api"
-    created_at: datetime = field(default_factory=_now)
-    submitted_at: datetime = field(default_factory=_now)
+    created_at: datetime = field(default_factory=utcnow)
+    submitted_at: datetime = field(default_factory=utcnow)
     attempt_number: int = 1
     parent_evaluation_id: str | None = None
     cost: str = "0"
@@ -41,7 +38,7 @@ class EvaluationMeta:
 
     @classmethod
     def new(cls, request: EvaluationRequest | None = None, **kw: object) -> "EvaluationMeta":
-        return cls(id=str(uuid.uuid4()), **kw)  # type: ignore[arg-type]
+        return cls(id=str(new_id()), **kw)  # type: ignore[arg-type]
 
 
 def _request_fields(req: EvaluationRequest) -> dict:
@@ -50,28 +47,38 @@ def _request_fields(req: EvaluationRequest) -> dict:
         "task_type": req.task_type,
         "task_description": req.task_description,
         "generation_prompt": req.generation_prompt,
-        "generated_image_url": _short_url(req.generated_image_url),
+        "generated_image_url": short_url(req.generated_image_url),
         "input_attributes": dict(req.input_attributes or {}),
         "evaluation_instructions": req.evaluation_instructions,
         "reference_images": [
-            {"url": _short_url(r.url), "kind": r.kind, "description": r.description} for r in (req.reference_images or [])
+            {"url": short_url(r.url), "kind": r.kind, "description": r.description} for r in (req.reference_images or [])
         ],
         "client_ref": req.client_ref,
         "callback_url": req.callback_url,
-        "job_class": getattr(req.job_class, "value", req.job_class) or "standard",
+        "job_class": job_class_of(req),
     }
 
 
-def _short_url(url: str) -> str:
+#: data: URIs longer than this are echoed shortened
+ECHO_MAX = 256
+
+
+def short_url(url: str) -> str:
     """Echo data URIs shortened: a 12 MB string in every response helps nobody."""
-    if url.startswith("data:") and len(url) > 256:
+    if url.startswith("data:") and len(url) > ECHO_MAX:
         head = url.split(",", 1)[0]
         return f"{head},<{len(url)} chars elided>"
     return url
 
 
+def job_class_of(req: EvaluationRequest) -> str:
+    """The request's job class as a plain string ("standard" when unset)."""
+    jc = req.job_class
+    return getattr(jc, "value", jc) or "standard"
+
+
 def _base(req: EvaluationRequest, meta: EvaluationMeta, started: float) -> dict:
-    now = _now()
+    now = utcnow()
     return {
         "id": meta.id,
         "org_id": meta.org_id,
@@ -97,10 +104,10 @@ def build_evaluation(
     action: Action,
     started: float,
 ) -> Evaluation:
-    now = _now()
+    now = utcnow()
     judges = []
     for r in results:
-        jid = str(uuid.uuid4())
+        jid = str(new_id())
         judges.append(
             EvaluationJudge(
                 id=jid,
@@ -118,7 +125,7 @@ def build_evaluation(
                 created_at=now,
                 issues=[
                     JudgeIssueOut(
-                        id=str(uuid.uuid4()),
+                        id=str(new_id()),
                         evaluation_id=meta.id,
                         evaluation_judge_id=jid,
                         category=r.category,
@@ -132,7 +139,7 @@ def build_evaluation(
         )
     gates = [
         GateFailureOut(
-            id=str(uuid.uuid4()), evaluation_id=meta.id, output_key=g.output_key, module=g.module, reason=g.reason, created_at=now
+            id=str(new_id()), evaluation_id=meta.id, output_key=g.output_key, module=g.module, reason=g.reason, created_at=now
         )
         for _, g in verdict.gate_failures
     ]
@@ -150,7 +157,7 @@ def build_evaluation(
         judges=judges,
         gate_failures=gates,
         action=ActionOut(
-            id=str(uuid.uuid4()),
+            id=str(new_id()),
             evaluation_id=meta.id,
             primary_action=action.primary_action,
             failure_summary=action.failure_summary,

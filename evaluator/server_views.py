@@ -11,19 +11,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable
 
-from evaluator.result_builder import EvaluationMeta
+from evaluator.result_builder import EvaluationMeta, short_url
 from evaluator.schema import ALLOW_LOOPBACK_CALLBACKS, Evaluation, EvaluationRequest, Source, Status
 from evaluator.store import to_dt
-
-#: data: URIs are echoed shortened, as the library's result builder does
-_ECHO_MAX = 256
-
-
-def short_url(url: str) -> str:
-    if url.startswith("data:") and len(url) > _ECHO_MAX:
-        return f"{url.split(',', 1)[0]},<{len(url)} chars elided>"
-    return url
-
 
 def links_for(evaluation_id: str) -> dict[str, str]:
     return {

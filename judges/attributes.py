@@ -71,9 +71,7 @@ class AttributesJudge(ClipTextJudge):
         self.parser = PromptParser(self.vocab)
 
     def threshold(self) -> ModelThreshold:
-        if self.config.threshold is not None:
-            return ModelThreshold("config", self.config.threshold, "set in the judge config")
-        return THRESHOLDS.lookup(self.clip_source)
+        return THRESHOLDS.resolve(self.config.threshold, self.clip_source)
 
     # -- planning --------------------------------------------------------------
     def _subject(self, item: JudgeItem) -> str:

@@ -132,6 +132,12 @@ class ThresholdTable:
                 return row
         return self.default
 
+    def resolve(self, configured: float | None, clip_source: str) -> ModelThreshold:
+        """The judge config's ``threshold`` when set, else this table's row for the CLIP."""
+        if configured is not None:
+            return ModelThreshold("config", configured, "set in the judge config")
+        return self.lookup(clip_source)
+
 
 class ClipTextJudge(Judge):
     """Base for judges on the shared image–text embedder: lazy model, cached features."""

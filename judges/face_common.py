@@ -17,27 +17,39 @@ counted either; it is still listed in the judges' evidence.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections import defaultdict
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
-from judges.features import FeatureCache
+from judges.base import Judge
+from judges.features import FeatureCache, content_key, group_by_cache
 from models.interfaces import Face, FaceAnalyzer
 
 DEFAULT_MIN_FACE_SCORE: dict[str, float] = {"dlib": 0.3, "insightface": 0.5}
 
 
-def image_key(image: Image.Image, key: str = "") -> str:
-    """The given cache key, or a content hash when the caller left it empty."""
-    if key:
-        return key
-    h = hashlib.sha256(f"{image.mode}:{image.size}".encode())
-    h.update(image.tobytes())
-    return "sha256:" + h.hexdigest()[:32]
+class FaceJudge(Judge):
+    """Base of the judges on the shared face analyzer: loaded on warmup (or first use), never in __init__."""
+
+    models = frozenset({"face"})
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._analyzer_obj: FaceAnalyzer | None = None
+
+    def warmup(self) -> None:
+        self._analyzer()
+
+    def _analyzer(self) -> FaceAnalyzer:
+        if self._analyzer_obj is None:
+            self._analyzer_obj = self.model_set.face_analyzer()
+        return self._analyzer_obj
+
+
+#: the cache key of an image: the given key, or a content hash when it is empty
+image_key = content_key
 
 
 def analyze_cached(
@@ -48,16 +60,11 @@ def analyze_cached(
     Items of one batch normally share a cache, so the whole batch (generated images and
     references) goes through the analyzer in one call, each image once.
     """
-    groups: dict[int, list[int]] = defaultdict(list)
-    caches: dict[int, FeatureCache] = {}
-    for i, (cache, _, _) in enumerate(requests):
-        groups[id(cache)].append(i)
-        caches[id(cache)] = cache
     out: list[list[Face]] = [[] for _ in requests]
-    for cid, idxs in groups.items():
+    for cache, idxs in group_by_cache([r[0] for r in requests]):
         keys = [requests[i][1] for i in idxs]
         images = [requests[i][2] for i in idxs]
-        for i, faces in zip(idxs, caches[cid].faces(analyzer, keys, images)):
+        for i, faces in zip(idxs, cache.faces(analyzer, keys, images)):
             out[i] = list(faces)
     return out
 

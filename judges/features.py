@@ -7,6 +7,7 @@ it to every item, so judges that share a model share its forward pass.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any, Callable, Hashable, Sequence
 
@@ -68,3 +69,21 @@ class FeatureCache:
 def shared_cache(items: Sequence[Any]) -> FeatureCache:
     """The cache a batch of items shares (the first item's), so one call covers all."""
     return items[0].features if items else FeatureCache()
+
+
+def content_key(image: Image.Image, key: str = "") -> str:
+    """The given cache key, or a content hash of the pixels when the caller left it empty."""
+    if key:
+        return key
+    h = hashlib.sha256(f"{image.mode}:{image.size}".encode())
+    h.update(image.tobytes())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def group_by_cache(caches: Sequence[FeatureCache]) -> list[tuple[FeatureCache, list[int]]]:
+    """Positions that share each distinct cache (first-seen order), so a judge makes one
+    model call per cache instead of one per item."""
+    groups: dict[int, tuple[FeatureCache, list[int]]] = {}
+    for i, cache in enumerate(caches):
+        groups.setdefault(id(cache), (cache, []))[1].append(i)
+    return list(groups.values())

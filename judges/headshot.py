@@ -53,9 +53,10 @@ from PIL import Image
 from pydantic import Field
 from scipy import ndimage
 
-from judges.base import Judge, JudgeConfig, confidence_from_margin
+from judges.base import JudgeConfig, confidence_from_margin
 from judges.face_common import (
     DEFAULT_MIN_FACE_SCORE,
+    FaceJudge,
     analyze_cached,
     describe_analyzer,
     eye_aspect_ratio,
@@ -114,30 +115,17 @@ class HeadshotConfig(JudgeConfig):
     max_abs_yaw: float = Field(30.0, gt=0, description="degrees; lenient against ICAO's frontal pose")
 
 
-class HeadshotJudge(Judge):
+class HeadshotJudge(FaceJudge):
     name = "headshot"
     category = "composition"
     description = "one sharp, well-framed face with eyes open, facing the camera"
     default_weight = 2.0
     version = "1"
     requires = frozenset()
-    models = frozenset({"face"})
     Config = HeadshotConfig
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self._analyzer_obj: FaceAnalyzer | None = None
 
     def applies(self, item: JudgeItem) -> bool:
         return item.task_type == "headshot" and super().applies(item)
-
-    def warmup(self) -> None:
-        self._analyzer()
-
-    def _analyzer(self) -> FaceAnalyzer:
-        if self._analyzer_obj is None:
-            self._analyzer_obj = self.model_set.face_analyzer()
-        return self._analyzer_obj
 
     def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
         if not batch:

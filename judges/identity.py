@@ -17,9 +17,10 @@ from typing import Sequence
 import numpy as np
 from pydantic import Field
 
-from judges.base import Judge, JudgeConfig, confidence_from_margin
+from judges.base import JudgeConfig, confidence_from_margin
 from judges.face_common import (
     DEFAULT_MIN_FACE_SCORE,
+    FaceJudge,
     analyze_cached,
     describe_analyzer,
     face_vector,
@@ -79,28 +80,15 @@ class _Match:
         return float(np.mean(self.sims))
 
 
-class IdentityJudge(Judge):
+class IdentityJudge(FaceJudge):
     name = "identity"
     category = "identity"
     description = "the face in the image is the person in the identity reference(s)"
     default_weight = 2.0
     version = "1"
     requires = frozenset({"identity_reference"})
-    models = frozenset({"face"})
     is_gate = True
     Config = IdentityConfig
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self._analyzer_obj: FaceAnalyzer | None = None
-
-    def warmup(self) -> None:
-        self._analyzer()
-
-    def _analyzer(self) -> FaceAnalyzer:
-        if self._analyzer_obj is None:
-            self._analyzer_obj = self.model_set.face_analyzer()
-        return self._analyzer_obj
 
     def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
         if not batch:

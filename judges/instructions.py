@@ -59,9 +59,7 @@ class InstructionsJudge(ClipTextJudge):
         self.parser = PromptParser(load_vocabulary(self.config.vocabulary), self.config.max_foils_per_class)
 
     def threshold(self) -> ModelThreshold:
-        if self.config.threshold is not None:
-            return ModelThreshold("config", self.config.threshold, "set in the judge config")
-        return THRESHOLDS.lookup(self.clip_source)
+        return THRESHOLDS.resolve(self.config.threshold, self.clip_source)
 
     def _candidates(self, check: RubricCheck, context: str) -> tuple[str, list[str], list[str | None], str]:
         """(text, foils, foil classes, how) for one check."""

@@ -98,9 +98,7 @@ class PromptAdherenceJudge(ClipTextJudge):
         )
 
     def threshold(self) -> ModelThreshold:
-        if self.config.threshold is not None:
-            return ModelThreshold("config", self.config.threshold, "set in the judge config")
-        return THRESHOLDS.lookup(self.clip_source)
+        return THRESHOLDS.resolve(self.config.threshold, self.clip_source)
 
     def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
         if not batch:

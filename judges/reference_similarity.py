@@ -22,7 +22,6 @@ matching captions vs ~0.1–0.2 for wrong ones (CLIPScore, Hessel et al. 2021, u
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Sequence
 
@@ -31,6 +30,7 @@ from PIL import Image
 from pydantic import Field
 
 from judges.base import Judge, JudgeConfig, confidence_from_margin
+from judges.features import content_key, group_by_cache
 from judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,7 @@ class ReferenceSimilarityConfig(JudgeConfig):
 
 def reference_key(ref: Reference) -> str:
     """The reference's cache key, or a content hash when none was given."""
-    if ref.key:
-        return ref.key
-    return image_hash(ref.image)
-
-
-def image_hash(image: Image.Image) -> str:
-    h = hashlib.sha256(f"{image.mode}:{image.size}".encode())
-    h.update(image.tobytes())
-    return "sha256:" + h.hexdigest()[:32]
+    return content_key(ref.image, ref.key or "")
 
 
 class ReferenceSimilarityJudge(Judge):
@@ -127,11 +119,7 @@ class ReferenceSimilarityJudge(Judge):
             return []
         embedder = self._embedder()
         out: list[JudgeResult | None] = [None] * len(batch)
-        groups: dict[int, list[int]] = {}
-        for i, item in enumerate(batch):
-            groups.setdefault(id(item.features), []).append(i)
-        for idx in groups.values():
-            cache = batch[idx[0]].features
+        for cache, idx in group_by_cache([item.features for item in batch]):
             keys: list[str] = []
             images: list[Image.Image] = []
             texts: list[str] = []

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from judges.base import Judge, JudgeConfig, confidence_from_margin
-from judges.technical_signals import ignored_defects, signal_reports
+from judges.features import group_by_cache
+from judges.technical_signals import ignored_defects, quality_scores, signal_reports
 from judges.types import JudgeIssue, JudgeItem, JudgeResult
 from models.errors import ModelUnavailableError
 from models.interfaces import QualityScore, QualityScorer
@@ -179,7 +180,7 @@ class TechnicalQualityJudge(Judge):
             return []
         scorers = self._nss_scorers()
         reports = signal_reports(batch)
-        nss: dict[str, list[QualityScore]] = {n: _cached_scores(batch, s) for n, s in scorers.items()}
+        nss: dict[str, list[QualityScore]] = {n: quality_scores(batch, s) for n, s in scorers.items()}
         embedder, clip_note = self._embedder()
         clip_scores: list[QualityScore | None] = [None] * len(batch)
         if embedder is not None:
@@ -332,28 +333,11 @@ class TechnicalQualityJudge(Judge):
         )
 
 
-def _cached_scores(batch: Sequence[JudgeItem], scorer: QualityScorer) -> list[QualityScore]:
-    """Scores through each item's feature cache, one scorer call per distinct cache."""
-    out: list[QualityScore | None] = [None] * len(batch)
-    groups: dict[int, list[int]] = {}
-    for i, item in enumerate(batch):
-        groups.setdefault(id(item.features), []).append(i)
-    for idx in groups.values():
-        cache = batch[idx[0]].features
-        for i, s in zip(idx, cache.quality(scorer, [batch[i].image_key for i in idx], [batch[i].image for i in idx])):
-            out[i] = s
-    return out  # type: ignore[return-value]
-
-
 def _clip_iqa(batch: Sequence[JudgeItem], embedder: Any) -> list[QualityScore]:
     """CLIP-IQA from the shared CLIP image features (no extra forward pass)."""
     scorer = ClipIQAScorer(embedder)
     out: list[QualityScore | None] = [None] * len(batch)
-    groups: dict[int, list[int]] = {}
-    for i, item in enumerate(batch):
-        groups.setdefault(id(item.features), []).append(i)
-    for idx in groups.values():
-        cache = batch[idx[0]].features
+    for cache, idx in group_by_cache([item.features for item in batch]):
         emb = cache.image_embeddings(embedder, [batch[i].image_key for i in idx], [batch[i].image for i in idx])
         scores = scorer.from_embeddings(emb, text_embeddings=lambda t, c=cache: c.text_embeddings(embedder, t))
         for i, s in zip(idx, scores):

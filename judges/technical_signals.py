@@ -18,7 +18,9 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from judges.base import Judge, JudgeConfig, confidence_from_margin
+from judges.features import group_by_cache
 from judges.types import JudgeIssue, JudgeItem, JudgeResult
+from models.interfaces import QualityScore, QualityScorer
 from models.quality.signals import AllSignalsScorer, SignalReport, report_from_score
 
 # One stateless instance: the feature cache keys by its name ("signals"), so the two
@@ -42,18 +44,18 @@ def ignored_defects(item: JudgeItem) -> set[str]:
     return {defect for defect, aliases in IGNORE_ALIASES.items() if words & aliases}
 
 
+def quality_scores(batch: Sequence[JudgeItem], scorer: QualityScorer) -> list[QualityScore]:
+    """Scores through each item's feature cache, one scorer call per distinct cache."""
+    out: list[QualityScore | None] = [None] * len(batch)
+    for cache, idx in group_by_cache([item.features for item in batch]):
+        for i, s in zip(idx, cache.quality(scorer, [batch[i].image_key for i in idx], [batch[i].image for i in idx])):
+            out[i] = s
+    return out  # type: ignore[return-value]
+
+
 def signal_reports(batch: Sequence[JudgeItem]) -> list[SignalReport]:
     """The signal report of every item, through the shared feature cache (one call per cache)."""
-    out: list[SignalReport | None] = [None] * len(batch)
-    groups: dict[int, list[int]] = {}
-    for i, item in enumerate(batch):
-        groups.setdefault(id(item.features), []).append(i)
-    for idx in groups.values():
-        cache = batch[idx[0]].features
-        scores = cache.quality(SIGNALS, [batch[i].image_key for i in idx], [batch[i].image for i in idx])
-        for i, s in zip(idx, scores):
-            out[i] = report_from_score(s)
-    return out  # type: ignore[return-value]
+    return [report_from_score(s) for s in quality_scores(batch, SIGNALS)]
 
 
 _RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[:/x×]\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
