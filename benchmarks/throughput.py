@@ -559,8 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         "\n## Pipeline overhead: raw model forward passes vs end-to-end (largest batch)\n",
         table(["preset", "job class", "batch", "end-to-end s", "raw forwards s", "raw / end-to-end (target ≥ 85%)", "raw parts (s)"], overhead_rows),
         "\nRaw forwards: one CLIP image pass per image, the text-tower passes for exactly the texts the run encoded, "
-        "BRISQUE/NIQE/PIQE (standard) and dlib on every image and reference, each timed alone with no judge logic. "
-        "The rest of end-to-end is decode, planning, pixel signals, judge logic and result building.\n",
+        "the pixel signal metrics, BRISQUE/NIQE/PIQE (standard) and dlib on every image and reference, each timed alone with no judge logic (values a little over 100% are timing noise). "
+        "The rest of end-to-end is decode, planning, judge logic and result building.\n",
     ]
     if compare_rows:
         parts += [
