@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Sequence
 
 from evaluator.config import EvaluatorConfig
 from evaluator.errors import ImagejuryError, InvalidRequestError
+from evaluator.manifest import parse_scalar
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING = 0, 1, 2, 3
 log = logging.getLogger("imagejury")
@@ -75,24 +75,12 @@ def _kv(text: str, what: str) -> tuple[str, str]:
     return k.strip(), v
 
 
-def _attr_value(raw: str) -> Any:
-    """``3`` → 3, ``true`` → True, anything else stays text. ``NaN``, ``Infinity`` and
-    ``1e400`` stay text too: they are not JSON numbers, and the API's JSON has none."""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-    if isinstance(value, float) and not math.isfinite(value):
-        return raw
-    return value if isinstance(value, (int, float, bool)) else raw
-
-
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     refs = []
     for text in args.ref or []:
         kind, path = _kv(text, "--ref")
         refs.append({"url": path, "kind": kind})
-    attrs = dict((k, _attr_value(v)) for k, v in (_kv(t, "--attr") for t in args.attr or []))
+    attrs = dict((k, parse_scalar(v)) for k, v in (_kv(t, "--attr") for t in args.attr or []))
     req: dict[str, Any] = {"generated_image_url": args.image, "task_type": args.task_type, "job_class": args.job_class}
     optional = {
         "generation_prompt": args.prompt,

@@ -128,9 +128,10 @@ def read_jsonl(path: Path) -> Iterator[ManifestRow]:
 
 
 # ---------------------------------------------------------------- CSV / Parquet rows
-def _scalar(text: str) -> Any:
-    """A CSV attribute cell: numbers and booleans parsed, everything else kept as text
-    (``NaN``, ``Infinity`` and ``1e400`` too: the API's JSON has no such numbers)."""
+def parse_scalar(text: str) -> Any:
+    """An attribute value given as text (a CSV cell, ``--attr KEY=VALUE``): ``3`` → 3,
+    ``true`` → True, everything else kept as text — ``NaN``, ``Infinity`` and ``1e400``
+    too: the API's JSON has no such numbers."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -155,7 +156,7 @@ def table_row_to_request(cells: dict[str, Any]) -> dict[str, Any]:
         if value is None or (isinstance(value, str) and value.strip() == ""):
             continue
         if key.startswith(ATTR_PREFIX) and len(key) > len(ATTR_PREFIX):
-            attrs[key[len(ATTR_PREFIX):]] = _scalar(value) if isinstance(value, str) else value
+            attrs[key[len(ATTR_PREFIX):]] = parse_scalar(value) if isinstance(value, str) else value
         elif key.startswith(REF_PREFIX) and len(key) > len(REF_PREFIX):
             kind = key[len(REF_PREFIX):]
             urls = value.split(REF_SEPARATOR) if isinstance(value, str) else list(value)

@@ -22,7 +22,8 @@ from PIL import Image
 
 from evaluator.action import _improved_prompt, decide_action
 from evaluator.aggregate import aggregate
-from evaluator.cli import EXIT_INVALID, _attr_value, main
+from evaluator.cli import EXIT_INVALID, main
+from evaluator.manifest import parse_scalar
 from evaluator.config import EvaluatorConfig
 from evaluator.errors import InvalidRequestError
 from evaluator.manifest import iter_image_files, open_manifest
@@ -81,7 +82,7 @@ def test_models_command_bad_flag_is_exit_2(capsys):
                                         ("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"),
                                         ("1e400", "1e400"), ("[1, 2]", "[1, 2]")])
 def test_attr_values_never_become_non_finite_numbers(raw, value):
-    got = _attr_value(raw)
+    got = parse_scalar(raw)  # the --attr parser, shared with CSV attribute cells
     assert got == value and type(got) is type(value)
     json.dumps({"v": got}, allow_nan=False)
 
