@@ -41,9 +41,10 @@ import hashlib
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -157,14 +158,19 @@ def _descriptor(face: Any) -> np.ndarray:
 
 
 def identity_section(
-    analyzer: Any, backend: str, pack: str | None = None, device: str = "cpu", max_people: int = 0, max_variants: int = 0
+    analyzer: Any,
+    backend: str,
+    pack: str | None = None,
+    device: str = "cpu",
+    max_people: int = 0,
+    max_variants: int = 0,
 ) -> tuple[str, dict[str, float]]:
-    from judges.features import FeatureCache
-    from judges.identity import IdentityJudge
-    from judges.types import JudgeItem, Reference
-    from models.provider import ModelSet
-    from models.registry import ModelRegistry
-    from models.settings import ModelSettings
+    from imagejury.judges.features import FeatureCache
+    from imagejury.judges.identity import IdentityJudge
+    from imagejury.judges.types import JudgeItem, Reference
+    from imagejury.models.provider import ModelSet
+    from imagejury.models.registry import ModelRegistry
+    from imagejury.models.settings import ModelSettings
 
     variants = _variants()
     if max_variants:
@@ -204,7 +210,10 @@ def identity_section(
     n_all = len(same_a) + len(diff_a) + same_no_face + diff_no_face
     # a pair with a missing face cannot be verified: counted wrong for same pairs, right for different ones
     acc = ((same_a >= t).sum() + (diff_a < t).sum() + diff_no_face) / n_all
-    bal = 0.5 * ((same_a >= t).sum() / (len(same_a) + same_no_face) + ((diff_a < t).sum() + diff_no_face) / (len(diff_a) + diff_no_face))
+    bal = 0.5 * (
+        (same_a >= t).sum() / (len(same_a) + same_no_face)
+        + ((diff_a < t).sum() + diff_no_face) / (len(diff_a) + diff_no_face)
+    )
     a = auc(same_a, diff_a)
     thr, tpr, fpr = roc(same_a, diff_a)
     roc_rows = []
@@ -218,19 +227,33 @@ def identity_section(
 
     # the identity judge: every variant as a generated image against every person's original as the reference
     # the judge loads its own analyzer of the same backend; equal keys let it reuse the cached faces
-    settings = ModelSettings(face_backend="dlib") if backend == "dlib" else ModelSettings(face_backend="insightface", face_model=pack, device=device)
+    settings = (
+        ModelSettings(face_backend="dlib")
+        if backend == "dlib"
+        else ModelSettings(face_backend="insightface", face_model=pack, device=device)
+    )
     judge = IdentityJudge({}, ModelSet(settings, ModelRegistry()))
     judge.warmup()
     if judge._analyzer().key != analyzer.key:  # noqa: SLF001 - a benchmark check, not a contract
-        log.warning("identity judge analyzer %s differs from %s: faces are analysed twice", judge._analyzer().key, analyzer.key)
+        log.warning(
+            "identity judge analyzer %s differs from %s: faces are analysed twice", judge._analyzer().key, analyzer.key
+        )
     originals = {p: (im, k) for (p, v, im), k in zip(images, keys) if v == "original"}
     items, truth = [], []
     for (person, vname, im), k in zip(images, keys):
         for ref_person, (ref_im, ref_key) in originals.items():
             if ref_person == person and vname == "original":
                 continue  # identical image: trivially the same
-            items.append(JudgeItem(item_id=f"{person}/{vname}->{ref_person}", image=im, image_key=k,
-                                   task_type="headshot", references=[Reference("identity", ref_im, key=ref_key)], features=cache))
+            items.append(
+                JudgeItem(
+                    item_id=f"{person}/{vname}->{ref_person}",
+                    image=im,
+                    image_key=k,
+                    task_type="headshot",
+                    references=[Reference("identity", ref_im, key=ref_key)],
+                    features=cache,
+                )
+            )
             truth.append(ref_person == person)
     results = judge.judge(items)
     passed = np.array([r.passed for r in results])
@@ -245,40 +268,66 @@ def identity_section(
             continue
         vals = [
             analyzer.similarity(desc[i], desc[j])
-            for i, (p, v, _) in enumerate(images) if v == vname and desc[i] is not None
-            for j, (p2, v2, _) in enumerate(images) if p2 == p and v2 == "original" and desc[j] is not None
+            for i, (p, v, _) in enumerate(images)
+            if v == vname and desc[i] is not None
+            for j, (p2, v2, _) in enumerate(images)
+            if p2 == p and v2 == "original" and desc[j] is not None
         ]
         nf = sum(1 for (p, v, _), d in zip(images, desc) if v == vname and d is None)
-        per_variant.append([vname, len(vals), f(float(np.min(vals)) if vals else float("nan")), f(float(np.median(vals)) if vals else float("nan")), nf])
+        per_variant.append(
+            [
+                vname,
+                len(vals),
+                f(float(np.min(vals)) if vals else float("nan")),
+                f(float(np.median(vals)) if vals else float("nan")),
+                nf,
+            ]
+        )
 
     header = f"### Identity — {backend} ({len(people)} people × {len(variants)} variants = {len(images)} images)\n"
-    text = "\n".join([
-        header,
-        table(["pairs", "same", "different", "no face found (same / different pairs)"],
-              [["count", len(same_a), len(diff_a), f"{same_no_face} / {diff_no_face}"]]),
-        "",
-        table(["at the backend threshold", "value"], [
-            ["threshold (similarity, higher = more alike)", f"{t:.3f} — {getattr(analyzer, 'threshold_source', '')[:120]}"],
-            ["verification accuracy (all pairs)", f(acc)],
-            ["balanced accuracy (mean of same/different)", f(bal)],
-            ["TPR (same pairs accepted; pairs with both faces found)", f(tpr_t)],
-            ["FPR (different pairs accepted; pairs with both faces found)", f(fpr_t)],
-            ["closest different-person pair", f"{f(closest[0])}: {closest[1]}"],
-            ["ROC AUC", f(a, 4)],
-            ["similarity range: same / different", f"{f(same_a.min())}…{f(same_a.max())} / {f(diff_a.min())}…{f(diff_a.max())}"],
-            [f"identity judge accuracy ({len(items)} variant→reference items)", f"{f(j_acc)} (same-person pass rate {f(j_tpr)}, different-person fail rate {f(j_tnr)})"],
-        ]),
-        "",
-        "ROC (similarity ≥ threshold = same person):\n",
-        table(["FPR ≤", "TPR", "at similarity threshold", "actual FPR"], roc_rows),
-        "",
-        "Same-person similarity of each variant to its original:\n",
-        table(["variant", "pairs", "min similarity", "median", "no face found"], per_variant),
-        "",
-        "Missed faces: " + (", ".join(f"{p}/{v}" for p, v in missed) or "none") + ".",
-        "Caveat: same-person pairs are altered copies of one photo, not two photos of the person, so this is easier "
-        "than LFW-style verification; the different-person pairs are real different people.",
-    ])
+    text = "\n".join(
+        [
+            header,
+            table(
+                ["pairs", "same", "different", "no face found (same / different pairs)"],
+                [["count", len(same_a), len(diff_a), f"{same_no_face} / {diff_no_face}"]],
+            ),
+            "",
+            table(
+                ["at the backend threshold", "value"],
+                [
+                    [
+                        "threshold (similarity, higher = more alike)",
+                        f"{t:.3f} — {getattr(analyzer, 'threshold_source', '')[:120]}",
+                    ],
+                    ["verification accuracy (all pairs)", f(acc)],
+                    ["balanced accuracy (mean of same/different)", f(bal)],
+                    ["TPR (same pairs accepted; pairs with both faces found)", f(tpr_t)],
+                    ["FPR (different pairs accepted; pairs with both faces found)", f(fpr_t)],
+                    ["closest different-person pair", f"{f(closest[0])}: {closest[1]}"],
+                    ["ROC AUC", f(a, 4)],
+                    [
+                        "similarity range: same / different",
+                        f"{f(same_a.min())}…{f(same_a.max())} / {f(diff_a.min())}…{f(diff_a.max())}",
+                    ],
+                    [
+                        f"identity judge accuracy ({len(items)} variant→reference items)",
+                        f"{f(j_acc)} (same-person pass rate {f(j_tpr)}, different-person fail rate {f(j_tnr)})",
+                    ],
+                ],
+            ),
+            "",
+            "ROC (similarity ≥ threshold = same person):\n",
+            table(["FPR ≤", "TPR", "at similarity threshold", "actual FPR"], roc_rows),
+            "",
+            "Same-person similarity of each variant to its original:\n",
+            table(["variant", "pairs", "min similarity", "median", "no face found"], per_variant),
+            "",
+            "Missed faces: " + (", ".join(f"{p}/{v}" for p, v in missed) or "none") + ".",
+            "Caveat: same-person pairs are altered copies of one photo, not two photos of the person, so this is easier "
+            "than LFW-style verification; the different-person pairs are real different people.",
+        ]
+    )
     return text, {"auc": a, "accuracy": float(acc), "judge_accuracy": j_acc}
 
 
@@ -315,12 +364,12 @@ class QualityRow:
 
 
 def quality_rows(photos: Iterable[tuple[str, str]], kinds: Sequence[str] = KINDS) -> list[QualityRow]:
-    from judges.features import FeatureCache
-    from judges.technical_quality import TechnicalQualityJudge
-    from judges.technical_signals import TechnicalSignalsJudge, signal_reports
-    from judges.types import JudgeItem
-    from models.provider import ModelSet
-    from models.registry import ModelRegistry
+    from imagejury.judges.features import FeatureCache
+    from imagejury.judges.technical_quality import TechnicalQualityJudge
+    from imagejury.judges.technical_signals import TechnicalSignalsJudge, signal_reports
+    from imagejury.judges.types import JudgeItem
+    from imagejury.models.provider import ModelSet
+    from imagejury.models.registry import ModelRegistry
     from tests.support.photos import graded
 
     ms = ModelSet(registry=ModelRegistry())
@@ -333,11 +382,17 @@ def quality_rows(photos: Iterable[tuple[str, str]], kinds: Sequence[str] = KINDS
         for kind in kinds:
             cache = FeatureCache()
             imgs = graded(base, kind)
-            items = [JudgeItem(item_id=f"{name}/{kind}/{lv}", image=im, image_key=content_key(im), features=cache) for lv, im in enumerate(imgs)]
+            items = [
+                JudgeItem(item_id=f"{name}/{kind}/{lv}", image=im, image_key=content_key(im), features=cache)
+                for lv, im in enumerate(imgs)
+            ]
             tq_res = tq.judge(items)
             ts_res = ts.judge(items)
             reports = signal_reports(items)
-            nss = {n: cache.quality(ms.quality_scorer(n), [it.image_key for it in items], [it.image for it in items]) for n in ("brisque", "niqe", "piqe")}
+            nss = {
+                n: cache.quality(ms.quality_scorer(n), [it.image_key for it in items], [it.image for it in items])
+                for n in ("brisque", "niqe", "piqe")
+            }
             for lv, it in enumerate(items):
                 rep = reports[lv]
                 values = {
@@ -348,8 +403,12 @@ def quality_rows(photos: Iterable[tuple[str, str]], kinds: Sequence[str] = KINDS
                     "noise σ ↓": rep.noise_sigma_512,
                     "blockiness ↓": rep.blockiness,
                     "bright fraction ↓": rep.bright_fraction,
-                    "technical_quality score ↑": float(tq_res[lv].score) if tq_res[lv].score is not None else float("nan"),
-                    "technical_signals score ↑": float(ts_res[lv].score) if ts_res[lv].score is not None else float("nan"),
+                    "technical_quality score ↑": float(tq_res[lv].score)
+                    if tq_res[lv].score is not None
+                    else float("nan"),
+                    "technical_signals score ↑": float(ts_res[lv].score)
+                    if ts_res[lv].score is not None
+                    else float("nan"),
                 }
                 rows.append(QualityRow(name, split, kind, lv, values, bool(tq_res[lv].passed), bool(ts_res[lv].passed)))
     return rows
@@ -395,7 +454,7 @@ def quality_section(rows: list[QualityRow]) -> str:
             "score gets worse as the distortion grows:\n",
             table(["score", *kinds], srows),
             "",
-            "Pass/fail accuracy against \"level ≤ 1 is acceptable\" (FR = acceptable images failed, FA = level ≥ 2 passed):\n",
+            'Pass/fail accuracy against "level ≤ 1 is acceptable" (FR = acceptable images failed, FA = level ≥ 2 passed):\n',
             table(["judge", *kinds, "all"], acc_rows),
             "",
         ]
@@ -422,29 +481,51 @@ def public_section(args: argparse.Namespace) -> str:
             f"{rho:.3f} (published: {TIFA_PUBLISHED_CLIPSCORE}, Hu et al. 2023 Table 3)."
         )
         if args.tifa_images:
-            jobs.append(("TIFA v1.0", ps.load_tifa_v1(Path(args.tifa), Path(args.tifa_images)), f"ρ ≈ {TIFA_PUBLISHED_CLIPSCORE} (CLIPScore ViT-B/32)"))
+            jobs.append(
+                (
+                    "TIFA v1.0",
+                    ps.load_tifa_v1(Path(args.tifa), Path(args.tifa_images)),
+                    f"ρ ≈ {TIFA_PUBLISHED_CLIPSCORE} (CLIPScore ViT-B/32)",
+                )
+            )
     if args.tifa160:
         if not args.tifa160_images:
             raise SystemExit("--tifa160 needs --tifa160-images")
-        jobs.append(("TIFA160 Likert", ps.load_tifa160_likert(Path(args.tifa160), Path(args.tifa160_images)), "see Cho et al. 2024 (DSG)"))
+        jobs.append(
+            (
+                "TIFA160 Likert",
+                ps.load_tifa160_likert(Path(args.tifa160), Path(args.tifa160_images)),
+                "see Cho et al. 2024 (DSG)",
+            )
+        )
     if args.seetrue:
         if not args.seetrue_images:
             raise SystemExit("--seetrue needs --seetrue-images")
-        jobs.append(("SeeTRUE", ps.load_seetrue(Path(args.seetrue), Path(args.seetrue_images)), "see Yarom et al. 2023"))
+        jobs.append(
+            ("SeeTRUE", ps.load_seetrue(Path(args.seetrue), Path(args.seetrue_images)), "see Yarom et al. 2023")
+        )
     if args.agiqa:
         if not args.agiqa_images:
             raise SystemExit("--agiqa needs --agiqa-images")
-        jobs.append(("AGIQA-3K (alignment MOS)", ps.load_agiqa3k(Path(args.agiqa), Path(args.agiqa_images), "mos_align"), "see Li et al. 2023"))
+        jobs.append(
+            (
+                "AGIQA-3K (alignment MOS)",
+                ps.load_agiqa3k(Path(args.agiqa), Path(args.agiqa_images), "mos_align"),
+                "see Li et al. 2023",
+            )
+        )
     if not jobs:
         return "\n".join(out)
     if not args.clip:
-        raise SystemExit("scoring public sets needs a real CLIP: pass --clip SOURCE (e.g. ViT-B-32:openai with its weights cached)")
-    from judges.features import FeatureCache
-    from judges.prompt_adherence import PromptAdherenceJudge
-    from judges.types import JudgeItem
-    from models.provider import ModelSet
-    from models.registry import ModelRegistry
-    from models.settings import ModelSettings
+        raise SystemExit(
+            "scoring public sets needs a real CLIP: pass --clip SOURCE (e.g. ViT-B-32:openai with its weights cached)"
+        )
+    from imagejury.judges.features import FeatureCache
+    from imagejury.judges.prompt_adherence import PromptAdherenceJudge
+    from imagejury.judges.types import JudgeItem
+    from imagejury.models.provider import ModelSet
+    from imagejury.models.registry import ModelRegistry
+    from imagejury.models.settings import ModelSettings
 
     ms = ModelSet(ModelSettings(clip=args.clip, device=args.device), ModelRegistry(), "standard")
     judge = PromptAdherenceJudge({}, ms)
@@ -479,30 +560,77 @@ def public_section(args: argparse.Namespace) -> str:
                     image = im.convert("RGB")
             except OSError as exc:
                 raise SystemExit(f"{name}: cannot read {row.image}: {exc}") from exc
-            batch.append((row, JudgeItem(item_id=row.item_id, image=image, image_key=content_key(image), prompt=row.prompt)))
+            batch.append(
+                (row, JudgeItem(item_id=row.item_id, image=image, image_key=content_key(image), prompt=row.prompt))
+            )
             if len(batch) >= 32:
                 flush()
         flush()
         h, o, c = np.array(human), np.array(ours), np.array(clipscore)
         ok = ~np.isnan(o)
-        rows.append([
-            name, int(ok.sum()), f(spearman(h[ok], o[ok])), f(spearman(h, c)), f(pairwise_accuracy(h[ok], o[ok])),
-            f(pairwise_accuracy(h, c)), published, int((~ok).sum()),
-        ])
-    out.append(table(
-        ["set", "rows scored", "ρ prompt_adherence", "ρ CLIPScore (same CLIP)", "pairwise acc. prompt_adherence",
-         "pairwise acc. CLIPScore", "published CLIPScore", "not checkable (score None)"], rows))
-    out.append(f"\nCLIP: `{args.clip}`. Rows where prompt_adherence found nothing checkable (score None) are left out of its columns.")
+        rows.append(
+            [
+                name,
+                int(ok.sum()),
+                f(spearman(h[ok], o[ok])),
+                f(spearman(h, c)),
+                f(pairwise_accuracy(h[ok], o[ok])),
+                f(pairwise_accuracy(h, c)),
+                published,
+                int((~ok).sum()),
+            ]
+        )
+    out.append(
+        table(
+            [
+                "set",
+                "rows scored",
+                "ρ prompt_adherence",
+                "ρ CLIPScore (same CLIP)",
+                "pairwise acc. prompt_adherence",
+                "pairwise acc. CLIPScore",
+                "published CLIPScore",
+                "not checkable (score None)",
+            ],
+            rows,
+        )
+    )
+    out.append(
+        f"\nCLIP: `{args.clip}`. Rows where prompt_adherence found nothing checkable (score None) are left out of its columns."
+    )
     return "\n".join(out)
 
 
 # -- 5. thresholds -------------------------------------------------------------------------------
-CAPS = ("max_foils", "max_sub_points", "max_checks", "max_alternatives", "max_prompt_foils", "confidence_scale", "weight",
-        "vocabulary", "model_profiles")
+CAPS = (
+    "max_foils",
+    "max_sub_points",
+    "max_checks",
+    "max_alternatives",
+    "max_prompt_foils",
+    "confidence_scale",
+    "weight",
+    "vocabulary",
+    "model_profiles",
+)
 
 
-SOURCE_WORDS = ("paper", "et al", "dlib", "insightface", "icao", "laion", "soukupová", "vendor", "published", "immerkær",
-                "passport", "live svr", "pech-pacheco", "data sheet")
+SOURCE_WORDS = (
+    "paper",
+    "et al",
+    "dlib",
+    "insightface",
+    "icao",
+    "laion",
+    "soukupová",
+    "vendor",
+    "published",
+    "immerkær",
+    "passport",
+    "live svr",
+    "pech-pacheco",
+    "data sheet",
+)
 NOT_MEASURED = ("not measured", "not re-measured", "not a calibration")
 REASONED_WORDS = ("neutral", "product choice", "our choice", "decision point", "cautious", "lenient", "chance")
 
@@ -526,8 +654,8 @@ def provenance(desc: str) -> str:
 
 
 def thresholds_section() -> str:
-    from judges.prompt_adherence import THRESHOLDS
-    from judges.registry import judge_registry
+    from imagejury.judges.prompt_adherence import THRESHOLDS
+    from imagejury.judges.registry import judge_registry
 
     rows = []
     for name in judge_registry.names():
@@ -544,15 +672,37 @@ def thresholds_section() -> str:
             shown = desc if len(desc) <= 160 else desc[:157] + "…"
             rows.append([name, field, str(default), provenance(desc), shown])
     for row in THRESHOLDS.rows + [THRESHOLDS.default]:
-        rows.append(["prompt_adherence / instructions / attributes (THRESHOLDS)", f"`{row.pattern}`", row.value, provenance(row.source), row.source[:160]])
-    from models.face_dlib import SAME_PERSON_DISTANCE, THRESHOLD_SOURCE as DLIB_SRC
-    from models.face_insightface import SAME_PERSON_THRESHOLD, THRESHOLD_SOURCE as IF_SRC
+        rows.append(
+            [
+                "prompt_adherence / instructions / attributes (THRESHOLDS)",
+                f"`{row.pattern}`",
+                row.value,
+                provenance(row.source),
+                row.source[:160],
+            ]
+        )
+    from imagejury.models.face.dlib_backend import SAME_PERSON_DISTANCE
+    from imagejury.models.face.dlib_backend import THRESHOLD_SOURCE as DLIB_SRC
+    from imagejury.models.face.insightface_backend import SAME_PERSON_THRESHOLD
+    from imagejury.models.face.insightface_backend import THRESHOLD_SOURCE as IF_SRC
 
-    rows.append(["face backend dlib", "same-person distance", SAME_PERSON_DISTANCE, provenance(DLIB_SRC) + "; checked by section 1", DLIB_SRC[:160]])
-    rows.append(["face backend insightface", "same-person cosine", SAME_PERSON_THRESHOLD, provenance(IF_SRC), IF_SRC[:160]])
+    rows.append(
+        [
+            "face backend dlib",
+            "same-person distance",
+            SAME_PERSON_DISTANCE,
+            provenance(DLIB_SRC) + "; checked by section 1",
+            DLIB_SRC[:160],
+        ]
+    )
+    rows.append(
+        ["face backend insightface", "same-person cosine", SAME_PERSON_THRESHOLD, provenance(IF_SRC), IF_SRC[:160]]
+    )
     return (
         "### Thresholds and where they come from\n\n"
-        + table(["judge / model", "field", "default", "provenance (from the description)", "description (truncated)"], rows)
+        + table(
+            ["judge / model", "field", "default", "provenance (from the description)", "description (truncated)"], rows
+        )
         + "\n\nThe provenance column is read from each field's own description by keyword (`benchmarks/` → chosen by a "
         "script; `measured`/`sample photos` → measured by hand; paper/vendor names → cites a source); the description "
         "is shown so the reader can check it. Caps (max_foils, max_sub_points, …), weights and confidence scales are left out."
@@ -576,10 +726,14 @@ def text_judges_section(mode: str) -> str:
         mod.main([])
     if TEXT_JUDGES_MD.is_file():
         body = "\n".join("###" + ln if ln.startswith("#") else ln for ln in TEXT_JUDGES_MD.read_text().splitlines())
-        return ("### Prompt adherence (tiny shapes CLIP)\n\nFrom `benchmarks/results/text_judges.md` (written by "
-                "`benchmarks/text_judges_accuracy.py`), headings demoted:\n\n" + body)
-    return ("### Prompt adherence (tiny shapes CLIP)\n\nNo results yet: run `.venv/bin/python benchmarks/text_judges_accuracy.py` "
-            "(needs tests/assets/tiny_shapes_clip), or this script with `--text-judges run`.")
+        return (
+            "### Prompt adherence (tiny shapes CLIP)\n\nFrom `benchmarks/results/text_judges.md` (written by "
+            "`benchmarks/text_judges_accuracy.py`), headings demoted:\n\n" + body
+        )
+    return (
+        "### Prompt adherence (tiny shapes CLIP)\n\nNo results yet: run `.venv/bin/python benchmarks/text_judges_accuracy.py` "
+        "(needs tests/assets/tiny_shapes_clip), or this script with `--text-judges run`."
+    )
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -588,7 +742,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-identity", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-thresholds", action="store_true")
-    ap.add_argument("--quality-photos", type=int, default=None, help="use only the first N photos of each split (quick runs)")
+    ap.add_argument(
+        "--quality-photos", type=int, default=None, help="use only the first N photos of each split (quick runs)"
+    )
     ap.add_argument("--quality-kinds", default=",".join(KINDS), help="distortions to run (blur,noise,jpeg,exposure)")
     ap.add_argument("--identity-people", type=int, default=0, help="use only the first N people (0 = all 8)")
     ap.add_argument("--identity-variants", type=int, default=0, help="use only the first N variants (0 = all 10)")
@@ -615,19 +771,29 @@ def main(argv: list[str] | None = None) -> int:
     parts = ["# Accuracy\n", f"Command: `{command}`  \n{machine.markdown()}\n"]
 
     if not args.skip_identity:
-        from models.face_dlib import load_dlib
+        from imagejury.models.face.dlib_backend import load_dlib
 
-        text, _ = identity_section(load_dlib(), "dlib", max_people=args.identity_people, max_variants=args.identity_variants)
+        text, _ = identity_section(
+            load_dlib(), "dlib", max_people=args.identity_people, max_variants=args.identity_variants
+        )
         parts.append(text)
         pack = os.environ.get(BUFFALO_ENV)
         if pack and Path(pack).is_dir():
-            from models.face_insightface import load_insightface
+            from imagejury.models.face.insightface_backend import load_insightface
 
-            text, _ = identity_section(load_insightface(pack, device=args.device), "insightface buffalo_l", pack, args.device,
-                                       args.identity_people, args.identity_variants)
+            text, _ = identity_section(
+                load_insightface(pack, device=args.device),
+                "insightface buffalo_l",
+                pack,
+                args.device,
+                args.identity_people,
+                args.identity_variants,
+            )
             parts.append("\n" + text)
         else:
-            parts.append(f"\ninsightface: not run (set {BUFFALO_ENV} to a local buffalo_l folder; no weights ship offline).")
+            parts.append(
+                f"\ninsightface: not run (set {BUFFALO_ENV} to a local buffalo_l folder; no weights ship offline)."
+            )
     if not args.skip_quality:
         n = args.quality_photos
         photos = [(p, "calibration") for p in CALIBRATION_PHOTOS[:n]] + [(p, "held-out") for p in HELDOUT_PHOTOS[:n]]
@@ -639,7 +805,10 @@ def main(argv: list[str] | None = None) -> int:
     if tj:
         parts.append("\n" + tj)
     pub = public_section(args)
-    parts.append("\n### Public human-judgement sets\n\n" + (pub or "Not run: pass --tifa/--tifa160/--seetrue/--agiqa with the local files and --clip (see --help)."))
+    parts.append(
+        "\n### Public human-judgement sets\n\n"
+        + (pub or "Not run: pass --tifa/--tifa160/--seetrue/--agiqa with the local files and --clip (see --help).")
+    )
     if not args.skip_thresholds:
         parts.append("\n" + thresholds_section())
     text = "\n".join(parts) + "\n"

@@ -48,8 +48,18 @@ log = logging.getLogger("batch_overhead")
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-ALL_JUDGES = ("technical_signals", "technical_quality", "prompt_adherence", "instructions", "attributes",
-              "aesthetics", "safety", "identity", "reference_similarity", "headshot")
+ALL_JUDGES = (
+    "technical_signals",
+    "technical_quality",
+    "prompt_adherence",
+    "instructions",
+    "attributes",
+    "aesthetics",
+    "safety",
+    "identity",
+    "reference_similarity",
+    "headshot",
+)
 
 
 # ---------------------------------------------------------------- setup
@@ -63,8 +73,15 @@ def build_random_clip(folder: Path, arch: str = "ViT-B-32") -> Path:
     model = open_clip.create_model(arch, pretrained=None)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "open_clip_model.safetensors"))
-    pre = {"size": cfg["vision_cfg"]["image_size"], "mode": "RGB", "mean": list(OPENAI_MEAN), "std": list(OPENAI_STD),
-           "interpolation": "bicubic", "resize_mode": "shortest", "fill_color": 0}
+    pre = {
+        "size": cfg["vision_cfg"]["image_size"],
+        "mode": "RGB",
+        "mean": list(OPENAI_MEAN),
+        "std": list(OPENAI_STD),
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+        "fill_color": 0,
+    }
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": pre}, indent=2))
     return folder
 
@@ -78,9 +95,17 @@ def make_manifest(folder: Path, n: int, size: int, seed: int = 0) -> Path:
     for i in range(n):
         color, shape = CLASSES[int(rng.integers(len(CLASSES)))]
         render(color, shape, rng, size=size).save(folder / "img" / f"{i:05d}.jpg", quality=92)
-        lines.append(json.dumps({"generated_image_url": f"img/{i:05d}.jpg", "task_type": "image_generation",
-                                 "generation_prompt": f"{caption(color, shape)} on a plain background, studio light",
-                                 "job_class": "quick", "client_ref": f"{i:05d}"}))
+        lines.append(
+            json.dumps(
+                {
+                    "generated_image_url": f"img/{i:05d}.jpg",
+                    "task_type": "image_generation",
+                    "generation_prompt": f"{caption(color, shape)} on a plain background, studio light",
+                    "job_class": "quick",
+                    "client_ref": f"{i:05d}",
+                }
+            )
+        )
     (folder / "m.jsonl").write_text("\n".join(lines) + "\n")
     return folder / "m.jsonl"
 
@@ -99,8 +124,8 @@ class Recorder:
         self.texts: list[list[str]] = []  # the text batches, for an exact replay
         self._orig: dict[str, Any] = {}
 
-    def __enter__(self) -> "Recorder":
-        from models.clip_openclip import OpenClipEmbedder
+    def __enter__(self) -> Recorder:
+        from imagejury.models.clip.openclip import OpenClipEmbedder
 
         for name, key in (("_image_features", "encode_image"), ("_text_features", "encode_text")):
             orig = getattr(OpenClipEmbedder, name)
@@ -118,7 +143,7 @@ class Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from models.clip_openclip import OpenClipEmbedder
+        from imagejury.models.clip.openclip import OpenClipEmbedder
 
         for name, orig in self._orig.items():
             setattr(OpenClipEmbedder, name, orig)
@@ -134,10 +159,11 @@ class Recorder:
         return sum(t for calls in self.calls.values() for _, t in calls)
 
 
-def raw_forward_seconds(clip_dir: Path, calls: dict[str, list[tuple[int, float]]], device: str,
-                        texts: list[list[str]] | None = None) -> dict[str, float]:
+def raw_forward_seconds(
+    clip_dir: Path, calls: dict[str, list[tuple[int, float]]], device: str, texts: list[list[str]] | None = None
+) -> dict[str, float]:
     """Replay the recorded forward passes (same image batch sizes, same text batches) on ready inputs."""
-    from models.clip_loader import load_embedder
+    from imagejury.models.clip import load_embedder
 
     emb = load_embedder(f"local-dir:{clip_dir}", device=device)
     size = emb.model.visual.image_size
@@ -157,19 +183,32 @@ def raw_forward_seconds(clip_dir: Path, calls: dict[str, list[tuple[int, float]]
     with torch.inference_mode():
         emb._image_features(torch.randn(2, 3, size, size, generator=g).to(emb.device))  # warm
         for batch, _ in calls.get("encode_image", []):
-            out["encode_image"] += timed(emb._image_features, torch.randn(batch, 3, size, size, generator=g).to(emb.device))
+            out["encode_image"] += timed(
+                emb._image_features, torch.randn(batch, 3, size, size, generator=g).to(emb.device)
+            )
         for batch_texts in texts or []:
             out["encode_text"] += timed(emb._text_features, batch_texts)
     return out
 
 
 # ---------------------------------------------------------------- one scenario
-def run_scenario(name: str, manifest: Path, clip_dir: Path, work: Path, *, judges: tuple[str, ...] | None,
-                 batch_size: int, workers: int, draft: int | None, device: str, threads: int) -> dict[str, Any]:
-    from evaluator.batch import BatchOptions, LocalBatch
-    from evaluator.config import EvaluatorConfig
-    from evaluator.manifest import open_manifest
-    from evaluator.pipeline import Evaluator
+def run_scenario(
+    name: str,
+    manifest: Path,
+    clip_dir: Path,
+    work: Path,
+    *,
+    judges: tuple[str, ...] | None,
+    batch_size: int,
+    workers: int,
+    draft: int | None,
+    device: str,
+    threads: int,
+) -> dict[str, Any]:
+    from imagejury.batch.engine import BatchOptions, LocalBatch
+    from imagejury.batch.manifest import open_manifest
+    from imagejury.core.config import EvaluatorConfig
+    from imagejury.core.pipeline import Evaluator
 
     conf: dict[str, Any] = {
         "models": {"clip": f"local-dir:{clip_dir}", "device": device, "torch_threads": threads},
@@ -177,7 +216,7 @@ def run_scenario(name: str, manifest: Path, clip_dir: Path, work: Path, *, judge
     }
     if judges is not None:
         conf["judges"] = {j: {"enabled": j in judges} for j in ALL_JUDGES}
-    from models.registry import ModelRegistry
+    from imagejury.models.registry import ModelRegistry
 
     # a fresh model registry per scenario: cold text caches, as at the start of a real batch
     evaluator = Evaluator(EvaluatorConfig.model_validate(conf), registry=ModelRegistry(), allow_local_paths=True)
@@ -197,12 +236,18 @@ def run_scenario(name: str, manifest: Path, clip_dir: Path, work: Path, *, judge
             r["client_ref"] = "warm-" + r["client_ref"]
         head.write_text("".join(json.dumps(r) + "\n" for r in warm_rows))
         (work / "img").exists() or (work / "img").symlink_to(manifest.parent / "img")
-        LocalBatch(evaluator, open_manifest(head), warm, BatchOptions(batch_size=batch_size, workers=workers, progress=False)).run()
+        LocalBatch(
+            evaluator, open_manifest(head), warm, BatchOptions(batch_size=batch_size, workers=workers, progress=False)
+        ).run()
         evaluator.judge_seconds.clear()
         rec.reset()
         t0 = time.perf_counter()
-        stats = LocalBatch(evaluator, open_manifest(manifest), out,
-                           BatchOptions(batch_size=batch_size, workers=workers, progress=False)).run()
+        stats = LocalBatch(
+            evaluator,
+            open_manifest(manifest),
+            out,
+            BatchOptions(batch_size=batch_size, workers=workers, progress=False),
+        ).run()
         wall = time.perf_counter() - t0
         calls = {k: list(v) for k, v in rec.calls.items()}
         texts = [list(t) for t in rec.texts]
@@ -230,9 +275,11 @@ def run_scenario(name: str, manifest: Path, clip_dir: Path, work: Path, *, judge
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = ("| scenario | images | wall s | images/s | CLIP image fwd | CLIP text fwd | raw forward s | "
-            "model s inside the batch | overhead vs raw | time outside model calls |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| scenario | images | wall s | images/s | CLIP image fwd | CLIP text fwd | raw forward s | "
+        "model s inside the batch | overhead vs raw | time outside model calls |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     rows = "".join(
         f"| {r['scenario']} | {r['rows']} | {r['wall_s']:.2f} | {r['images_per_s']:.2f} | {r['image_forwards']} | "
         f"{r['text_forwards']} | {r['raw_forward_s']:.2f} | {r['model_s_in_pipeline']:.2f} | {r['overhead']:.1%} | "
@@ -262,8 +309,18 @@ def main(argv: list[str] | None = None) -> int:
         manifest = make_manifest(work / "data", args.images, args.size)
         common = dict(batch_size=args.batch_size, workers=args.workers, device=args.device, threads=args.threads)
         results = [
-            run_scenario("clip judges", manifest, clip_dir, work, judges=("prompt_adherence", "safety"), draft=None, **common),
-            run_scenario("clip judges, draft 256", manifest, clip_dir, work, judges=("prompt_adherence", "safety"), draft=256, **common),
+            run_scenario(
+                "clip judges", manifest, clip_dir, work, judges=("prompt_adherence", "safety"), draft=None, **common
+            ),
+            run_scenario(
+                "clip judges, draft 256",
+                manifest,
+                clip_dir,
+                work,
+                judges=("prompt_adherence", "safety"),
+                draft=256,
+                **common,
+            ),
             run_scenario("quick preset", manifest, clip_dir, work, judges=None, draft=None, **common),
         ]
 
@@ -275,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         machine = f"{os.cpu_count()} CPUs"
     text = table(results)
     judge_lines = "\n".join(
-        f"- {r['scenario']}: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(r["judge_seconds"].items(), key=lambda kv: -kv[1]))
+        f"- {r['scenario']}: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(r["judge_seconds"].items(), key=lambda kv: -kv[1]))
         + (f"; skipped (model not available): {', '.join(r['skipped'])}" if r["skipped"] else "")
         for r in results
     )

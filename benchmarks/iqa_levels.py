@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.quality import create_scorer  # noqa: E402
+from imagejury.models.quality import create_scorer  # noqa: E402
 from tests.support import photos  # noqa: E402
 
 log = logging.getLogger("iqa_levels")
@@ -31,8 +31,10 @@ SIGNALS = ("sharpness", "noise_sigma", "blockiness", "bright_fraction")
 
 def measure(names: list[str]) -> list[str]:
     scorers = {n: create_scorer(n) for n in ("brisque", "niqe", "piqe", "signals")}
-    lines = ["| photo | distortion (levels) | BRISQUE ↓ | NIQE ↓ | PIQE ↓ | " + " | ".join(SIGNALS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(SIGNALS)]
+    lines = [
+        "| photo | distortion (levels) | BRISQUE ↓ | NIQE ↓ | PIQE ↓ | " + " | ".join(SIGNALS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(SIGNALS),
+    ]
     for name in names:
         img = photos.photo(name)
         for kind, levels in KINDS.items():
@@ -55,7 +57,11 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO)
     table = measure(args.photos)
-    text = "# IQA scores under graded distortions\n\nCommand: `python benchmarks/iqa_levels.py`\n\n" + "\n".join(table) + "\n"
+    text = (
+        "# IQA scores under graded distortions\n\nCommand: `python benchmarks/iqa_levels.py`\n\n"
+        + "\n".join(table)
+        + "\n"
+    )
     Path(args.out).write_text(text)
     print(text)
 

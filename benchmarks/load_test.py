@@ -88,8 +88,19 @@ def start_server(
     if (tiny / "open_clip_config.json").exists():
         models += ["--clip", f"local-dir:{tiny}"]
     common = ["--db", str(workdir / "load.db"), "--config", str(cfg), *models]
-    cmd = [sys.executable, "-m", "evaluator.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", *common]
+    cmd = [
+        sys.executable,
+        "-m",
+        "imagejury.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *common,
+    ]
     if separate_worker:
         cmd.append("--no-worker")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", IMAGEJURY_TOKENS=f"{token}=load")
@@ -98,8 +109,15 @@ def start_server(
     procs = [proc]
     if separate_worker:
         wlog = (workdir / "worker.log").open("wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", "evaluator.cli", "worker", *common], cwd=ROOT, env=env,
-                                      stdout=wlog, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "imagejury.cli", "worker", *common],
+                cwd=ROOT,
+                env=env,
+                stdout=wlog,
+                stderr=subprocess.STDOUT,
+            )
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -129,8 +147,12 @@ def run(url: str, token: str, n: int, concurrency: int, max_seconds: float) -> d
     def submit(i: int) -> None:
         if time.monotonic() > hard_stop:
             return
-        body = {"generated_image_url": images[i % len(images)], "task_type": "image_generation",
-                "generation_prompt": "a coloured circle", "client_ref": f"load-{i}"}
+        body = {
+            "generated_image_url": images[i % len(images)],
+            "task_type": "image_generation",
+            "generation_prompt": "a coloured circle",
+            "client_ref": f"load-{i}",
+        }
         t0 = time.perf_counter()
         try:
             r = client.post("/v1/evaluations", json=body)
@@ -199,8 +221,11 @@ def render(res: dict, note: str) -> str:
         ("concurrency", str(res["concurrency"])),
         ("accepted submissions/s", f"{res['accepted_per_s']:.1f}"),
         ("submit latency p50 / p99 (ms)", f"{res['submit_p50_ms']:.1f} / {res['submit_p99_ms']:.1f}"),
-        ("end-to-end completion rate", f"{res['completion_rate']:.1%} ({res['completed']} completed, "
-                                        f"{res['failed']} failed, {res['unfinished']} unfinished)"),
+        (
+            "end-to-end completion rate",
+            f"{res['completion_rate']:.1%} ({res['completed']} completed, "
+            f"{res['failed']} failed, {res['unfinished']} unfinished)",
+        ),
         ("completed evaluations/s (whole run)", f"{res['completed_per_s']:.2f}"),
         ("submit→completed p50 / p99 (s)", f"{res['e2e_p50_s']:.2f} / {res['e2e_p99_s']:.2f}"),
         ("wall time (s)", f"{res['wall_seconds']:.1f}"),
@@ -223,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=120.0, help="hard cap on the whole run (max 900)")
     p.add_argument("--queue-depth", type=int, default=1000, help="max_queue_depth of the started server")
     p.add_argument("--batch-size", type=int, default=16, help="worker batch size of the started server")
-    p.add_argument("--separate-worker", action="store_true",
-                   help="API-only server plus a separate `imagejury worker` process (default: embedded worker)")
+    p.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="API-only server plus a separate `imagejury worker` process (default: embedded worker)",
+    )
     p.add_argument("--output", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -252,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                     proc.kill()
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPU(s) visible (load average {load} at the end: "
-               f"shared with other work), Python {platform.python_version()}, {platform.system()}")
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU(s) visible (load average {load} at the end: "
+        f"shared with other work), Python {platform.python_version()}, {platform.system()}"
+    )
     note = (
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine}; "
         f"{'own server, ' if procs else 'given server, '}"

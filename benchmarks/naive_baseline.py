@@ -19,7 +19,7 @@ baseline that does the same checks *without* sharing, on the same images. Two pa
 
 Random weights: speed figures only need the architecture. ``random_embedder`` builds an
 open_clip architecture with random weights — through the loader's ``random:ARCH`` source
-where the installed ``models.clip_loader`` offers it, otherwise directly with
+where the installed ``imagejury.models.clip.sources`` offers it, otherwise directly with
 ``open_clip.create_model_and_transforms(arch, pretrained=None)`` — and logs a warning.
 Never use it for accuracy.
 """
@@ -29,19 +29,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from judges.base import Judge
-from judges.features import FeatureCache
-from judges.registry import JudgeRegistry, judge_registry
-from judges.types import JudgeItem
-from models.errors import ModelError
-from models.provider import ModelSet
-from models.registry import ModelRegistry
-from models.settings import ModelSettings
+from imagejury.judges.base import Judge
+from imagejury.judges.features import FeatureCache
+from imagejury.judges.registry import JudgeRegistry, judge_registry
+from imagejury.judges.types import JudgeItem
+from imagejury.models.errors import ModelError
+from imagejury.models.provider import ModelSet
+from imagejury.models.registry import ModelRegistry
+from imagejury.models.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,14 @@ def random_embedder(arch: str, device: str = "cpu", dtype: str = "float32", batc
     """A fresh ``OpenClipEmbedder`` of ``arch`` with random weights (speed benchmarks only)."""
     source = f"{RANDOM_PREFIX}{arch}"
     try:
-        from models.clip_loader import load_embedder
+        from imagejury.models.clip import load_embedder
 
         return load_embedder(source, device=device, dtype=dtype, batch_size=batch_size)
     except ModelError:
-        pass  # this models.clip_loader has no random: source; build it here
+        pass  # this imagejury.models.clip.sources has no random: source; build it here
     import open_clip
 
-    from models.clip_openclip import OpenClipEmbedder
+    from imagejury.models.clip.openclip import OpenClipEmbedder
 
     log.warning("building %s with RANDOM weights: for speed figures only, its scores mean nothing", arch)
     model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device="cpu")
@@ -76,7 +77,7 @@ def clip_source(spec: str) -> str:
 def fresh_embedder(spec: str, device: str = "cpu", dtype: str = "float32", batch_size: int = 32) -> Any:
     """A new embedder instance for ``spec``: an architecture name (random weights) or a CLIP source."""
     if ":" in spec and not spec.startswith(RANDOM_PREFIX):
-        from models.clip_loader import load_embedder
+        from imagejury.models.clip import load_embedder
 
         return load_embedder(spec, device=device, dtype=dtype, batch_size=batch_size)
     return random_embedder(spec.removeprefix(RANDOM_PREFIX), device=device, dtype=dtype, batch_size=batch_size)
@@ -147,7 +148,9 @@ class NaiveBaseline:
             judge: Judge = cls(dict((judge_configs or {}).get(name, {})), ModelSet(settings, registry, job_class))
             judge.warmup()
             self.checks[name] = judge
-            self.timings[name] = CheckTiming(name, load_seconds=time.perf_counter() - t0, instances=len(registry.loaded()))
+            self.timings[name] = CheckTiming(
+                name, load_seconds=time.perf_counter() - t0, instances=len(registry.loaded())
+            )
         if clipscore:
             t0 = time.perf_counter()
             self.checks["clipscore"] = ClipScoreCheck(embedder_factory())
@@ -166,7 +169,11 @@ class NaiveBaseline:
         for check in self.checks.values():
             if isinstance(check, Judge):
                 reg = check.model_set.registry
-                out += [reg.get(*k[:2], _never, weights=k[2], device=k[3], dtype=k[4]) for k in reg.loaded() if k[0] == "image_text"]
+                out += [
+                    reg.get(*k[:2], _never, weights=k[2], device=k[3], dtype=k[4])
+                    for k in reg.loaded()
+                    if k[0] == "image_text"
+                ]
         return out
 
     def clear_text_caches(self) -> None:

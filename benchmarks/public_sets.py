@@ -24,9 +24,9 @@ import csv
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,13 @@ def load_agiqa3k(csv_path: Path, image_dir: Path, target: str = "mos_align") -> 
         reader = csv.DictReader(fh)
         _need_columns(reader.fieldnames, {"name", "prompt", target}, path)
         for row in reader:
-            yield Judged(row["name"], Path(image_dir) / row["name"], row["prompt"], float(row[target]),
-                         {k: row[k] for k in ("mos_quality", "mos_align") if k in row})
+            yield Judged(
+                row["name"],
+                Path(image_dir) / row["name"],
+                row["prompt"],
+                float(row[target]),
+                {k: row[k] for k in ("mos_quality", "mos_align") if k in row},
+            )
 
 
 def _find_image(root: Path, stems: list[str]) -> Path:

@@ -32,9 +32,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -46,13 +46,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from judges.attributes import AttributesJudge  # noqa: E402
-from judges.features import FeatureCache  # noqa: E402
-from judges.instructions import InstructionsJudge  # noqa: E402
-from judges.prompt_adherence import THRESHOLDS, WHOLE, PromptAdherenceJudge  # noqa: E402
-from judges.types import JudgeItem  # noqa: E402
-from models.provider import ModelSet  # noqa: E402
-from models.settings import ModelSettings  # noqa: E402
+from imagejury.judges.attributes import AttributesJudge  # noqa: E402
+from imagejury.judges.features import FeatureCache  # noqa: E402
+from imagejury.judges.instructions import InstructionsJudge  # noqa: E402
+from imagejury.judges.prompt_adherence import THRESHOLDS, WHOLE, PromptAdherenceJudge  # noqa: E402
+from imagejury.judges.types import JudgeItem  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.settings import ModelSettings  # noqa: E402
 from tests.support import shapes  # noqa: E402
 
 log = logging.getLogger("text_judges_accuracy")
@@ -88,13 +88,19 @@ SHIFTS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
 }
 
 
-def shifted(items: list[JudgeItem], fn: Callable[[Image.Image, np.random.Generator], Image.Image], cache: FeatureCache) -> list[JudgeItem]:
+def shifted(
+    items: list[JudgeItem], fn: Callable[[Image.Image, np.random.Generator], Image.Image], cache: FeatureCache
+) -> list[JudgeItem]:
     """The same images under a distortion the thresholds were not calibrated on."""
     rng = np.random.default_rng(3)
     out = []
     for it in items:
         im = fn(it.image, rng)
-        out.append(JudgeItem(item_id=it.item_id + "~", image=im, image_key=hashlib.sha256(im.tobytes()).hexdigest(), features=cache))
+        out.append(
+            JudgeItem(
+                item_id=it.item_id + "~", image=im, image_key=hashlib.sha256(im.tobytes()).hexdigest(), features=cache
+            )
+        )
     return out
 
 
@@ -106,7 +112,11 @@ def make_cases(samples: list[shapes.Sample], seed: int, templated: bool) -> list
         others = [x for x in shapes.SHAPES if x != s.shape]
         wc, ws = colours[int(rng.integers(len(colours)))], others[int(rng.integers(len(others)))]
         t = int(rng.integers(len(shapes.TEMPLATES))) if templated else 0
-        for color, shape, truth, kind in ((s.color, s.shape, True, "right"), (wc, s.shape, False, "wrong_colour"), (s.color, ws, False, "wrong_shape")):
+        for color, shape, truth, kind in (
+            (s.color, s.shape, True, "right"),
+            (wc, s.shape, False, "wrong_colour"),
+            (s.color, ws, False, "wrong_shape"),
+        ):
             cases.append(Case(i, shapes.caption(color, shape, t), truth, kind, shapes.caption(color, shape, 0)))
     return cases
 
@@ -115,11 +125,21 @@ def with_prompts(items: list[JudgeItem], cases: list[Case]) -> list[JudgeItem]:
     out = []
     for c in cases:
         base = items[c.image_idx]
-        out.append(JudgeItem(item_id=f"{base.item_id}:{c.kind}", image=base.image, image_key=base.image_key, prompt=c.prompt, features=base.features))
+        out.append(
+            JudgeItem(
+                item_id=f"{base.item_id}:{c.kind}",
+                image=base.image,
+                image_key=base.image_key,
+                prompt=c.prompt,
+                features=base.features,
+            )
+        )
     return out
 
 
-def scores(judge: PromptAdherenceJudge, items: list[JudgeItem], cases: list[Case], batch: int = 96) -> dict[str, np.ndarray]:
+def scores(
+    judge: PromptAdherenceJudge, items: list[JudgeItem], cases: list[Case], batch: int = 96
+) -> dict[str, np.ndarray]:
     """Per case: whole-prompt probability and cosine, object sub-point probability and cosine."""
     judged = with_prompts(items, cases)
     res = []
@@ -183,16 +203,33 @@ def attributes_accuracy(ms: ModelSet, items: list[JudgeItem], samples: list[shap
     for it, s in zip(items, samples):
         wrong = [c for c in shapes.COLORS if c != s.color][int(rng.integers(len(shapes.COLORS) - 1))]
         for colour, t in ((s.color, True), (wrong, False)):
-            judged.append(JudgeItem(item_id=it.item_id, image=it.image, image_key=it.image_key, attributes={"color": colour}, features=it.features))
+            judged.append(
+                JudgeItem(
+                    item_id=it.item_id,
+                    image=it.image,
+                    image_key=it.image_key,
+                    attributes={"color": colour},
+                    features=it.features,
+                )
+            )
             truth.append(t)
     res = judge.judge(judged)
     return accuracy(np.array(truth), np.array([r.passed for r in res]))
 
 
-def instructions_accuracy(ms: ModelSet, items: list[JudgeItem], samples: list[shapes.Sample], threshold: float) -> tuple[float, int]:
+def instructions_accuracy(
+    ms: ModelSet, items: list[JudgeItem], samples: list[shapes.Sample], threshold: float
+) -> tuple[float, int]:
     judge = InstructionsJudge({"vocabulary": VOCAB, "threshold": threshold}, model_set=ms)
     judged = [
-        JudgeItem(item_id=it.item_id, image=it.image, image_key=it.image_key, instructions="No blue shapes.", features=it.features) for it in items
+        JudgeItem(
+            item_id=it.item_id,
+            image=it.image,
+            image_key=it.image_key,
+            instructions="No blue shapes.",
+            features=it.features,
+        )
+        for it in items
     ]
     res = judge.judge(judged)
     truth = np.array([s.color != "blue" for s in samples])
@@ -214,7 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     ms = ModelSet(ModelSettings(clip=f"local-dir:{TINY}"))
     emb = ms.embedder()
     cache = FeatureCache()
-    probe = PromptAdherenceJudge({"vocabulary": VOCAB, "threshold": 0.5}, model_set=ms)  # threshold unused for raw scores
+    probe = PromptAdherenceJudge(
+        {"vocabulary": VOCAB, "threshold": 0.5}, model_set=ms
+    )  # threshold unused for raw scores
 
     cal_items, cal_samples = make_items(args.n_cal, CAL_SEED, cache)
     test_items, test_samples = make_items(args.n_test, TEST_SEED, cache)
@@ -244,7 +283,13 @@ def main(argv: list[str] | None = None) -> None:
 
     table = [
         ("whole prompt, 'a red circle'", test["whole_p"], test["whole_cos"], test_truth, t_c),
-        ("object sub-point inside templated prompts ('a drawing of a red circle')", tmpl["sub_p"], tmpl["sub_cos"], tmpl_truth, t_sub_c),
+        (
+            "object sub-point inside templated prompts ('a drawing of a red circle')",
+            tmpl["sub_p"],
+            tmpl["sub_cos"],
+            tmpl_truth,
+            t_sub_c,
+        ),
         ("whole templated prompt", tmpl["whole_p"], tmpl["whole_cos"], tmpl_truth, t_c),
         *shift_rows,
     ]
@@ -292,7 +337,11 @@ def main(argv: list[str] | None = None) -> None:
         f" Raw-cosine baseline threshold chosen the same "
         f"way on the same split: cos > **{t_c:.3f}** (balanced accuracy {bal_c:.3f}); for the sub-point rows {t_sub_c:.3f}.",
         f"Value shipped in `judges/prompt_adherence.py` THRESHOLDS for this model: {shipped.value:.2f}"
-        + (" (matches)." if abs(shipped.value - t_p) < 1e-9 else f" — **differs from this run's {t_p:.2f}; update THRESHOLDS**."),
+        + (
+            " (matches)."
+            if abs(shipped.value - t_p) < 1e-9
+            else f" — **differs from this run's {t_p:.2f}; update THRESHOLDS**."
+        ),
         "",
         "## Accuracy on the test split",
         "",
@@ -313,8 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         f"| prompt_adherence, wrong shape fails as `missing_element` on that sub-point | {e2e['wrong_shape']:.3f} |",
         f"| prompt_adherence, failing wrong captions whose issue names the right sub-point and code | {e2e['named']:.3f} |",
         f"| prompt_adherence with the full shipped vocabulary (foils include words this model never saw: pink, heart, ...) | {e2e_full['all']:.3f} |",
-        f"| attributes `{{\"color\": right}}` passes / `{{\"color\": wrong}}` fails ({2 * args.n_test} cases) | {attr_acc:.3f} |",
-        f"| instructions \"No blue shapes.\": fails on blue ({n_blue} images), passes otherwise ({args.n_test} cases) | {instr_acc:.3f} |",
+        f'| attributes `{{"color": right}}` passes / `{{"color": wrong}}` fails ({2 * args.n_test} cases) | {attr_acc:.3f} |',
+        f'| instructions "No blue shapes.": fails on blue ({n_blue} images), passes otherwise ({args.n_test} cases) | {instr_acc:.3f} |',
         "",
         "What contrastive scoring buys, read honestly: on this tiny model raw cosine separates right from wrong "
         "captions about as well (its cosines are near-binary: ~0.98 for the right caption), and under distortions "
@@ -324,11 +373,11 @@ def main(argv: list[str] | None = None) -> None:
         "pairs cosines of roughly 0.25–0.35, which is why CLIPScore rescales by w = 2.5) and must be re-fitted for "
         "each model; and the foils say *what* is wrong (colour vs shape), which a single cosine cannot.",
         "",
-        "Notes: with one shape per image the whole prompt \"a red circle\" and its only sub-point are the same text; they "
-        "differ in foils only. The templated rows embed the sub-point in a longer prompt (\"a photo of ...\", \"... on a plain "
-        "background\"); there the whole prompt also carries parts the tiny model never learned to tell apart "
-        "(\"a photo of\", \"a drawing of\" and \"on a plain background\" were trained as interchangeable wrappers), so its "
-        "foils \"a photograph of ...\" / \"a line drawing of ...\" are about as good as the right text, which then shares the "
+        'Notes: with one shape per image the whole prompt "a red circle" and its only sub-point are the same text; they '
+        'differ in foils only. The templated rows embed the sub-point in a longer prompt ("a photo of ...", "... on a plain '
+        'background"); there the whole prompt also carries parts the tiny model never learned to tell apart '
+        '("a photo of", "a drawing of" and "on a plain background" were trained as interchangeable wrappers), so its '
+        'foils "a photograph of ..." / "a line drawing of ..." are about as good as the right text, which then shares the '
         f"probability with them and falls under 0.5 (yet {beats:.0%} of the right templated prompts still beat every foil, "
         "margin > 0). Those three templates are the misses in that row; the sub-point view of the same prompts is unaffected — one reason to score parts separately. For real CLIP models the "
         "threshold is not measured here (no labelled real set ships offline): see the chance-level reasoning in "

@@ -65,10 +65,10 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import machine  # noqa: E402
 from benchmarks.naive_baseline import NaiveBaseline, clip_source, fresh_embedder, preregister_embedder  # noqa: E402
-from evaluator.config import EvaluatorConfig  # noqa: E402
-from evaluator.pipeline import Evaluator, PreparedItem  # noqa: E402
-from evaluator.planning import plan_item  # noqa: E402
-from models.registry import ModelRegistry  # noqa: E402
+from imagejury.core.config import EvaluatorConfig  # noqa: E402
+from imagejury.core.pipeline import Evaluator, PreparedItem  # noqa: E402
+from imagejury.core.planning import plan_item  # noqa: E402
+from imagejury.models.registry import ModelRegistry  # noqa: E402
 
 log = logging.getLogger("throughput")
 
@@ -84,7 +84,9 @@ class PromptSource:
     """Deterministic prompt/instructions/attributes triples, never repeating across calls."""
 
     def __init__(self) -> None:
-        self._combos = itertools.product(range(len(STYLES)), range(len(SETTINGS)), range(len(OBJECTS)), range(len(COLOURS)))
+        self._combos = itertools.product(
+            range(len(STYLES)), range(len(SETTINGS)), range(len(OBJECTS)), range(len(COLOURS))
+        )
 
     def next(self) -> dict[str, Any]:
         s, g, o, c = next(self._combos)
@@ -134,7 +136,9 @@ def make_headshots(folder: Path, n: int) -> tuple[list[Path], Path]:
     return paths, ref
 
 
-def make_requests(preset: str, job_class: str, images: list[Path], ref: Path | None, prompts: PromptSource, mode: str) -> list[dict]:
+def make_requests(
+    preset: str, job_class: str, images: list[Path], ref: Path | None, prompts: PromptSource, mode: str
+) -> list[dict]:
     shared = prompts.next() if mode == "shared" else None
     out = []
     for p in images:
@@ -175,7 +179,9 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run_pipeline(ev: Evaluator, embedder: Any, requests: list[dict], batch: int, preset: str, job_class: str) -> tuple[RunResult, list[PreparedItem], list[str]]:
+def run_pipeline(
+    ev: Evaluator, embedder: Any, requests: list[dict], batch: int, preset: str, job_class: str
+) -> tuple[RunResult, list[PreparedItem], list[str]]:
     """Decode + judge ``requests`` in batches of ``batch``; returns timings, the prepared items
     and the texts the run encoded (for the overhead measurement)."""
     ev.config.evaluation.batch_size = batch
@@ -201,8 +207,16 @@ def run_pipeline(ev: Evaluator, embedder: Any, requests: list[dict], batch: int,
     js = {k: v - before_js.get(k, 0.0) for k, v in ev.judge_seconds.items() if v - before_js.get(k, 0.0) > 0}
     new_texts = [t for t in embedder._text_cache if t not in texts_before]
     res = RunResult(
-        preset, job_class, batch, len(requests), seconds, latencies, decode, js,
-        embedder.image_forward_calls - img0, embedder.text_forward_calls - txt0,
+        preset,
+        job_class,
+        batch,
+        len(requests),
+        seconds,
+        latencies,
+        decode,
+        js,
+        embedder.image_forward_calls - img0,
+        embedder.text_forward_calls - txt0,
         peak_rss_mib=machine.peak_rss_mib(),
     )
     return res, prepared_all, new_texts
@@ -219,7 +233,9 @@ def planned_judges(ev: Evaluator, prepared: list[PreparedItem]) -> list[str]:
     return names
 
 
-def raw_forward_seconds(ev: Evaluator, embedder: Any, prepared: list[PreparedItem], texts: list[str], judges: list[str], batch: int) -> dict[str, float]:
+def raw_forward_seconds(
+    ev: Evaluator, embedder: Any, prepared: list[PreparedItem], texts: list[str], judges: list[str], batch: int
+) -> dict[str, float]:
     """The model forward passes the pipeline needed, timed alone (no judges, no caches)."""
     items = [p.item for p in prepared if p.item is not None]
     images = [it.image for it in items]
@@ -227,7 +243,9 @@ def raw_forward_seconds(ev: Evaluator, embedder: Any, prepared: list[PreparedIte
     with torch.inference_mode(), embedder._autocast():
         t0 = time.perf_counter()
         for i in range(0, len(images), embedder.batch_size):
-            pix = embedder._image_tensor([im.convert("RGB") for im in images[i : i + embedder.batch_size]]).to(embedder.device)
+            pix = embedder._image_tensor([im.convert("RGB") for im in images[i : i + embedder.batch_size]]).to(
+                embedder.device
+            )
             embedder._image_features(pix)
         out["clip image"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -318,7 +336,9 @@ def gpu_section(args: argparse.Namespace, folder: Path) -> str:
         if cuda:
             torch.cuda.synchronize()
 
-    archs = (("quick", "ViT-B-32"), ("standard", "ViT-L-14")) if cuda else (("quick", args.arch), ("standard", args.arch))
+    archs = (
+        (("quick", "ViT-B-32"), ("standard", "ViT-L-14")) if cuda else (("quick", args.arch), ("standard", args.arch))
+    )
     rows = []
     for (job_class, arch), n_images in zip(archs, (args.gpu_images, args.gpu_standard_images)):
         sub = folder / f"gpu-{job_class}"
@@ -329,8 +349,15 @@ def gpu_section(args: argparse.Namespace, folder: Path) -> str:
             registry = ModelRegistry()
             batch = min(args.gpu_batch, n_images)
             cfg = EvaluatorConfig.model_validate(
-                {"models": {"clip": clip_source(arch), "device": device, "dtype": dtype, "torch_threads": args.threads},
-                 "evaluation": {"batch_size": batch}}
+                {
+                    "models": {
+                        "clip": clip_source(arch),
+                        "device": device,
+                        "dtype": dtype,
+                        "torch_threads": args.threads,
+                    },
+                    "evaluation": {"batch_size": batch},
+                }
             )
             emb = fresh_embedder(arch, device=device, dtype=dtype, batch_size=batch)
             preregister_embedder(registry, cfg.models.settings(), emb, job_class)
@@ -342,7 +369,14 @@ def gpu_section(args: argparse.Namespace, folder: Path) -> str:
             for preset in [p.strip() for p in args.gpu_presets.split(",") if p.strip()]:
                 imgs = heads if preset == "headshot" else images
                 prompts = PromptSource()
-                run_pipeline(ev, emb, make_requests(preset, job_class, imgs[: min(8, n_images)], ref, prompts, "shared"), batch, preset, job_class)
+                run_pipeline(
+                    ev,
+                    emb,
+                    make_requests(preset, job_class, imgs[: min(8, n_images)], ref, prompts, "shared"),
+                    batch,
+                    preset,
+                    job_class,
+                )
                 sync()
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
@@ -355,22 +389,51 @@ def gpu_section(args: argparse.Namespace, folder: Path) -> str:
                 sync()
                 tower_s = time.perf_counter() - t0
                 achieved = (fi * res.images + ft * res.text_passes) / res.seconds
-                rows.append([
-                    preset, job_class, arch, dtype, res.images, batch, f(res.images_per_s, 1), f(len(pix_imgs) / tower_s, 1),
-                    f"{fi / 1e9:.3g}", res.text_passes, f"{achieved / 1e12:.3g}",
-                    f(100 * achieved / peak, 2) + "%" if peak else "n/a",
-                    f(100 * fi * len(pix_imgs) / tower_s / peak, 2) + "%" if peak else "n/a",
-                    f(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else "n/a",
-                    f(statistics.mean(res.decode_ms), 1),
-                    ", ".join(f"{k} {v / res.images * 1000:.2f}" for k, v in sorted(res.judge_seconds.items(), key=lambda kv: -kv[1])[:4]),
-                ])
+                rows.append(
+                    [
+                        preset,
+                        job_class,
+                        arch,
+                        dtype,
+                        res.images,
+                        batch,
+                        f(res.images_per_s, 1),
+                        f(len(pix_imgs) / tower_s, 1),
+                        f"{fi / 1e9:.3g}",
+                        res.text_passes,
+                        f"{achieved / 1e12:.3g}",
+                        f(100 * achieved / peak, 2) + "%" if peak else "n/a",
+                        f(100 * fi * len(pix_imgs) / tower_s / peak, 2) + "%" if peak else "n/a",
+                        f(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else "n/a",
+                        f(statistics.mean(res.decode_ms), 1),
+                        ", ".join(
+                            f"{k} {v / res.images * 1000:.2f}"
+                            for k, v in sorted(res.judge_seconds.items(), key=lambda kv: -kv[1])[:4]
+                        ),
+                    ]
+                )
                 print(f"GPU {preset}/{job_class}/{dtype}: {res.images_per_s:.1f} img/s", flush=True)
             del ev, emb, registry
             if cuda:
                 torch.cuda.empty_cache()
-    header = ["preset", "job class", "CLIP", "dtype", "images", "batch", "pipeline img/s", "image tower alone img/s (preprocess incl.)",
-              "GFLOP/image (image tower)", "text passes", "achieved TFLOP/s (pipeline)", "pipeline of peak", "image tower of peak",
-              "max GPU mem GiB", "decode ms/img", "top judges ms/img"]
+    header = [
+        "preset",
+        "job class",
+        "CLIP",
+        "dtype",
+        "images",
+        "batch",
+        "pipeline img/s",
+        "image tower alone img/s (preprocess incl.)",
+        "GFLOP/image (image tower)",
+        "text passes",
+        "achieved TFLOP/s (pipeline)",
+        "pipeline of peak",
+        "image tower of peak",
+        "max GPU mem GiB",
+        "decode ms/img",
+        "top judges ms/img",
+    ]
     note = (
         f"Device: {name}; peak: {peak_src}. Achieved FLOP/s = (image-tower FLOPs × images + text-tower FLOPs × text "
         "passes) / end-to-end seconds; dlib face and BRISQUE/NIQE/PIQE run on the CPU and count no FLOPs. "
@@ -386,19 +449,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default="1,4", help="comma-separated evaluation batch sizes")
     ap.add_argument("--job-classes", default="quick,standard")
     ap.add_argument("--presets", default="image_generation,headshot", help="image_generation, headshot")
-    ap.add_argument("--arch", default="ViT-B-32",
-                    help="open_clip architecture (random weights) for both job classes on CPU, or a full CLIP source "
-                         "(local-dir:PATH, ViT-B-32:openai, ...) to time real weights")
+    ap.add_argument(
+        "--arch",
+        default="ViT-B-32",
+        help="open_clip architecture (random weights) for both job classes on CPU, or a full CLIP source "
+        "(local-dir:PATH, ViT-B-32:openai, ...) to time real weights",
+    )
     ap.add_argument("--size", type=int, default=512, help="longer side of the test images")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--prompts", choices=("distinct", "shared"), default="distinct")
-    ap.add_argument("--repeats", type=int, default=1, help="measure each configuration this many times; report the fastest")
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="measure each configuration this many times; report the fastest"
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     ap.add_argument("--gpu-images", type=int, default=1024, help="images for the quick job class on GPU")
-    ap.add_argument("--gpu-standard-images", type=int, default=128,
-                    help="images for the standard job class on GPU (its dlib and BRISQUE/NIQE/PIQE run on the CPU)")
+    ap.add_argument(
+        "--gpu-standard-images",
+        type=int,
+        default=128,
+        help="images for the standard job class on GPU (its dlib and BRISQUE/NIQE/PIQE run on the CPU)",
+    )
     ap.add_argument("--gpu-presets", default="image_generation,headshot")
-    ap.add_argument("--gpu-section-on-cpu", action="store_true", help="run the GPU section's code on the CPU with --arch (tests)")
+    ap.add_argument(
+        "--gpu-section-on-cpu", action="store_true", help="run the GPU section's code on the CPU with --arch (tests)"
+    )
     ap.add_argument("--gpu-batch", type=int, default=256)
     ap.add_argument("--gpu-dtypes", default="float16,bfloat16")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput.md"))
@@ -434,7 +508,10 @@ def main(argv: list[str] | None = None) -> int:
     ours_load_s, ours_load_mib = time.perf_counter() - t0, machine.rss_mib() - rss0
 
     prompts = PromptSource()
-    warm_fields = {pr: make_requests(pr, "quick", (heads if pr == "headshot" else images)[:1], ref, prompts, "shared")[0] for pr in presets}
+    warm_fields = {
+        pr: make_requests(pr, "quick", (heads if pr == "headshot" else images)[:1], ref, prompts, "shared")[0]
+        for pr in presets
+    }
 
     def warm_request(preset: str, jc: str) -> dict:
         return {**warm_fields[preset], "job_class": jc}
@@ -446,13 +523,19 @@ def main(argv: list[str] | None = None) -> int:
         all_judges: list[str] = []
         for preset in presets:
             for jc in job_classes:
-                all_judges += [j for j in planned_judges(ev, [ev.prepare(warm_request(preset, jc))]) if j not in all_judges]
+                all_judges += [
+                    j for j in planned_judges(ev, [ev.prepare(warm_request(preset, jc))]) if j not in all_judges
+                ]
         rss1 = machine.rss_mib()
         t0 = time.perf_counter()
-        baseline = NaiveBaseline(all_judges, cfg.models.settings(), "standard", lambda: fresh_embedder(args.arch), clipscore=True)
+        baseline = NaiveBaseline(
+            all_judges, cfg.models.settings(), "standard", lambda: fresh_embedder(args.arch), clipscore=True
+        )
         base_load_s, base_load_mib = time.perf_counter() - t0, machine.rss_mib() - rss1
 
-    def baseline_trial(preset: str, jc: str, res: RunResult, prepared: list[PreparedItem]) -> tuple[dict[str, float], int]:
+    def baseline_trial(
+        preset: str, jc: str, res: RunResult, prepared: list[PreparedItem]
+    ) -> tuple[dict[str, float], int]:
         """One baseline run on the pipeline run's decoded items, from the same cache state."""
         assert baseline is not None
         items = [p.item for p in prepared if p.item is not None]
@@ -487,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
                     if baseline is not None and b == batch_sizes[-1]:
                         # interleaved with the pipeline's trials, so both see the same background load
                         base_trials.setdefault((preset, jc), []).append(baseline_trial(preset, jc, res, prepared))
-                res, prepared, texts = min(runs, key=lambda t: t[0].seconds)  # the run least disturbed by other processes
+                res, prepared, texts = min(
+                    runs, key=lambda t: t[0].seconds
+                )  # the run least disturbed by other processes
                 res.repeats = [round(r.seconds, 3) for r, _, _ in runs]
                 results.append(res)
                 last[(preset, jc)] = (res, prepared, texts)
@@ -499,10 +584,17 @@ def main(argv: list[str] | None = None) -> int:
         raws = [raw_forward_seconds(ev, embedder, prepared, texts, res.judges, res.batch) for _ in range(args.repeats)]
         raw = min(raws, key=lambda d: sum(d.values()))
         total_raw = sum(raw.values())
-        overhead_rows.append([
-            preset, jc, res.batch, f(res.seconds, 2), f(total_raw, 2), f(100 * total_raw / res.seconds, 1) + "%",
-            ", ".join(f"{k} {v:.2f}" for k, v in raw.items()),
-        ])
+        overhead_rows.append(
+            [
+                preset,
+                jc,
+                res.batch,
+                f(res.seconds, 2),
+                f(total_raw, 2),
+                f(100 * total_raw / res.seconds, 1) + "%",
+                ", ".join(f"{k} {v:.2f}" for k, v in raw.items()),
+            ]
+        )
 
     # -- the naive baseline, side by side ---------------------------------------------------------
     compare_rows: list[list[Any]] = []
@@ -518,13 +610,22 @@ def main(argv: list[str] | None = None) -> int:
             ours = res.seconds
             base_same = sum(per_check.values()) + decode_s
             base_clip = base_same - per_check.get("prompt_adherence", 0.0) + clip_s
-            compare_rows.append([
-                preset, jc, res.images, res.batch, f(ours / res.images, 3), f(base_same / res.images, 3), f(base_same / ours, 2) + "×",
-                f(base_clip / res.images, 3), f(base_clip / ours, 2) + "×",
-                f"{res.image_passes / res.images:.1f} vs {img_passes / res.images:.1f}",
-                ", ".join(f"{k} {v / res.images:.2f}" for k, v in sorted(per_check.items(), key=lambda kv: -kv[1]))
-                + (f"; clipscore {clip_s / res.images:.2f}" if clip_s else ""),
-            ])
+            compare_rows.append(
+                [
+                    preset,
+                    jc,
+                    res.images,
+                    res.batch,
+                    f(ours / res.images, 3),
+                    f(base_same / res.images, 3),
+                    f(base_same / ours, 2) + "×",
+                    f(base_clip / res.images, 3),
+                    f(base_clip / ours, 2) + "×",
+                    f"{res.image_passes / res.images:.1f} vs {img_passes / res.images:.1f}",
+                    ", ".join(f"{k} {v / res.images:.2f}" for k, v in sorted(per_check.items(), key=lambda kv: -kv[1]))
+                    + (f"; clipscore {clip_s / res.images:.2f}" if clip_s else ""),
+                ]
+            )
         baseline_note = (
             f"Model loading: pipeline {ours_load_s:.1f} s / +{ours_load_mib:.0f} MiB RSS (1 CLIP instance shared by all judges "
             f"and both job classes, 1 dlib, one set of quality scorers); baseline {base_load_s:.1f} s / +{base_load_mib:.0f} MiB "
@@ -535,14 +636,27 @@ def main(argv: list[str] | None = None) -> int:
     # -- write ------------------------------------------------------------------------------------
     rows = []
     for r in results:
-        rows.append([
-            r.preset, r.job_class, r.batch, r.images, f(r.images_per_s, 2), f(pct(r.latencies_ms, 50), 0), f(pct(r.latencies_ms, 99), 0),
-            f(statistics.mean(r.decode_ms), 1), f"{r.image_passes / r.images:.1f}", f"{r.text_passes / r.images:.1f}", f(r.peak_rss_mib, 0),
-        ])
+        rows.append(
+            [
+                r.preset,
+                r.job_class,
+                r.batch,
+                r.images,
+                f(r.images_per_s, 2),
+                f(pct(r.latencies_ms, 50), 0),
+                f(pct(r.latencies_ms, 99), 0),
+                f(statistics.mean(r.decode_ms), 1),
+                f"{r.image_passes / r.images:.1f}",
+                f"{r.text_passes / r.images:.1f}",
+                f(r.peak_rss_mib, 0),
+            ]
+        )
     judge_rows = []
     for (preset, jc), (res, _, _) in last.items():
         for name, sec in sorted(res.judge_seconds.items(), key=lambda kv: -kv[1]):
-            judge_rows.append([preset, jc, res.batch, name, f(1000 * sec / res.images, 1), f(100 * sec / res.seconds, 1) + "%"])
+            judge_rows.append(
+                [preset, jc, res.batch, name, f(1000 * sec / res.images, 1), f(100 * sec / res.seconds, 1) + "%"]
+            )
 
     parts = [
         "# Throughput (CPU)\n",
@@ -550,14 +664,39 @@ def main(argv: list[str] | None = None) -> int:
         f"CLIP: `{clip_source(args.arch)}` for both job classes (random: = random weights, speed only); prompts: {args.prompts}; "
         f"images: {args.images} per configuration, {args.size} px JPEG from scikit-image sample photos.\n",
         "## Pipeline: images/s, latency, decode, memory\n",
-        table(["preset", "job class", "batch", "images", "images/s", "p50 latency ms", "p99 latency ms", "decode ms/img",
-               "CLIP image passes/img", "CLIP text passes/img", "process peak RSS MiB (so far)"], rows),
+        table(
+            [
+                "preset",
+                "job class",
+                "batch",
+                "images",
+                "images/s",
+                "p50 latency ms",
+                "p99 latency ms",
+                "decode ms/img",
+                "CLIP image passes/img",
+                "CLIP text passes/img",
+                "process peak RSS MiB (so far)",
+            ],
+            rows,
+        ),
         "\nLatency of a request = decode + judging of the batch it is in (all of a batch finish together). "
         "With few images p99 is the maximum. Peak RSS is `getrusage` maxrss of the process so far (torch included).\n",
         "## Per-judge time (largest batch)\n",
         table(["preset", "job class", "batch", "judge", "ms/img", "share of wall"], judge_rows),
         "\n## Pipeline overhead: raw model forward passes vs end-to-end (largest batch)\n",
-        table(["preset", "job class", "batch", "end-to-end s", "raw forwards s", "raw / end-to-end (target ≥ 85%)", "raw parts (s)"], overhead_rows),
+        table(
+            [
+                "preset",
+                "job class",
+                "batch",
+                "end-to-end s",
+                "raw forwards s",
+                "raw / end-to-end (target ≥ 85%)",
+                "raw parts (s)",
+            ],
+            overhead_rows,
+        ),
         "\nRaw forwards: one CLIP image pass per image, the text-tower passes for exactly the texts the run encoded, "
         "the pixel signal metrics, BRISQUE/NIQE/PIQE (standard) and dlib on every image and reference, each timed alone with no judge logic (values a little over 100% are timing noise). "
         "The rest of end-to-end is decode, planning, judge logic and result building.\n",
@@ -565,8 +704,22 @@ def main(argv: list[str] | None = None) -> int:
     if compare_rows:
         parts += [
             "## Pipeline vs naive baseline (same images, same run, largest batch)\n",
-            table(["preset", "job class", "images", "batch", "pipeline s/img", "naive, same checks s/img", "ratio",
-                   "naive, CLIPScore for prompt s/img", "ratio", "CLIP image passes/img (pipeline vs naive)", "naive per check s/img"], compare_rows),
+            table(
+                [
+                    "preset",
+                    "job class",
+                    "images",
+                    "batch",
+                    "pipeline s/img",
+                    "naive, same checks s/img",
+                    "ratio",
+                    "naive, CLIPScore for prompt s/img",
+                    "ratio",
+                    "CLIP image passes/img (pipeline vs naive)",
+                    "naive per check s/img",
+                ],
+                compare_rows,
+            ),
             "\nNaive, same checks: every judge as a separate check with its own model instance (own CLIP for prompt "
             "adherence, instructions, attributes, aesthetics, safety and technical_quality's CLIP-IQA; own BRISQUE/NIQE/PIQE; "
             "own dlib for identity and for headshot) and its own forward passes; same decoded images (decode time added "
@@ -584,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    (out.with_suffix(".json")).write_text(json.dumps({"command": command, "machine": info, "runs": [r.__dict__ for r in results]}, indent=1, default=str))
+    (out.with_suffix(".json")).write_text(
+        json.dumps({"command": command, "machine": info, "runs": [r.__dict__ for r in results]}, indent=1, default=str)
+    )
     print(text)
     tmp.cleanup()
     return 0

@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from evaluator.config import EvaluatorConfig
-from evaluator.errors import ImagejuryError, InvalidRequestError
-from evaluator.manifest import parse_scalar
+from imagejury.batch.manifest import parse_scalar
+from imagejury.core.config import EvaluatorConfig
+from imagejury.errors import ImagejuryError, InvalidRequestError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING = 0, 1, 2, 3
 log = logging.getLogger("imagejury")
@@ -97,7 +98,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from evaluator.pipeline import Evaluator
+    from imagejury.core.pipeline import Evaluator
 
     try:
         config = config_from_args(args)
@@ -106,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         evaluation = evaluator.evaluate(request, base_dir=Path.cwd())
     except ImagejuryError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID if exc.failure_code in (None, "invalid_media") else EXIT_PROCESSING
+        return EXIT_INVALID if exc.is_bad_input else EXIT_PROCESSING
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -158,7 +159,7 @@ def render_summary(ev: Any) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from models.provider import ModelSet
+    from imagejury.models.provider import ModelSet
 
     try:
         config = config_from_args(args)
@@ -177,7 +178,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagejury", description="Evaluate AI-generated images with a jury of open models.")
+    parser = argparse.ArgumentParser(
+        prog="imagejury", description="Evaluate AI-generated images with a jury of open models."
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -200,7 +203,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_model_flags(mo)
     mo.set_defaults(func=cmd_models)
 
-    for module in ("evaluator.batch_cli", "evaluator.server_cli"):
+    for module in ("imagejury.batch.cli", "imagejury.service.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -1,8 +1,8 @@
 """Judge plugins. Imports only ``models``; knows nothing of HTTP, SQL or the API JSON."""
 
-from judges.base import Judge, JudgeConfig, confidence_from_margin
-from judges.registry import JudgeRegistry, JudgeRegistryError, judge_registry
-from judges.types import Directives, GateFailure, JudgeIssue, JudgeItem, JudgeResult, Reference
+from imagejury.judges.base import Judge, JudgeConfig, confidence_from_margin
+from imagejury.judges.registry import JudgeRegistry, JudgeRegistryError, judge_registry
+from imagejury.judges.types import Directives, GateFailure, JudgeIssue, JudgeItem, JudgeResult, Reference
 
 __all__ = [
     "Directives",

@@ -22,18 +22,18 @@ Two scorers, chosen by ``ModelSettings.aesthetic_head``:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.clip_scoring import ClipTextJudge, softmax
-from judges.types import JudgeIssue, JudgeItem, JudgeResult
-from models.errors import ModelError, ModelUnavailableError
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.clip_scoring import ClipTextJudge, softmax
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.models.errors import ModelError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ class AestheticHead:
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
         if embeddings.shape[1] != self.input_dim:
-            raise ModelError(f"aesthetic head {self.path} expects {self.input_dim}-d embeddings, got {embeddings.shape[1]}-d")
+            raise ModelError(
+                f"aesthetic head {self.path} expects {self.input_dim}-d embeddings, got {embeddings.shape[1]}-d"
+            )
         x = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
         x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         with torch.inference_mode():
@@ -126,7 +128,9 @@ def load_aesthetic_head(path: str | Path) -> AestheticHead:
         dims = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
         for j, (i, w) in enumerate(zip(MLP_LINEARS, ws)):
             if w.ndim != 2 or w.shape[1] != dims[j] or sd[f"layers.{i}.bias"].shape != (dims[j + 1],):
-                raise ModelError(f"aesthetic head {p}: layer {i} has shape {tuple(w.shape)}, which does not chain with layer before it")
+                raise ModelError(
+                    f"aesthetic head {p}: layer {i} has shape {tuple(w.shape)}, which does not chain with layer before it"
+                )
         if dims[-1] != 1:
             raise ModelError(f"aesthetic head {p}: the last layer outputs {dims[-1]} values, expected 1 (a rating)")
         module: nn.Module = AestheticMLP(dims)
@@ -147,7 +151,9 @@ class AestheticsConfig(JudgeConfig):
     head_threshold: float = Field(
         5.0, description="pass rating on the 1-10 scale for a LAION head (LAION-Aesthetics v2 '5+' cut)"
     )
-    antonym_threshold: float = Field(0.5, ge=0.0, le=1.0, description="pass P(positive wording) for antonym prompts (neutral point)")
+    antonym_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="pass P(positive wording) for antonym prompts (neutral point)"
+    )
     antonym_pairs: list[tuple[str, str]] = Field(default_factory=lambda: list(DEFAULT_PAIRS), min_length=1)
     head_confidence_scale: float = Field(1.0, gt=0.0, description="rating distance at which confidence ~0.88")
     antonym_confidence_scale: float = Field(0.15, gt=0.0)
@@ -156,7 +162,9 @@ class AestheticsConfig(JudgeConfig):
 class AestheticsJudge(ClipTextJudge):
     name = "aesthetics"
     category = "aesthetics"
-    description = "How good the image looks: a LAION aesthetic head on CLIP features if supplied, else CLIP antonym prompts."
+    description = (
+        "How good the image looks: a LAION aesthetic head on CLIP features if supplied, else CLIP antonym prompts."
+    )
     default_weight = 0.5
     version = "1"
     Config = AestheticsConfig
@@ -170,7 +178,9 @@ class AestheticsJudge(ClipTextJudge):
         super().warmup()
         path = self.model_set.settings.aesthetic_head
         if path:
-            head = self.model_set.registry.get("aesthetic_head", str(path), lambda: load_aesthetic_head(path), weights=str(path))
+            head = self.model_set.registry.get(
+                "aesthetic_head", str(path), lambda: load_aesthetic_head(path), weights=str(path)
+            )
             dim = int(self.embedder.embed_dim)
             if head.input_dim != dim:
                 raise ModelError(
@@ -229,6 +239,8 @@ class AestheticsJudge(ClipTextJudge):
             score=round(score, 4),
             threshold=t,
             evidence=ev,
-            issues=[] if passed else [JudgeIssue("aesthetics", f"looks more like the negative wording (score {score:.2f} < {t:.2f})", 0.6)],
+            issues=[]
+            if passed
+            else [JudgeIssue("aesthetics", f"looks more like the negative wording (score {score:.2f} < {t:.2f})", 0.6)],
             strengths=[f"aesthetic score {score:.2f}"] if passed else [],
         )

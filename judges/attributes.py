@@ -16,17 +16,18 @@ softmax over [value, k alternatives]; see that module for the provenance).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
-from judges.prompt_adherence import THRESHOLDS
-from judges.prompt_parser import PromptParser
-from judges.types import JudgeIssue, JudgeItem, JudgeResult
-from judges.vocabulary import Vocabulary, fix_articles, load_vocabulary, tokenize
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
+from imagejury.judges.prompt_adherence import THRESHOLDS
+from imagejury.judges.prompt_parser import PromptParser
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.vocabulary import Vocabulary, fix_articles, load_vocabulary, tokenize
 
 # rubric aspect of each attribute key (an ignored aspect skips the key)
 KEY_ASPECT = {
@@ -44,12 +45,16 @@ KEY_ASPECT = {
 class AttributesConfig(JudgeConfig):
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="pass probability; None = per-model table")
     max_alternatives: int = Field(8, ge=1, description="other values of the key scored against (vocabulary order)")
-    vocabulary: dict[str, list[str]] | None = Field(None, description="narrow vocabulary classes (see prompt_adherence)")
+    vocabulary: dict[str, list[str]] | None = Field(
+        None, description="narrow vocabulary classes (see prompt_adherence)"
+    )
     confidence_scale: float = Field(0.25, gt=0.0)
 
 
 class _Check:
-    def __init__(self, key: str, value: str, spec_name: str, cls: str, texts: list[list[str]], labels: list[str]) -> None:
+    def __init__(
+        self, key: str, value: str, spec_name: str, cls: str, texts: list[list[str]], labels: list[str]
+    ) -> None:
         self.key, self.value, self.spec_name, self.cls = key, value, spec_name, cls
         self.texts = texts  # per candidate (value first): the template captions
         self.labels = labels  # per candidate: the value
@@ -58,7 +63,9 @@ class _Check:
 class AttributesJudge(ClipTextJudge):
     name = "attributes"
     category = "attributes"
-    description = "Whether each visible input attribute (style, colour, background, lighting, shot, ...) shows in the image."
+    description = (
+        "Whether each visible input attribute (style, colour, background, lighting, shot, ...) shows in the image."
+    )
     default_weight = 1.0
     version = "1"
     requires = frozenset({"attributes"})
@@ -95,7 +102,9 @@ class AttributesJudge(ClipTextJudge):
                 elif group:
                     not_evaluated.append(f"'{key}': {group} metadata, not something the image shows")
                 else:
-                    not_evaluated.append(f"'{key}': unknown attribute key; not evaluated (no vocabulary to compare against)")
+                    not_evaluated.append(
+                        f"'{key}': unknown attribute key; not evaluated (no vocabulary to compare against)"
+                    )
                 continue
             spec_name, spec = found
             aspect = KEY_ASPECT.get(spec_name)
@@ -151,11 +160,15 @@ class AttributesJudge(ClipTextJudge):
             scored = []
             for c in checks:
                 ens = {label: _ensemble([emb[t] for t in group]) for label, group in zip(c.labels, c.texts)}
-                scored.append((c, contrast(images[i], c.labels[0], c.labels[1:], ens, scale, [c.cls] * (len(c.labels) - 1))))
+                scored.append(
+                    (c, contrast(images[i], c.labels[0], c.labels[1:], ens, scale, [c.cls] * (len(c.labels) - 1)))
+                )
             out.append(self._result(scored, not_evaluated, thr, scale))
         return out
 
-    def _result(self, scored: list[tuple[_Check, Contrast]], not_evaluated: list[str], thr: ModelThreshold, scale: float) -> JudgeResult:
+    def _result(
+        self, scored: list[tuple[_Check, Contrast]], not_evaluated: list[str], thr: ModelThreshold, scale: float
+    ) -> JudgeResult:
         t = thr.value
         if not scored:
             return self.result(
@@ -171,7 +184,13 @@ class AttributesJudge(ClipTextJudge):
         for c, r in scored:
             ok = r.score >= t
             margins.append(r.score - t)
-            results[f"{c.key}={c.value}"] = {**r.as_dict(), "key": c.key, "value": c.value, "passed": ok, "templates": c.texts[0]}
+            results[f"{c.key}={c.value}"] = {
+                **r.as_dict(),
+                "key": c.key,
+                "value": c.value,
+                "passed": ok,
+                "templates": c.texts[0],
+            }
             evidence.append(
                 f"{c.key}='{c.value}': p={r.score:.3f} vs {r.n_foils} other {c.spec_name} values "
                 f"(best '{r.best_foil}' p={r.best_foil_prob:.3f}), margin {r.margin:+.3f}"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from judges.types import JudgeItem, JudgeResult
-from models.provider import ModelSet
+from imagejury.judges.types import JudgeItem, JudgeResult
+from imagejury.models.provider import ModelSet
 
 
 class JudgeConfig(BaseModel):
@@ -55,7 +56,7 @@ class Judge(ABC):
     def applies(self, item: JudgeItem) -> bool:
         return all(_has(item, need) for need in self.requires)
 
-    def warmup(self) -> None:
+    def warmup(self) -> None:  # noqa: B027 - optional hook: judges without models need none
         """Load the models this judge needs (raises ModelUnavailableError if absent)."""
 
     @abstractmethod

@@ -15,15 +15,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
-from judges.base import Judge
-from judges.features import shared_cache
-from judges.types import JudgeItem
-from models.interfaces import ImageTextEmbedder
+from imagejury.judges.base import Judge
+from imagejury.judges.features import shared_cache
+from imagejury.judges.types import JudgeItem
+from imagejury.models.interfaces import ImageTextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ def logit_scale_of(embedder: ImageTextEmbedder) -> float:
     except (AttributeError, TypeError, ValueError):
         value = float("nan")
     if not math.isfinite(value) or value <= 0:
-        log.warning("embedder %s reports no usable logit_scale; using %.0f", getattr(embedder, "key", "?"), DEFAULT_LOGIT_SCALE)
+        log.warning(
+            "embedder %s reports no usable logit_scale; using %.0f", getattr(embedder, "key", "?"), DEFAULT_LOGIT_SCALE
+        )
         return DEFAULT_LOGIT_SCALE
     return value
 

@@ -18,14 +18,15 @@ counted either; it is still listed in the judges' evidence.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from judges.base import Judge
-from judges.features import FeatureCache, content_key, group_by_cache
-from models.interfaces import Face, FaceAnalyzer
+from imagejury.judges.base import Judge
+from imagejury.judges.features import FeatureCache, content_key, group_by_cache
+from imagejury.models.interfaces import Face, FaceAnalyzer
 
 DEFAULT_MIN_FACE_SCORE: dict[str, float] = {"dlib": 0.3, "insightface": 0.5}
 

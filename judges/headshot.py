@@ -36,7 +36,7 @@ Where the bounds come from (all overridable in ``HeadshotConfig``):
   Needs 68-point landmarks (dlib with ``landmarks68`` on; insightface with its
   ``landmark_3d_68`` model); otherwise the check is skipped and the reasoning says so.
 - **Pose**: roll from the eye line, yaw from the nose offset along it (see
-  ``judges.face_common.head_pose``; a rough geometric estimate, not calibrated against
+  ``imagejury.judges.face_common.head_pose``; a rough geometric estimate, not calibrated against
   measured head angles). ICAO asks passport photos to be
   frontal; headshots tolerate more, so |roll| ≤ 15° and |yaw| ≤ 30°. Measured: astronaut
   roll 3°, yaw 4°; the astronaut rotated 20° reads roll 17°; people turned away in
@@ -46,15 +46,16 @@ Where the bounds come from (all overridable in ``HeadshotConfig``):
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from pydantic import Field
 from scipy import ndimage
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.face_common import (
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.face_common import (
     DEFAULT_MIN_FACE_SCORE,
     FaceJudge,
     analyze_cached,
@@ -66,8 +67,8 @@ from judges.face_common import (
     signed_score,
     split_weak,
 )
-from judges.types import JudgeIssue, JudgeItem, JudgeResult
-from models.interfaces import Face, FaceAnalyzer
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.models.interfaces import Face, FaceAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,9 @@ class HeadshotConfig(JudgeConfig):
         description="per-backend detection-score floor below which a detection is not counted as another face",
     )
     min_sharpness: float = Field(
-        4.0, gt=0, description="noise-corrected 1000·var(LoG σ1)/var(I) on the 128 px face crop; measured, see module doc"
+        4.0,
+        gt=0,
+        description="noise-corrected 1000·var(LoG σ1)/var(I) on the 128 px face crop; measured, see module doc",
     )
     min_eye_aspect_ratio: float = Field(
         0.2, gt=0, description="mean eye aspect ratio below this is eyes closed (Soukupová & Čech 2016)"
@@ -142,7 +145,8 @@ class HeadshotJudge(FaceJudge):
         counted, weak = split_weak(faces, backend, cfg.min_face_score)
         if weak:
             evidence.append(
-                f"ignored {len(weak)} weak detection(s): " + ", ".join(f"{fmt_box(f)} score {f.score:.2f}" for f in weak)
+                f"ignored {len(weak)} weak detection(s): "
+                + ", ".join(f"{fmt_box(f)} score {f.score:.2f}" for f in weak)
             )
         if not counted:
             detail = "no face found in the image"
@@ -158,7 +162,9 @@ class HeadshotJudge(FaceJudge):
             )
         ignored = {c for c, words in IGNORE_WORDS.items() if words & {w.lower() for w in item.directives.ignore}}
         face = counted[0]
-        evidence.append(f"main face {fmt_box(face)} (score {face.score:.2f}) in a {item.image.width}x{item.image.height} image")
+        evidence.append(
+            f"main face {fmt_box(face)} (score {face.score:.2f}) in a {item.image.width}x{item.image.height} image"
+        )
         checks: list[tuple[str, dict[str, Any], JudgeIssue | None, float]] = []
         skipped: list[str] = []
         for name, fn in (
@@ -287,7 +293,11 @@ class HeadshotJudge(FaceJudge):
         bad = [k for k, m in margins.items() if m < 0]
         text = f"head roll {roll:+.0f}° (max ±{cfg.max_abs_roll:.0f}°), yaw {yaw:+.0f}° (max ±{cfg.max_abs_yaw:.0f}°)"
         sp = {"text": text, "passed": not bad, "score": signed_score(worst, 10.0)}
-        issue = None if not bad else JudgeIssue("pose", f"head turned or tilted too far ({', '.join(bad)}): {text}", severity=0.6)
+        issue = (
+            None
+            if not bad
+            else JudgeIssue("pose", f"head turned or tilted too far ({', '.join(bad)}): {text}", severity=0.6)
+        )
         return sp, issue, confidence_from_margin(worst, 10.0)
 
 

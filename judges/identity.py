@@ -11,14 +11,14 @@ gate failure: identity cannot be checked, so the evaluation fails outright.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from pydantic import Field
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.face_common import (
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.face_common import (
     DEFAULT_MIN_FACE_SCORE,
     FaceJudge,
     analyze_cached,
@@ -28,8 +28,8 @@ from judges.face_common import (
     image_key,
     split_weak,
 )
-from judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
-from models.interfaces import Face, FaceAnalyzer
+from imagejury.judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.models.interfaces import Face, FaceAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -242,9 +242,7 @@ class IdentityJudge(FaceJudge):
             else:
                 r.face = counted[0]
                 if len(counted) > 1:
-                    r.note = (
-                        f"reference {i + 1}: {len(counted)} faces, used the largest at {fmt_box(r.face)}"
-                    )
+                    r.note = f"reference {i + 1}: {len(counted)} faces, used the largest at {fmt_box(r.face)}"
             out.append(r)
         return out
 

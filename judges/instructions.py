@@ -1,11 +1,11 @@
 """instructions: check the free-text rubric's requirements and prohibitions on the image.
 
-The rubric is read by ``judges.rubric.parse_rubric`` into requirements ("the background
+The rubric is read by ``imagejury.judges.rubric.parse_rubric`` into requirements ("the background
 must be plain white"), prohibitions ("no text or watermark", "no blue shapes") and
 directives ("ignore the background", "prioritise the face"). Every reading is written
 into the reasoning, so a user sees how the rubric was understood.
 
-Scoring, zero-shot and contrastive (``judges.clip_scoring``):
+Scoring, zero-shot and contrastive (``imagejury.judges.clip_scoring``):
 
 - a phrase the vocabulary can vary ("blue shapes", "a plain white background") is scored
   against its foils ("red shapes", "a plain black background", ...) — and, for a
@@ -21,26 +21,31 @@ prompt_adherence). Requirements on an aspect the rubric says to ignore are skipp
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import Field
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
-from judges.prompt_adherence import THRESHOLDS
-from judges.prompt_parser import PromptParser
-from judges.rubric import Rubric, RubricCheck, parse_rubric
-from judges.types import JudgeIssue, JudgeItem, JudgeResult
-from judges.vocabulary import load_vocabulary
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
+from imagejury.judges.prompt_adherence import THRESHOLDS
+from imagejury.judges.prompt_parser import PromptParser
+from imagejury.judges.rubric import Rubric, RubricCheck, parse_rubric
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.vocabulary import load_vocabulary
 
 
 class InstructionsConfig(JudgeConfig):
     threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="requirement met / prohibited thing present at this probability; None = per-model table"
+        None,
+        ge=0.0,
+        le=1.0,
+        description="requirement met / prohibited thing present at this probability; None = per-model table",
     )
     max_checks: int = Field(20, ge=1, description="cap on checks per rubric; the rest are listed as not scored")
     max_foils_per_class: int = Field(6, ge=1)
-    vocabulary: dict[str, list[str]] | None = Field(None, description="narrow vocabulary classes (see prompt_adherence)")
+    vocabulary: dict[str, list[str]] | None = Field(
+        None, description="narrow vocabulary classes (see prompt_adherence)"
+    )
     confidence_scale: float = Field(0.25, gt=0.0)
 
 
@@ -76,7 +81,12 @@ class InstructionsJudge(ClipTextJudge):
             return check.phrase, texts, classes, "against its vocabulary foils"
         if check.base and check.base.lower() != check.phrase.lower():
             return check.phrase, [check.base], ["base"], f"against '{check.base}'"
-        return f"{context} with {check.phrase}", [context], ["absent"], f"'{context} with {check.phrase}' vs '{context}'"
+        return (
+            f"{context} with {check.phrase}",
+            [context],
+            ["absent"],
+            f"'{context} with {check.phrase}' vs '{context}'",
+        )
 
     def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
         if not batch:
@@ -97,7 +107,10 @@ class InstructionsJudge(ClipTextJudge):
         thr = self.threshold()
         out = []
         for i, (rubric, cands, skipped) in enumerate(plans):
-            scored = [(c, how, contrast(images[i], text, foils, emb, scale, classes)) for c, text, foils, classes, how in cands]
+            scored = [
+                (c, how, contrast(images[i], text, foils, emb, scale, classes))
+                for c, text, foils, classes, how in cands
+            ]
             out.append(self._result(rubric, scored, skipped, thr, scale))
         return out
 
@@ -118,7 +131,12 @@ class InstructionsJudge(ClipTextJudge):
         return checks, skipped
 
     def _result(
-        self, rubric: Rubric, scored: list[tuple[RubricCheck, str, Contrast]], skipped: list[str], thr: ModelThreshold, scale: float
+        self,
+        rubric: Rubric,
+        scored: list[tuple[RubricCheck, str, Contrast]],
+        skipped: list[str],
+        thr: ModelThreshold,
+        scale: float,
     ) -> JudgeResult:
         t = thr.value
         results: dict[str, dict] = {}
@@ -166,7 +184,9 @@ class InstructionsJudge(ClipTextJudge):
                 "present" if check.kind == "prohibition" else "met": c.score >= t,
                 "aspect": check.aspect,
             }
-            evidence.append(f"{check.kind} '{check.phrase}' scored {how}: p={c.score:.3f} (threshold {t:.2f}), margin {c.margin:+.3f}")
+            evidence.append(
+                f"{check.kind} '{check.phrase}' scored {how}: p={c.score:.3f} (threshold {t:.2f}), margin {c.margin:+.3f}"
+            )
 
         d = rubric.directives
         read = "; ".join(d.notes) if d.notes else "no sentences"

@@ -1,10 +1,10 @@
 """prompt_adherence: does the image show what the prompt asked — as a whole and in its parts?
 
-The prompt is split by the deterministic parser (``judges.prompt_parser``) into
+The prompt is split by the deterministic parser (``imagejury.judges.prompt_parser``) into
 sub-points ("a red hat", "two dogs", "a beach", "a watercolor painting"); each, and the
 whole prompt, is scored *contrastively* against foils (one word changed), giving the
 probability that the image supports the text over its alternatives
-(``judges.clip_scoring``). A sub-point passes when that probability reaches the
+(``imagejury.judges.clip_scoring``). A sub-point passes when that probability reaches the
 threshold for the configured CLIP model.
 
 Thresholds (``THRESHOLDS``): the probability is a softmax over [text, k foils], so
@@ -19,15 +19,15 @@ checked on a held-out split (``benchmarks/results/text_judges.md``).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import Field
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, ThresholdTable, contrast
-from judges.prompt_parser import ATTRIBUTE_CLASSES, ParsedPrompt, PromptParser, SubPoint
-from judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult
-from judges.vocabulary import load_vocabulary
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, ThresholdTable, contrast
+from imagejury.judges.prompt_parser import ATTRIBUTE_CLASSES, ParsedPrompt, PromptParser, SubPoint
+from imagejury.judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.vocabulary import load_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +72,25 @@ class PromptAdherenceConfig(JudgeConfig):
         description="share of sub-points that must pass (product choice: one part in four may be missed by CLIP's "
         "weak attribute binding; sub-points of a prioritised aspect must always pass)",
     )
-    max_sub_points: int = Field(12, ge=1, description="cap on sub-points scored per prompt; the rest are listed as not scored")
+    max_sub_points: int = Field(
+        12, ge=1, description="cap on sub-points scored per prompt; the rest are listed as not scored"
+    )
     max_foils_per_class: int = Field(6, ge=1, description="alternatives per swapped word (vocabulary order)")
     max_prompt_foils: int = Field(12, ge=1, description="foils for the whole prompt (one change each, round-robin)")
     vocabulary: dict[str, list[str]] | None = Field(
         None, description="narrow vocabulary classes to the values the model knows, e.g. {'colour': [...]}"
     )
-    confidence_scale: float = Field(0.25, gt=0.0, description="probability distance from the threshold at which confidence ~0.88")
+    confidence_scale: float = Field(
+        0.25, gt=0.0, description="probability distance from the threshold at which confidence ~0.88"
+    )
 
 
 class PromptAdherenceJudge(ClipTextJudge):
     name = "prompt_adherence"
     category = "prompt_adherence"
-    description = "Whether the image shows the prompt, as a whole and sub-point by sub-point, scored against near-miss foils."
+    description = (
+        "Whether the image shows the prompt, as a whole and sub-point by sub-point, scored against near-miss foils."
+    )
     default_weight = 2.0
     version = "1"
     requires = frozenset({"prompt"})
@@ -158,7 +164,14 @@ class PromptAdherenceJudge(ClipTextJudge):
         thr: ModelThreshold,
     ) -> JudgeResult:
         t = thr.value
-        whole = contrast(image_emb, parsed.text, [f.text for f in parsed.prompt_foils], emb, scale, [f.changed for f in parsed.prompt_foils])
+        whole = contrast(
+            image_emb,
+            parsed.text,
+            [f.text for f in parsed.prompt_foils],
+            emb,
+            scale,
+            [f.changed for f in parsed.prompt_foils],
+        )
         whole_passed = whole.score >= t if parsed.prompt_foils else True
         results: dict[str, dict] = {WHOLE: {**whole.as_dict(), "kind": "whole_prompt", "passed": whole_passed}}
         issues: list[JudgeIssue] = []
@@ -216,9 +229,14 @@ class PromptAdherenceJudge(ClipTextJudge):
         tokens = self._token_count(parsed.text)
         ctx = int(getattr(self.embedder, "context_length", 0) or 0)
         if tokens is not None and ctx and tokens > ctx:
-            extra.append(f"the prompt is {tokens} tokens, over the model's {ctx}: the embedder encoded it in chunks and averaged them")
+            extra.append(
+                f"the prompt is {tokens} tokens, over the model's {ctx}: the embedder encoded it in chunks and averaged them"
+            )
         if parsed.negations:
-            extra.append("negated phrases not checked here (see the instructions judge): " + ", ".join(f"'{n}'" for n in parsed.negations))
+            extra.append(
+                "negated phrases not checked here (see the instructions judge): "
+                + ", ".join(f"'{n}'" for n in parsed.negations)
+            )
         if parsed.unparsed:
             extra.append("words not in the vocabulary, not checked: " + ", ".join(parsed.unparsed[:20]))
         if extra:
@@ -251,9 +269,19 @@ class PromptAdherenceJudge(ClipTextJudge):
         nums = f"p={c.score:.2f} < {t:.2f}; '{c.best_foil}' p={c.best_foil_prob:.2f}"
         cls = c.best_foil_class
         if cls in ATTRIBUTE_CLASSES:
-            return JudgeIssue("wrong_attribute", f"wrong {cls} for '{p.text}': the image fits '{c.best_foil}' better ({nums})", severity, target=p.text)
+            return JudgeIssue(
+                "wrong_attribute",
+                f"wrong {cls} for '{p.text}': the image fits '{c.best_foil}' better ({nums})",
+                severity,
+                target=p.text,
+            )
         if cls == "count":
-            return JudgeIssue("wrong_count", f"count not matched for '{p.text}': the image fits '{c.best_foil}' better ({nums})", severity, target=p.text)
+            return JudgeIssue(
+                "wrong_count",
+                f"count not matched for '{p.text}': the image fits '{c.best_foil}' better ({nums})",
+                severity,
+                target=p.text,
+            )
         if p.kind in {"style", "lighting", "weather", "shot"}:
             return JudgeIssue(f"wrong_{p.kind}", f"{p.kind} not matched: '{p.text}' ({nums})", severity, target=p.text)
         return JudgeIssue("missing_element", f"sub-point not found: '{p.text}' ({nums})", severity, target=p.text)

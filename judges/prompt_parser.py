@@ -29,29 +29,181 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from judges.vocabulary import COUNT, MODIFIER, NOUN, SCENE, Term, Vocabulary, fix_articles, load_vocabulary, pluralize, tokenize
+from imagejury.judges.vocabulary import (
+    COUNT,
+    MODIFIER,
+    NOUN,
+    SCENE,
+    Term,
+    Vocabulary,
+    fix_articles,
+    load_vocabulary,
+    pluralize,
+    tokenize,
+)
 
 DETERMINERS = frozenset(
-    "a an the some this that these those its his her their my our your several many few multiple".split()
+    [
+        "a",
+        "an",
+        "the",
+        "some",
+        "this",
+        "that",
+        "these",
+        "those",
+        "its",
+        "his",
+        "her",
+        "their",
+        "my",
+        "our",
+        "your",
+        "several",
+        "many",
+        "few",
+        "multiple",
+    ]
 )
 BOUNDARIES = frozenset(
-    """, ; : . ! ? ( ) & / and or with on in at of under over above below near beside behind next to by from into
-    onto against inside outside around between while wearing holding carrying sitting standing lying riding eating
-    playing walking running flying looking is are was were has have who which that where""".split()
+    [
+        ",",
+        ";",
+        ":",
+        ".",
+        "!",
+        "?",
+        "(",
+        ")",
+        "&",
+        "/",
+        "and",
+        "or",
+        "with",
+        "on",
+        "in",
+        "at",
+        "of",
+        "under",
+        "over",
+        "above",
+        "below",
+        "near",
+        "beside",
+        "behind",
+        "next",
+        "to",
+        "by",
+        "from",
+        "into",
+        "onto",
+        "against",
+        "inside",
+        "outside",
+        "around",
+        "between",
+        "while",
+        "wearing",
+        "holding",
+        "carrying",
+        "sitting",
+        "standing",
+        "lying",
+        "riding",
+        "eating",
+        "playing",
+        "walking",
+        "running",
+        "flying",
+        "looking",
+        "is",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "who",
+        "which",
+        "that",
+        "where",
+    ]
 )
 NEGATORS = frozenset({"no", "without", "not", "never", "nothing"})
-STOPWORDS = BOUNDARIES | DETERMINERS | NEGATORS | frozenset(
-    """very highly style styled of-the front top left right center centre middle up down it be being full
-    detailed highly quality high best masterpiece 4k 8k hd uhd hdr ultra photo-realistic trending artstation
-    beautiful stunning amazing award winning professional sharp focus""".split()
+STOPWORDS = (
+    BOUNDARIES
+    | DETERMINERS
+    | NEGATORS
+    | frozenset(
+        [
+            "very",
+            "highly",
+            "style",
+            "styled",
+            "of-the",
+            "front",
+            "top",
+            "left",
+            "right",
+            "center",
+            "centre",
+            "middle",
+            "up",
+            "down",
+            "it",
+            "be",
+            "being",
+            "full",
+            "detailed",
+            "highly",
+            "quality",
+            "high",
+            "best",
+            "masterpiece",
+            "4k",
+            "8k",
+            "hd",
+            "uhd",
+            "hdr",
+            "ultra",
+            "photo-realistic",
+            "trending",
+            "artstation",
+            "beautiful",
+            "stunning",
+            "amazing",
+            "award",
+            "winning",
+            "professional",
+            "sharp",
+            "focus",
+        ]
+    )
 )
-COUNT_VALUES = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+COUNT_VALUES = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 NUMBER_WORDS = {v: k for k, v in COUNT_VALUES.items()}
 
 # Scoring order when the number of sub-points is capped: what the prompt is *about* first.
 KIND_PRIORITY = ("subject", "object", "count", "background", "setting", "style", "lighting", "weather", "shot")
 # count nouns that stand for "some other kind of thing" when the prompt names only a generic noun
-GENERIC_ALTERNATIVES = {"person": "person", "animal": "animal", "vehicle": "vehicle", "object": "object", "plant": "plant", "shape": "shape"}
+GENERIC_ALTERNATIVES = {
+    "person": "person",
+    "animal": "animal",
+    "vehicle": "vehicle",
+    "object": "object",
+    "plant": "plant",
+    "shape": "shape",
+}
 # foil kinds that change an attribute (vs. the object itself)
 ATTRIBUTE_CLASSES = frozenset({"colour", "material", "size", "pattern"})
 
@@ -126,7 +278,9 @@ class _NP:
 class PromptParser:
     """Parse prompts with one vocabulary and foil budget."""
 
-    def __init__(self, vocabulary: Vocabulary | None = None, max_foils_per_class: int = 6, max_prompt_foils: int = 12) -> None:
+    def __init__(
+        self, vocabulary: Vocabulary | None = None, max_foils_per_class: int = 6, max_prompt_foils: int = 12
+    ) -> None:
         if max_foils_per_class < 1 or max_prompt_foils < 1:
             raise ValueError("foil limits must be at least 1")
         self.vocab = vocabulary or load_vocabulary()
@@ -186,7 +340,11 @@ class PromptParser:
             )
 
         sub_points.sort(key=lambda p: (KIND_PRIORITY.index(p.kind) if p.kind in KIND_PRIORITY else 99, p.span[0]))
-        unparsed = [w for i, (w, _, _) in enumerate(toks) if i not in covered and w not in STOPWORDS and w.isalpha() and len(w) > 2]
+        unparsed = [
+            w
+            for i, (w, _, _) in enumerate(toks)
+            if i not in covered and w not in STOPWORDS and w.isalpha() and len(w) > 2
+        ]
         return ParsedPrompt(
             text=prompt,
             sub_points=_dedupe(sub_points),
@@ -263,7 +421,9 @@ class PromptParser:
                         continue
                     if start is None:
                         start, start_tok = s, i
-                    nps.append(_NP(start, end_char, term, prompt[s:end_char].lower(), (s, end_char), mods, count, negated))
+                    nps.append(
+                        _NP(start, end_char, term, prompt[s:end_char].lower(), (s, end_char), mods, count, negated)
+                    )
                     last_negated = negated
                     covered.update(range(start_tok if start_tok is not None else i, i + k))
                     reset()
@@ -304,8 +464,12 @@ class PromptParser:
             if (mods or count) and w.isalpha():
                 nxt_w = words[i + 1] if i + 1 < n else None
                 nxt_m = self.vocab.match(words, i + 1) if i + 1 < n else None
-                ends_here = nxt_w is None or nxt_w in BOUNDARIES or nxt_w in DETERMINERS or nxt_w in NEGATORS or (
-                    nxt_m is not None and nxt_m[0].kind == SCENE
+                ends_here = (
+                    nxt_w is None
+                    or nxt_w in BOUNDARIES
+                    or nxt_w in DETERMINERS
+                    or nxt_w in NEGATORS
+                    or (nxt_m is not None and nxt_m[0].kind == SCENE)
                 )
                 if ends_here:
                     head_word = w
@@ -337,7 +501,9 @@ class PromptParser:
         for mod in np_.mods:
             in_phrase.setdefault(mod.term.cls, set()).add(mod.term.canonical)
         for mod in np_.mods:
-            alts = [a for a in self.vocab.alternatives(mod.term.cls, mod.term.canonical) if a not in in_phrase[mod.term.cls]]
+            alts = [
+                a for a in self.vocab.alternatives(mod.term.cls, mod.term.canonical) if a not in in_phrase[mod.term.cls]
+            ]
             for a in alts[: self.max_foils_per_class]:
                 swaps.append(((mod.start, mod.end), mod.term.cls, mod.term.canonical, a))
         head = np_.head
@@ -390,18 +556,28 @@ class PromptParser:
             if np_.negated:
                 continue
             per_part.append(
-                [Foil(fix_articles(prompt[:s] + r + prompt[e:]).strip(), c, o, r) for (s, e), c, o, r in self._swaps(np_, present)]
+                [
+                    Foil(fix_articles(prompt[:s] + r + prompt[e:]).strip(), c, o, r)
+                    for (s, e), c, o, r in self._swaps(np_, present)
+                ]
             )
             if np_.count is not None and prompt[np_.count.start : np_.count.end].lower() in COUNT_VALUES:
                 value = COUNT_VALUES.get(np_.count.term.canonical, 1)
                 cs, ce = np_.count.start, np_.count.end
-                opts = [v for v in (value + 1, value - 1) if (v >= 2 or value == 1 and v == 2) and v <= 10 and v != value]
+                opts = [
+                    v for v in (value + 1, value - 1) if (v >= 2 or value == 1 and v == 2) and v <= 10 and v != value
+                ]
                 per_part.append(
-                    [Foil(prompt[:cs] + NUMBER_WORDS[v] + prompt[ce:], "count", NUMBER_WORDS[value], NUMBER_WORDS[v]) for v in opts]
+                    [
+                        Foil(prompt[:cs] + NUMBER_WORDS[v] + prompt[ce:], "count", NUMBER_WORDS[value], NUMBER_WORDS[v])
+                        for v in opts
+                    ]
                 )
         for term, s, e in scenes:
             alts = self.vocab.alternatives(term.cls, term.canonical, self.max_foils_per_class)
-            per_part.append([Foil(fix_articles(prompt[:s] + a + prompt[e:]).strip(), term.cls, term.canonical, a) for a in alts])
+            per_part.append(
+                [Foil(fix_articles(prompt[:s] + a + prompt[e:]).strip(), term.cls, term.canonical, a) for a in alts]
+            )
         out: list[Foil] = []
         depth = max((len(p) for p in per_part), default=0)
         for d in range(depth):

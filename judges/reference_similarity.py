@@ -23,15 +23,16 @@ matching captions vs ~0.1–0.2 for wrong ones (CLIPScore, Hessel et al. 2021, u
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from judges.base import Judge, JudgeConfig, confidence_from_margin
-from judges.features import content_key, group_by_cache
-from judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
+from imagejury.judges.base import Judge, JudgeConfig, confidence_from_margin
+from imagejury.judges.features import content_key, group_by_cache
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,8 @@ class ReferenceSimilarityJudge(Judge):
             return self.result(
                 passed=True,
                 confidence=0.5,
-                reasoning="every reference is of a kind the rubric asked to ignore" if skipped
+                reasoning="every reference is of a kind the rubric asked to ignore"
+                if skipped
                 else "not applicable: no garment/product/object/style/background reference",
                 evidence=evidence,
             )
@@ -183,18 +185,22 @@ class ReferenceSimilarityJudge(Judge):
             label = f"{kind} reference {n}"
             subs[f"reference_{n}_{kind}"] = {
                 "text": f"looks like the {label} (CLIP image cosine ≥ {thr:g})",
-                "passed": ok, "score": round(cos, 4), "threshold": thr,
+                "passed": ok,
+                "score": round(cos, 4),
+                "threshold": thr,
             }
             evidence.append(f"{label}: image cosine {cos:.3f} (threshold {thr:g})")
             if worst is None or cos - thr < worst[0] - worst[1]:
                 worst = (cos, thr)
             if not ok:
-                issues.append(JudgeIssue(
-                    "reference_mismatch",
-                    f"the image does not match the {label}: cosine {cos:.3f} < {thr:g}",
-                    severity=round(min(1.0, 0.5 + (thr - cos) / max(cfg.confidence_scale, 1e-6) * 0.25), 3),
-                    target=ref.description.strip() if ref.description else None,
-                ))
+                issues.append(
+                    JudgeIssue(
+                        "reference_mismatch",
+                        f"the image does not match the {label}: cosine {cos:.3f} < {thr:g}",
+                        severity=round(min(1.0, 0.5 + (thr - cos) / max(cfg.confidence_scale, 1e-6) * 0.25), 3),
+                        target=ref.description.strip() if ref.description else None,
+                    )
+                )
             desc = (ref.description or "").strip()
             if desc:
                 tcos = float(np.dot(gen, by_text[desc]))
@@ -202,16 +208,20 @@ class ReferenceSimilarityJudge(Judge):
                 margins.append(tcos - text_thr)
                 subs[f"reference_{n}_description"] = {
                     "text": f"shows the {label}'s description '{desc}' (CLIP text cosine ≥ {text_thr:g})",
-                    "passed": tok, "score": round(tcos, 4), "threshold": text_thr,
+                    "passed": tok,
+                    "score": round(tcos, 4),
+                    "threshold": text_thr,
                 }
                 evidence.append(f"{label} description '{desc}': text cosine {tcos:.3f} (threshold {text_thr:g})")
                 if not tok:
-                    issues.append(JudgeIssue(
-                        "description_mismatch",
-                        f"the image does not show the {label}'s description '{desc}': cosine {tcos:.3f} < {text_thr:g}",
-                        severity=0.8,
-                        target=desc,
-                    ))
+                    issues.append(
+                        JudgeIssue(
+                            "description_mismatch",
+                            f"the image does not show the {label}'s description '{desc}': cosine {tcos:.3f} < {text_thr:g}",
+                            severity=0.8,
+                            target=desc,
+                        )
+                    )
 
         passed = not issues
         if passed:

@@ -10,14 +10,15 @@ import logging
 import threading
 from importlib.metadata import entry_points
 
-from judges.base import Judge
+from imagejury.errors import ImagejuryError
+from imagejury.judges.base import Judge
 
 log = logging.getLogger(__name__)
 
 GROUP = "imagejury.judges"
 
 
-class JudgeRegistryError(RuntimeError):
+class JudgeRegistryError(ImagejuryError):
     pass
 
 

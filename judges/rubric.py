@@ -38,20 +38,81 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from judges.types import Directives
-from judges.vocabulary import article, tokenize
+from imagejury.judges.types import Directives
+from imagejury.judges.vocabulary import article, tokenize
 
 ASPECTS: dict[str, tuple[str, ...]] = {
     "background": ("background", "backgrounds", "backdrop", "setting", "scenery", "environment", "surroundings", "bg"),
     "face": ("face", "faces", "facial", "expression", "expressions", "eyes", "smile", "headshot"),
-    "text": ("text", "lettering", "typography", "watermark", "watermarks", "logo", "logos", "caption", "captions", "words", "writing"),
+    "text": (
+        "text",
+        "lettering",
+        "typography",
+        "watermark",
+        "watermarks",
+        "logo",
+        "logos",
+        "caption",
+        "captions",
+        "words",
+        "writing",
+    ),
     "lighting": ("lighting", "light", "lights", "shadows", "shadow", "exposure", "brightness"),
-    "colour": ("colour", "color", "colours", "colors", "palette", "tones", "tone", "hue", "hues", "saturation", "coloring", "colouring"),
-    "composition": ("composition", "framing", "frame", "crop", "cropping", "layout", "pose", "placement", "angle", "position", "positioning"),
-    "quality": ("quality", "sharpness", "blur", "blurriness", "noise", "artifacts", "artefacts", "resolution", "detail", "details", "technical"),
+    "colour": (
+        "colour",
+        "color",
+        "colours",
+        "colors",
+        "palette",
+        "tones",
+        "tone",
+        "hue",
+        "hues",
+        "saturation",
+        "coloring",
+        "colouring",
+    ),
+    "composition": (
+        "composition",
+        "framing",
+        "frame",
+        "crop",
+        "cropping",
+        "layout",
+        "pose",
+        "placement",
+        "angle",
+        "position",
+        "positioning",
+    ),
+    "quality": (
+        "quality",
+        "sharpness",
+        "blur",
+        "blurriness",
+        "noise",
+        "artifacts",
+        "artefacts",
+        "resolution",
+        "detail",
+        "details",
+        "technical",
+    ),
     "identity": ("identity", "likeness", "resemblance", "person's identity", "same person", "who it is"),
     "prompt": ("prompt", "description", "adherence"),
-    "clothing": ("clothing", "clothes", "outfit", "outfits", "attire", "wardrobe", "shirt", "dress", "suit", "garment", "garments"),
+    "clothing": (
+        "clothing",
+        "clothes",
+        "outfit",
+        "outfits",
+        "attire",
+        "wardrobe",
+        "shirt",
+        "dress",
+        "suit",
+        "garment",
+        "garments",
+    ),
     "aesthetics": ("aesthetics", "aesthetic", "beauty", "style", "artistic", "look"),
 }
 # Deliberately absent: safety. A rubric can not switch off the safety gate ("ignore nudity" is
@@ -87,7 +148,10 @@ _PRIORITISE_POST = re.compile(
     re.I,
 )
 
-_NO_SENTENCE = re.compile(r"^(?:there\s+(?:should|must|shall|may|can)\s+be\s+|there\s+(?:is|are)\s+|with\s+|make sure there (?:is|are)\s+|ensure there (?:is|are)\s+)?(?:no|zero)\s+(?P<x>.+)$", re.I)
+_NO_SENTENCE = re.compile(
+    r"^(?:there\s+(?:should|must|shall|may|can)\s+be\s+|there\s+(?:is|are)\s+|with\s+|make sure there (?:is|are)\s+|ensure there (?:is|are)\s+)?(?:no|zero)\s+(?P<x>.+)$",
+    re.I,
+)
 _MUST_NOT_HAVE = re.compile(
     r"\b(?:must|should|shall|may|can|does|do|will)\s*(?:not|n't|never)\s+(?:contain|include|have|show|feature|depict|display|use|add)\s+(?:any\s+)?(?P<x>.+)$|"
     r"\b(?:must|should|shall)\s+(?:contain|include|have|show|feature)\s+no\s+(?P<y>.+)$|"
@@ -95,7 +159,10 @@ _MUST_NOT_HAVE = re.compile(
     r"^(?:please\s+)?(?:avoid|exclude|without)\s+(?:any\s+)?(?P<w>.+)$",
     re.I,
 )
-_FORBIDDEN = re.compile(r"^(?:the\s+|any\s+)?(?P<x>.+?)\s+(?:is|are)\s+(?:not allowed|forbidden|prohibited|banned|not permitted|unacceptable)$", re.I)
+_FORBIDDEN = re.compile(
+    r"^(?:the\s+|any\s+)?(?P<x>.+?)\s+(?:is|are)\s+(?:not allowed|forbidden|prohibited|banned|not permitted|unacceptable)$",
+    re.I,
+)
 _SUBJ_PRED = re.compile(
     r"^(?:please\s+)?(?:make sure (?:that\s+)?|ensure (?:that\s+)?|check (?:that\s+)?)?(?:the\s+|a\s+|an\s+)?(?P<subj>[\w' -]+?)\s+"
     r"(?:must|should|needs? to|has to|have to|shall|is required to|ought to|is|are)\s+(?P<neg>not\s+|never\s+)?"
@@ -108,7 +175,9 @@ _HAVE = re.compile(
     r"there (?:must|should|needs to) be|include|show|add|it must have|it should have)\s+(?P<y>.+)$",
     re.I,
 )
-_IMAGE_WORDS = frozenset({"image", "picture", "photo", "output", "it", "result", "render", "generation", "illustration", "artwork"})
+_IMAGE_WORDS = frozenset(
+    {"image", "picture", "photo", "output", "it", "result", "render", "generation", "illustration", "artwork"}
+)
 _SPLIT_ITEMS = re.compile(r"\s*(?:,|\bor\b|\bnor\b|\band\b|/)\s*", re.I)
 _LEADING = re.compile(r"^(?:any|the|a|an|some|visible|extra|additional)\s+", re.I)
 
@@ -174,9 +243,14 @@ _NEGATED_BEFORE = re.compile(r"(?:\bnot|\bnever|n['’]t|\bdont|\bcant)\s*$", re
 # "ignore everything except the face": what follows the exception is kept, not ignored
 _EXCEPT = re.compile(r"\s+(?:except(?:\s+for)?|apart from|other than|besides|save for|but not|but)\s+", re.I)
 _LIST_AFTER = re.compile(r"^\s*,\s*(?P<more>[^.;!?]+)$")
-_CLAUSE_WORD = re.compile(r"\b(?:prioriti|focus|pay|emphasi|care|ignore|disregard|skip|make|ensure|check|must|should|need|"
-                          r"has|have|is|are|be|do|don|does|not|never|but|except|while|then|please)\w*", re.I)
-_EVERYTHING = re.compile(r"^(?:everything|anything|all|all else|everything else|the rest|all aspects|all other aspects)$", re.I)
+_CLAUSE_WORD = re.compile(
+    r"\b(?:prioriti|focus|pay|emphasi|care|ignore|disregard|skip|make|ensure|check|must|should|need|"
+    r"has|have|is|are|be|do|don|does|not|never|but|except|while|then|please)\w*",
+    re.I,
+)
+_EVERYTHING = re.compile(
+    r"^(?:everything|anything|all|all else|everything else|the rest|all aspects|all other aspects)$", re.I
+)
 
 
 def _read_ignore(sentence: str, m: re.Match, d: Directives) -> None:
@@ -187,7 +261,7 @@ def _read_ignore(sentence: str, m: re.Match, d: Directives) -> None:
         return
     # "ignore the background, text and lighting": x stops at the comma; a plain list of
     # more aspects after it (no verb of its own, so not a new clause) belongs to it too
-    more = _LIST_AFTER.match(sentence[m.end():])
+    more = _LIST_AFTER.match(sentence[m.end() :])
     if more and not _CLAUSE_WORD.search(more.group("more")) and aspects_in(more.group("more")):
         x = f"{x}, {more.group('more').strip()}"
     parts = _EXCEPT.split(x, maxsplit=1)
@@ -196,8 +270,10 @@ def _read_ignore(sentence: str, m: re.Match, d: Directives) -> None:
     if _EVERYTHING.match(head):
         if kept:
             d.prioritise.update(kept)
-            d.notes.append(f"'{sentence}': ignore everything except {', '.join(kept)} — read as prioritise "
-                           f"{', '.join(kept)}; nothing is switched off")
+            d.notes.append(
+                f"'{sentence}': ignore everything except {', '.join(kept)} — read as prioritise "
+                f"{', '.join(kept)}; nothing is switched off"
+            )
         else:
             d.notes.append(f"'{sentence}': ignore '{x}' — not a known aspect ({', '.join(ASPECTS)}); recorded only")
         return
@@ -243,7 +319,12 @@ def _items(x: str) -> list[str]:
     out = []
     for part in _SPLIT_ITEMS.split(x.strip().rstrip(".!")):
         part = _LEADING.sub("", part.strip()).strip()
-        part = re.sub(r"\s+(?:allowed|please|at all|anywhere|whatsoever|in the image|in the picture|visible)$", "", part, flags=re.I)
+        part = re.sub(
+            r"\s+(?:allowed|please|at all|anywhere|whatsoever|in the image|in the picture|visible)$",
+            "",
+            part,
+            flags=re.I,
+        )
         if part:
             out.append(part)
     return out
@@ -251,7 +332,11 @@ def _items(x: str) -> list[str]:
 
 def _with_article(phrase: str) -> str:
     p = phrase.strip()
-    if re.match(r"^(?:a|an|the|some|one|two|three|four|five|\d+)\b", p, re.I) or p.endswith("s") and not p.endswith("ss"):
+    if (
+        re.match(r"^(?:a|an|the|some|one|two|three|four|five|\d+)\b", p, re.I)
+        or p.endswith("s")
+        and not p.endswith("ss")
+    ):
         return p
     return f"{article(p)} {p}"
 
@@ -269,7 +354,11 @@ def _read_check(sentence: str) -> list[RubricCheck]:
         x = next(g for g in m.groups() if g)
         return [RubricCheck(s, "requirement", _with_article(item), aspect=aspect_of(item)) for item in _items(x)]
     m = _SUBJ_PRED.match(s)
-    if m and not re.search(r"\b(?:is|are)\b", m.group(0)[: m.start("pred")]) or (m and re.search(r"\b(?:must|should|needs?|has to|have to|shall|required|ought)\b", low)):
+    if (
+        m
+        and not re.search(r"\b(?:is|are)\b", m.group(0)[: m.start("pred")])
+        or (m and re.search(r"\b(?:must|should|needs?|has to|have to|shall|required|ought)\b", low))
+    ):
         subj = m.group("subj").strip()
         pred = m.group("pred").strip().rstrip(".")
         if not pred or len(pred.split()) > 8:
@@ -280,10 +369,19 @@ def _read_check(sentence: str) -> list[RubricCheck]:
             phrase = _with_article(pred) if re.match(r"^(?:a|an)\b", pred, re.I) else f"{article(pred)} {pred} image"
             base = "an image"
         else:
-            phrase = f"{article(pred)} {pred} {subj}" if not pred.lower().startswith(("a ", "an ")) else f"{subj}: {pred}"
+            phrase = (
+                f"{article(pred)} {pred} {subj}" if not pred.lower().startswith(("a ", "an ")) else f"{subj}: {pred}"
+            )
             base = f"{article(subj)} {subj}"
         if neg:
-            return [RubricCheck(s, "prohibition", phrase.removeprefix("a ").removeprefix("an "), aspect=aspect_of(subj) or aspect_of(pred))]
+            return [
+                RubricCheck(
+                    s,
+                    "prohibition",
+                    phrase.removeprefix("a ").removeprefix("an "),
+                    aspect=aspect_of(subj) or aspect_of(pred),
+                )
+            ]
         return [RubricCheck(s, "requirement", phrase, base=base, aspect=aspect_of(subj) or aspect_of(pred))]
     return []
 

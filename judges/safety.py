@@ -18,14 +18,14 @@ exercise the plumbing on the tiny shapes CLIP).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from judges.base import JudgeConfig, confidence_from_margin
-from judges.clip_scoring import ClipTextJudge, softmax
-from judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.base import JudgeConfig, confidence_from_margin
+from imagejury.judges.clip_scoring import ClipTextJudge, softmax
+from imagejury.judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
 
 DEFAULT_UNSAFE: dict[str, list[str]] = {
     "sexual": [
@@ -67,7 +67,9 @@ class SafetyConfig(JudgeConfig):
         description="gate when a category holds this share of the softmax over unsafe + safe captions "
         "(cautious default below the 0.5 majority point; not measured — no labelled set ships)",
     )
-    unsafe_concepts: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_UNSAFE.items()})
+    unsafe_concepts: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_UNSAFE.items()}
+    )
     safe_concepts: list[str] = Field(default_factory=lambda: list(DEFAULT_SAFE), min_length=1)
     confidence_scale: float = Field(0.2, gt=0.0)
 
@@ -115,7 +117,9 @@ class SafetyJudge(ClipTextJudge):
         worst = max(per_cat.values())
         evidence = [f"{c}: p={p:.3f} (top caption '{top[c][0]}' p={top[c][1]:.3f})" for c, p in per_cat.items()]
         evidence.append(f"safe alternatives: p={p_safe:.3f} (top '{best_safe}')")
-        results = {c: {"score": round(p, 4), "top_caption": top[c][0], "flagged": c in flagged} for c, p in per_cat.items()}
+        results = {
+            c: {"score": round(p, 4), "top_caption": top[c][0], "flagged": c in flagged} for c, p in per_cat.items()
+        }
         note = "zero-shot CLIP screening, not a certified classifier"
         if flagged:
             gates = [

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field
 
-from judges.base import Judge, JudgeConfig, confidence_from_margin
-from judges.features import group_by_cache
-from judges.technical_signals import ignored_defects, quality_scores, signal_reports
-from judges.types import JudgeIssue, JudgeItem, JudgeResult
-from models.errors import ModelUnavailableError
-from models.interfaces import QualityScore, QualityScorer
-from models.quality.clip_iqa import ClipIQAScorer
-from models.quality.signals import SignalReport
+from imagejury.judges.base import Judge, JudgeConfig, confidence_from_margin
+from imagejury.judges.features import group_by_cache
+from imagejury.judges.technical_signals import ignored_defects, quality_scores, signal_reports
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.models.errors import ModelUnavailableError
+from imagejury.models.interfaces import QualityScore, QualityScorer
+from imagejury.models.quality.clip_iqa import ClipIQAScorer
+from imagejury.models.quality.signals import SignalReport
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +232,24 @@ class TechnicalQualityJudge(Judge):
         for name in NSS:
             s = nss[name]
             if s.value is None or math.isnan(s.value):
-                subs[name] = {"text": f"{name.upper()} not measured", "passed": True, "score": None,
-                              "threshold": limits[name], "note": s.details.get("error", "not measurable")}
+                subs[name] = {
+                    "text": f"{name.upper()} not measured",
+                    "passed": True,
+                    "score": None,
+                    "threshold": limits[name],
+                    "note": s.details.get("error", "not measurable"),
+                }
                 continue
             if not measure(name, f"{name.upper()} ≤ {limits[name]:g} (lower is better)", s.value, limits[name], False):
                 nss_failed.append(name)
         if clip is not None:
-            ok = measure("clip_iqa", f"CLIP-IQA ≥ {cfg.min_clip_iqa:g} ('Good photo.' vs 'Bad photo.')",
-                         clip.value, cfg.min_clip_iqa, True)
+            ok = measure(
+                "clip_iqa",
+                f"CLIP-IQA ≥ {cfg.min_clip_iqa:g} ('Good photo.' vs 'Bad photo.')",
+                clip.value,
+                cfg.min_clip_iqa,
+                True,
+            )
             subs["clip_iqa"]["votes"] = cfg.clip_iqa_votes
             if not ok and cfg.clip_iqa_votes:
                 nss_failed.append("clip_iqa")
@@ -246,70 +257,106 @@ class TechnicalQualityJudge(Judge):
             evidence.append(clip_note)
 
         # signals ---------------------------------------------------------------------------
-        sharp_ok = measure("sharpness", f"sharpness ≥ {cfg.min_sharpness:g} (noise-corrected variance of Laplacian)",
-                           rep.sharpness, cfg.min_sharpness, True)
-        noise_ok = measure("noise", f"noise σ ≤ {cfg.max_noise_sigma:g} grey levels", rep.noise_sigma,
-                           cfg.max_noise_sigma, False)
-        block_ok = measure("blockiness", f"JPEG blockiness ≤ {cfg.max_blockiness:g}", rep.blockiness,
-                           cfg.max_blockiness, False)
-        bright_ok = measure("highlights", f"blown highlights ≤ {cfg.max_bright_fraction:.0%}", rep.bright_fraction,
-                            cfg.max_bright_fraction, False)
-        dark_ok = measure("shadows", f"crushed shadows ≤ {cfg.max_dark_fraction:.0%}", rep.dark_fraction,
-                          cfg.max_dark_fraction, False)
-        res_ok = measure("resolution", f"shorter side ≥ {cfg.min_short_side} px", min(width, height),
-                         cfg.min_short_side, True)
+        sharp_ok = measure(
+            "sharpness",
+            f"sharpness ≥ {cfg.min_sharpness:g} (noise-corrected variance of Laplacian)",
+            rep.sharpness,
+            cfg.min_sharpness,
+            True,
+        )
+        noise_ok = measure(
+            "noise", f"noise σ ≤ {cfg.max_noise_sigma:g} grey levels", rep.noise_sigma, cfg.max_noise_sigma, False
+        )
+        block_ok = measure(
+            "blockiness", f"JPEG blockiness ≤ {cfg.max_blockiness:g}", rep.blockiness, cfg.max_blockiness, False
+        )
+        bright_ok = measure(
+            "highlights",
+            f"blown highlights ≤ {cfg.max_bright_fraction:.0%}",
+            rep.bright_fraction,
+            cfg.max_bright_fraction,
+            False,
+        )
+        dark_ok = measure(
+            "shadows", f"crushed shadows ≤ {cfg.max_dark_fraction:.0%}", rep.dark_fraction, cfg.max_dark_fraction, False
+        )
+        res_ok = measure(
+            "resolution", f"shorter side ≥ {cfg.min_short_side} px", min(width, height), cfg.min_short_side, True
+        )
 
         piqe_v = nss["piqe"].value
-        corroborated_blur = (
-            not sharp_ok
-            or (rep.sharpness < 2 * cfg.min_sharpness and piqe_v is not None and piqe_v > cfg.blur_corroboration_piqe)
+        corroborated_blur = not sharp_ok or (
+            rep.sharpness < 2 * cfg.min_sharpness and piqe_v is not None and piqe_v > cfg.blur_corroboration_piqe
         )
         if corroborated_blur:
             keys = ["sharpness"] if not sharp_ok else ["sharpness", "piqe"]
             if sharp_ok:
                 subs["sharpness"]["passed"] = False
                 margins["sharpness"] = min(margins["sharpness"], margins["piqe"])
-            defect("blur", keys, f"image is blurred: sharpness {rep.sharpness:.1f} (threshold {cfg.min_sharpness:g})"
-                   + ("" if not sharp_ok else f", PIQE {piqe_v:.0f} in the 'bad' band"))
+            defect(
+                "blur",
+                keys,
+                f"image is blurred: sharpness {rep.sharpness:.1f} (threshold {cfg.min_sharpness:g})"
+                + ("" if not sharp_ok else f", PIQE {piqe_v:.0f} in the 'bad' band"),
+            )
         if not noise_ok:
-            defect("noise", ["noise"], f"image is noisy: estimated noise σ {rep.noise_sigma:.1f} grey levels "
-                   f"(threshold {cfg.max_noise_sigma:g})")
+            defect(
+                "noise",
+                ["noise"],
+                f"image is noisy: estimated noise σ {rep.noise_sigma:.1f} grey levels "
+                f"(threshold {cfg.max_noise_sigma:g})",
+            )
         if not block_ok:
-            defect("compression", ["blockiness"], f"JPEG blocking artifacts: 8×8 boundary ratio {rep.blockiness:.2f} "
-                   f"(threshold {cfg.max_blockiness:g})")
+            defect(
+                "compression",
+                ["blockiness"],
+                f"JPEG blocking artifacts: 8×8 boundary ratio {rep.blockiness:.2f} (threshold {cfg.max_blockiness:g})",
+            )
         if not bright_ok:
             defect("exposure", ["highlights"], f"over-exposed: {rep.bright_fraction:.0%} of pixels blown out")
         if not dark_ok:
             defect("exposure", ["shadows"], f"under-exposed: {rep.dark_fraction:.0%} of pixels crushed to black")
         if not res_ok:
-            defect("low_resolution", ["resolution"], f"image is {width}×{height}: shorter side under "
-                   f"{cfg.min_short_side} px")
+            defect(
+                "low_resolution",
+                ["resolution"],
+                f"image is {width}×{height}: shorter side under {cfg.min_short_side} px",
+            )
         # The NSS scores cannot say which defect they see: when the rubric waved one through,
         # they are not allowed to fail the image for it under another name.
         if len(nss_failed) >= cfg.nss_failures_to_fail and not issues and not ignored_found:
-            defect("artifacts", nss_failed, "no-reference quality scores agree the image is degraded: "
-                   + ", ".join(f"{n} {subs[n]['score']:.1f}" for n in nss_failed))
+            defect(
+                "artifacts",
+                nss_failed,
+                "no-reference quality scores agree the image is degraded: "
+                + ", ".join(f"{n} {subs[n]['score']:.1f}" for n in nss_failed),
+            )
 
-        evidence.insert(0, "; ".join(
-            f"{k} {v['score']:.3g}" for k, v in subs.items() if v.get("score") is not None
-        ))
+        evidence.insert(0, "; ".join(f"{k} {v['score']:.3g}" for k, v in subs.items() if v.get("score") is not None))
         brisque_details = nss["brisque"].details
         if brisque_details.get("working_size") is not None:  # absent when the image was too small to score
-            evidence.append(f"NSS working size {brisque_details['working_size']}, "
-                            f"BRISQUE SVR via {brisque_details.get('svr', 'numpy')}")
+            evidence.append(
+                f"NSS working size {brisque_details['working_size']}, "
+                f"BRISQUE SVR via {brisque_details.get('svr', 'numpy')}"
+            )
         if ignored:
             evidence.append("ignored by the rubric: " + ", ".join(sorted(ignored)))
 
         passed = not issues
-        counted = [k for k, v in subs.items() if v.get("score") is not None and "ignored" not in v
-                   and not (k == "clip_iqa" and not cfg.clip_iqa_votes)]
+        counted = [
+            k
+            for k, v in subs.items()
+            if v.get("score") is not None and "ignored" not in v and not (k == "clip_iqa" and not cfg.clip_iqa_votes)
+        ]
         n_ok = sum(1 for k in counted if subs[k]["passed"])
         if passed:
             decisive = min((margins[k] for k in counted if subs[k]["passed"] and k in margins), default=1.0)
             decisive = max(decisive, 0.0)
             if nss_failed:
-                reasoning = (f"no defect found; {', '.join(nss_failed)} above threshold but outvoted "
-                             f"({len(nss_failed)} < {cfg.nss_failures_to_fail})")
+                reasoning = (
+                    f"no defect found; {', '.join(nss_failed)} above threshold but outvoted "
+                    f"({len(nss_failed)} < {cfg.nss_failures_to_fail})"
+                )
             else:
                 reasoning = f"all {len(counted)} quality measures within thresholds"
             strengths = ["clean, sharp image by no-reference quality measures"] if not nss_failed else []

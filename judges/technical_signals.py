@@ -1,7 +1,7 @@
 """technical_signals: the cheap pixel checks — resolution and aspect ratio against the
 requested attributes, blank images, exposure clipping, blur (noise-aware).
 
-No model weights: every number comes from ``models.quality.signals`` through the shared
+No model weights: every number comes from ``imagejury.models.quality.signals`` through the shared
 feature cache (scorer ``signals``), so ``technical_quality`` reuses the same report.
 This is the quality judge of the ``quick`` job class.
 
@@ -13,15 +13,16 @@ rocket, motorcycle) against graded distortions made by ``tests/support/photos.py
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field
 
-from judges.base import Judge, JudgeConfig, confidence_from_margin
-from judges.features import group_by_cache
-from judges.types import JudgeIssue, JudgeItem, JudgeResult
-from models.interfaces import QualityScore, QualityScorer
-from models.quality.signals import AllSignalsScorer, SignalReport, report_from_score
+from imagejury.judges.base import Judge, JudgeConfig, confidence_from_margin
+from imagejury.judges.features import group_by_cache
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.models.interfaces import QualityScore, QualityScorer
+from imagejury.models.quality.signals import AllSignalsScorer, SignalReport, report_from_score
 
 # One stateless instance: the feature cache keys by its name ("signals"), so the two
 # technical judges measure each image once between them.
@@ -102,6 +103,7 @@ def parse_pixels(value: Any, name: str) -> int:
 
 def requested_size(attributes: dict[str, Any]) -> tuple[int | None, int | None]:
     """Requested (width, height) from ``width``/``height`` or ``resolution``/``size`` ("1024x768")."""
+
     def given(key: str) -> bool:
         return attributes.get(key) not in (None, "")
 
@@ -210,14 +212,14 @@ class TechnicalSignalsJudge(Judge):
         margins: list[float] = []  # relative margins, positive = good side
         width, height = item.size
 
-        def check(key: str, subcategory: str, text: str, value: float, threshold: float, higher_ok: bool,
-                  detail: str) -> None:
+        def check(
+            key: str, subcategory: str, text: str, value: float, threshold: float, higher_ok: bool, detail: str
+        ) -> None:
             ok = value >= threshold if higher_ok else value <= threshold
             margin = (value - threshold) if higher_ok else (threshold - value)
             rel = margin / max(abs(threshold), 1e-6)
             skip = subcategory in ignored
-            checks[key] = {"text": text, "passed": ok or skip, "score": round(float(value), 4),
-                           "threshold": threshold}
+            checks[key] = {"text": text, "passed": ok or skip, "score": round(float(value), 4), "threshold": threshold}
             if skip:
                 checks[key]["ignored"] = "the rubric asked to ignore this"
                 return
@@ -227,9 +229,15 @@ class TechnicalSignalsJudge(Judge):
 
         evidence.append(f"size {width}×{height} (original)")
         # resolution ------------------------------------------------------------------
-        check("min_short_side", "low_resolution", f"shorter side at least {cfg.min_short_side} px",
-              min(width, height), cfg.min_short_side, True,
-              f"image is {width}×{height}: shorter side under {cfg.min_short_side} px")
+        check(
+            "min_short_side",
+            "low_resolution",
+            f"shorter side at least {cfg.min_short_side} px",
+            min(width, height),
+            cfg.min_short_side,
+            True,
+            f"image is {width}×{height}: shorter side under {cfg.min_short_side} px",
+        )
         try:
             req_w, req_h = requested_size(item.attributes)
         except ValueError as exc:
@@ -237,11 +245,25 @@ class TechnicalSignalsJudge(Judge):
             evidence.append(f"size attribute not understood: {exc}")
         floor = 1.0 - cfg.resolution_tolerance
         if req_w is not None:
-            check("width", "low_resolution", f"width at least the requested {req_w} px", width,
-                  round(req_w * floor, 2), True, f"width {width} px is below the requested {req_w} px")
+            check(
+                "width",
+                "low_resolution",
+                f"width at least the requested {req_w} px",
+                width,
+                round(req_w * floor, 2),
+                True,
+                f"width {width} px is below the requested {req_w} px",
+            )
         if req_h is not None:
-            check("height", "low_resolution", f"height at least the requested {req_h} px", height,
-                  round(req_h * floor, 2), True, f"height {height} px is below the requested {req_h} px")
+            check(
+                "height",
+                "low_resolution",
+                f"height at least the requested {req_h} px",
+                height,
+                round(req_h * floor, 2),
+                True,
+                f"height {height} px is below the requested {req_h} px",
+            )
         # aspect ratio ----------------------------------------------------------------------
         want: float | None = None
         want_text = ""
@@ -256,24 +278,57 @@ class TechnicalSignalsJudge(Judge):
         if want is not None:
             actual = width / height
             err = abs(actual / want - 1.0)
-            check("aspect_ratio", "aspect_ratio", f"aspect ratio {want_text} (±{cfg.aspect_tolerance:.0%})",
-                  err, cfg.aspect_tolerance, False,
-                  f"aspect ratio is {actual:.3f} ({width}×{height}), requested {want_text} = {want:.3f}")
+            check(
+                "aspect_ratio",
+                "aspect_ratio",
+                f"aspect ratio {want_text} (±{cfg.aspect_tolerance:.0%})",
+                err,
+                cfg.aspect_tolerance,
+                False,
+                f"aspect ratio is {actual:.3f} ({width}×{height}), requested {want_text} = {want:.3f}",
+            )
         # blank -------------------------------------------------------------------------------
-        check("not_blank", "blank", "image is not blank or near-uniform", rep.channel_std_max, cfg.blank_std,
-              True, f"image is blank or near-uniform (largest channel std {rep.channel_std_max:.2f} grey levels)")
+        check(
+            "not_blank",
+            "blank",
+            "image is not blank or near-uniform",
+            rep.channel_std_max,
+            cfg.blank_std,
+            True,
+            f"image is blank or near-uniform (largest channel std {rep.channel_std_max:.2f} grey levels)",
+        )
         blank = rep.channel_std_max < cfg.blank_std
         # exposure ------------------------------------------------------------------------
-        check("highlights", "exposure", "highlights not blown", rep.bright_fraction, cfg.max_bright_fraction,
-              False, f"{rep.bright_fraction:.0%} of pixels are blown-out highlights (luma ≥ 252)")
-        check("shadows", "exposure", "shadows not crushed", rep.dark_fraction, cfg.max_dark_fraction, False,
-              f"{rep.dark_fraction:.0%} of pixels are crushed shadows (luma ≤ 3)")
+        check(
+            "highlights",
+            "exposure",
+            "highlights not blown",
+            rep.bright_fraction,
+            cfg.max_bright_fraction,
+            False,
+            f"{rep.bright_fraction:.0%} of pixels are blown-out highlights (luma ≥ 252)",
+        )
+        check(
+            "shadows",
+            "exposure",
+            "shadows not crushed",
+            rep.dark_fraction,
+            cfg.max_dark_fraction,
+            False,
+            f"{rep.dark_fraction:.0%} of pixels are crushed shadows (luma ≤ 3)",
+        )
         # blur (not meaningful on a blank image: it has no edges at all) ----------------------
         if not blank:
-            check("sharpness", "blur", "image is sharp (noise-corrected variance of Laplacian)", rep.sharpness,
-                  cfg.min_sharpness, True,
-                  f"image is blurred: sharpness {rep.sharpness:.1f} < {cfg.min_sharpness:g} "
-                  f"(variance of Laplacian {rep.laplacian_var_512:.1f} at 512 px, noise σ {rep.noise_sigma_512:.1f})")
+            check(
+                "sharpness",
+                "blur",
+                "image is sharp (noise-corrected variance of Laplacian)",
+                rep.sharpness,
+                cfg.min_sharpness,
+                True,
+                f"image is blurred: sharpness {rep.sharpness:.1f} < {cfg.min_sharpness:g} "
+                f"(variance of Laplacian {rep.laplacian_var_512:.1f} at 512 px, noise σ {rep.noise_sigma_512:.1f})",
+            )
         evidence.append(
             f"sharpness {rep.sharpness:.1f} (variance of Laplacian {rep.laplacian_var_512:.1f} at ≤512 px), "
             f"noise σ {rep.noise_sigma:.2f}, highlights {rep.bright_fraction:.3f}, shadows {rep.dark_fraction:.3f}, "

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from judges.features import FeatureCache
+from imagejury.judges.features import FeatureCache
 
 IDENTITY_KINDS = frozenset({"identity", "face", "person"})
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 DATA = Path(__file__).parent / "data" / "vocabulary.json"
 
@@ -22,14 +22,44 @@ DATA = Path(__file__).parent / "data" / "vocabulary.json"
 MODIFIER, NOUN, SCENE, COUNT = "modifier", "noun", "scene", "count"
 
 _IRREGULAR_PLURALS = {
-    "person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice",
-    "sheep": "sheep", "fish": "fish", "deer": "deer", "foot": "feet", "tooth": "teeth", "leaf": "leaves",
-    "knife": "knives", "wolf": "wolves", "shelf": "shelves", "gentleman": "gentlemen", "businessman": "businessmen",
-    "businesswoman": "businesswomen", "glasses": "glasses", "jeans": "jeans", "trousers": "trousers",
-    "pants": "pants", "clothes": "clothes", "sunglasses": "sunglasses", "spectacles": "spectacles",
-    "boots": "boots", "shoes": "shoes", "sneakers": "sneakers", "gloves": "gloves", "grapes": "grapes",
-    "people": "people", "furniture": "furniture", "clothing": "clothing", "grass": "grass", "bread": "bread",
-    "salad": "salads", "coffee": "coffee", "cup of coffee": "cups of coffee", "ice cream": "ice creams",
+    "person": "people",
+    "man": "men",
+    "woman": "women",
+    "child": "children",
+    "mouse": "mice",
+    "sheep": "sheep",
+    "fish": "fish",
+    "deer": "deer",
+    "foot": "feet",
+    "tooth": "teeth",
+    "leaf": "leaves",
+    "knife": "knives",
+    "wolf": "wolves",
+    "shelf": "shelves",
+    "gentleman": "gentlemen",
+    "businessman": "businessmen",
+    "businesswoman": "businesswomen",
+    "glasses": "glasses",
+    "jeans": "jeans",
+    "trousers": "trousers",
+    "pants": "pants",
+    "clothes": "clothes",
+    "sunglasses": "sunglasses",
+    "spectacles": "spectacles",
+    "boots": "boots",
+    "shoes": "shoes",
+    "sneakers": "sneakers",
+    "gloves": "gloves",
+    "grapes": "grapes",
+    "people": "people",
+    "furniture": "furniture",
+    "clothing": "clothing",
+    "grass": "grass",
+    "bread": "bread",
+    "salad": "salads",
+    "coffee": "coffee",
+    "cup of coffee": "cups of coffee",
+    "ice cream": "ice creams",
 }
 
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*|[,;:.!?()&/]")
@@ -144,7 +174,9 @@ class Vocabulary:
             for group in groups:
                 for v in group:
                     self.overlaps.setdefault(cls, {}).setdefault(v, set()).update(g for g in group if g != v)
-        self.attribute_keys: dict[str, dict] = {k: v for k, v in data.get("attribute_keys", {}).items() if not k.startswith("_")}
+        self.attribute_keys: dict[str, dict] = {
+            k: v for k, v in data.get("attribute_keys", {}).items() if not k.startswith("_")
+        }
         self.non_visual_keys: dict[str, list[str]] = {
             k: v for k, v in data.get("non_visual_keys", {}).items() if not k.startswith("_")
         }
@@ -176,7 +208,7 @@ class Vocabulary:
         self.lexicon = lex
         self.max_phrase = max((len(k) for k in lex), default=1)
 
-    def with_overrides(self, overrides: dict[str, list[str]] | None) -> "Vocabulary":
+    def with_overrides(self, overrides: dict[str, list[str]] | None) -> Vocabulary:
         """A copy where each named class keeps only the listed values (synonyms kept).
 
         Why: a small or specialised model knows a few words; foils it never saw are noise.

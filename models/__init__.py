@@ -4,10 +4,10 @@ This package imports nothing else of imagejury: judges and the evaluator depend 
 never the other way round.
 """
 
-from models.errors import ModelError, ModelUnavailableError
-from models.interfaces import Face, FaceAnalyzer, ImageTextEmbedder, QualityScore, QualityScorer
-from models.registry import ModelRegistry, default_registry
-from models.settings import ModelSettings
+from imagejury.models.errors import ModelError, ModelUnavailableError
+from imagejury.models.interfaces import Face, FaceAnalyzer, ImageTextEmbedder, QualityScore, QualityScorer
+from imagejury.models.registry import ModelRegistry, default_registry
+from imagejury.models.settings import ModelSettings
 
 __all__ = [
     "Face",

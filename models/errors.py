@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from imagejury.errors import FailureCode, ImagejuryError
 
-class ModelError(RuntimeError):
+
+class ModelError(ImagejuryError):
     """A model could not be loaded or run."""
+
+    failure_code = FailureCode.processing_failed
 
 
 class ModelUnavailableError(ModelError):

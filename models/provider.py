@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from models.errors import ModelUnavailableError
-from models.interfaces import FaceAnalyzer, ImageTextEmbedder, QualityScorer
-from models.registry import ModelRegistry, default_registry
-from models.settings import ModelSettings
+from imagejury.models.errors import ModelUnavailableError
+from imagejury.models.interfaces import FaceAnalyzer, ImageTextEmbedder, QualityScorer
+from imagejury.models.registry import ModelRegistry, default_registry
+from imagejury.models.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ModelSet:
 
     # -- models ------------------------------------------------------------
     def embedder(self) -> ImageTextEmbedder:
-        from models.clip_loader import load_embedder
+        from imagejury.models.clip import load_embedder
 
         source = self.clip_source
         return self.registry.get(
@@ -68,7 +68,7 @@ class ModelSet:
     def face_analyzer(self) -> FaceAnalyzer:
         backend = self.settings.face_backend
         if backend == "dlib":
-            from models.face_dlib import load_dlib
+            from imagejury.models.face.dlib_backend import load_dlib
 
             # [models.extra.dlib] in the config: cnn, landmarks68, upsample, max_side
             options = dict(self.settings.extra.get("dlib", {}))
@@ -80,7 +80,7 @@ class ModelSet:
                 device=self.settings.device,
             )
         if backend == "insightface":
-            from models.face_insightface import load_insightface
+            from imagejury.models.face.insightface_backend import load_insightface
 
             pack = self.settings.face_model
             if not pack:
@@ -103,14 +103,14 @@ class ModelSet:
         raise ValueError(f"unknown face backend '{backend}' (choose dlib or insightface)")
 
     def quality_scorer(self, name: str) -> QualityScorer:
-        from models.quality import create_scorer
+        from imagejury.models.quality import create_scorer
 
         return self.registry.get("quality", name, lambda: create_scorer(name), device="cpu")
 
     # -- reporting -----------------------------------------------------------
     def availability(self) -> list[Availability]:
         """Try to resolve every configured model without loading heavy weights."""
-        from models.clip_loader import locate_embedder
+        from imagejury.models.clip.sources import locate_embedder
 
         rows: list[Availability] = []
         for job_class in ("quick", "standard"):
@@ -121,18 +121,18 @@ class ModelSet:
             except ModelUnavailableError as exc:
                 rows.append(Availability("image_text", f"{source} ({job_class})", False, str(exc)))
         try:
-            from models.face_dlib import locate_dlib
+            from imagejury.models.face.dlib_backend import locate_dlib
 
             rows.append(Availability("face", "dlib", True, locate_dlib()))
         except ModelUnavailableError as exc:
             rows.append(Availability("face", "dlib", False, str(exc)))
         try:
-            from models.face_insightface import locate_insightface
+            from imagejury.models.face.insightface_backend import locate_insightface
 
             rows.append(Availability("face", "insightface", True, locate_insightface(self.settings.face_model)))
         except ModelUnavailableError as exc:
             rows.append(Availability("face", "insightface", False, str(exc)))
-        from models.quality import locate_scorers
+        from imagejury.models.quality import locate_scorers
 
         for name, ok, where in locate_scorers():
             rows.append(Availability("quality", name, ok, where))

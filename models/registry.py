@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from models.errors import ModelUnavailableError
+from imagejury.models.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ def main() -> None:
     # the "generated" headshot: a tighter crop around the face
     astro.crop((96, 0, 416, 320)).resize((384, 384), Image.LANCZOS).save(OUT / "astronaut_headshot.jpg", quality=92)
     # the customer's reference photo: the full photo, mirrored and smaller
-    astro.transpose(Image.FLIP_LEFT_RIGHT).resize((320, 320), Image.LANCZOS).save(OUT / "astronaut_reference.jpg", quality=90)
+    astro.transpose(Image.FLIP_LEFT_RIGHT).resize((320, 320), Image.LANCZOS).save(
+        OUT / "astronaut_reference.jpg", quality=90
+    )
     # a failed generation: heavy blur
     astro.crop((96, 0, 416, 320)).resize((384, 384), Image.LANCZOS).filter(ImageFilter.GaussianBlur(5)).save(
         OUT / "astronaut_blurred.jpg", quality=92
@@ -32,15 +34,32 @@ def main() -> None:
     Image.fromarray(data.coffee()).resize((400, 300), Image.LANCZOS).save(OUT / "coffee.jpg", quality=90)
     Image.fromarray(data.chelsea()).save(OUT / "chelsea.jpg", quality=90)
     rows = [
-        {"client_ref": "headshot-ok", "generated_image_url": "astronaut_headshot.jpg", "task_type": "headshot",
-         "reference_images": [{"url": "astronaut_reference.jpg", "kind": "identity"}],
-         "generation_prompt": "professional headshot of a smiling astronaut in a white spacesuit"},
-        {"client_ref": "headshot-blurred", "generated_image_url": "astronaut_blurred.jpg", "task_type": "headshot",
-         "reference_images": [{"url": "astronaut_reference.jpg", "kind": "identity"}]},
-        {"client_ref": "headshot-wrong-person", "generated_image_url": "chelsea.jpg", "task_type": "headshot",
-         "reference_images": [{"url": "astronaut_reference.jpg", "kind": "identity"}]},
-        {"client_ref": "coffee", "generated_image_url": "coffee.jpg", "task_type": "product",
-         "generation_prompt": "a cup of coffee on a saucer", "input_attributes": {"width": 400, "height": 300}},
+        {
+            "client_ref": "headshot-ok",
+            "generated_image_url": "astronaut_headshot.jpg",
+            "task_type": "headshot",
+            "reference_images": [{"url": "astronaut_reference.jpg", "kind": "identity"}],
+            "generation_prompt": "professional headshot of a smiling astronaut in a white spacesuit",
+        },
+        {
+            "client_ref": "headshot-blurred",
+            "generated_image_url": "astronaut_blurred.jpg",
+            "task_type": "headshot",
+            "reference_images": [{"url": "astronaut_reference.jpg", "kind": "identity"}],
+        },
+        {
+            "client_ref": "headshot-wrong-person",
+            "generated_image_url": "chelsea.jpg",
+            "task_type": "headshot",
+            "reference_images": [{"url": "astronaut_reference.jpg", "kind": "identity"}],
+        },
+        {
+            "client_ref": "coffee",
+            "generated_image_url": "coffee.jpg",
+            "task_type": "product",
+            "generation_prompt": "a cup of coffee on a saucer",
+            "input_attributes": {"width": 400, "height": 300},
+        },
     ]
     with (OUT / "manifest.jsonl").open("w") as fh:
         for r in rows:

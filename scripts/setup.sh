@@ -17,4 +17,4 @@ if ! .venv/bin/pip install -q -c constraints.txt -e ".[test,server]" > .venv/pip
     echo "setup: pip install failed (log: .venv/pip-install.log)" >&2
     exit 1
 fi
-.venv/bin/python -c "import evaluator.cli, torch; print('imagejury ready; torch', torch.__version__)"
+.venv/bin/python -c "import imagejury.cli, torch; print('imagejury ready; torch', torch.__version__)"

@@ -100,7 +100,9 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return (x.float() / 255.0 - mean) / std
 
 
-def multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def multi_positive_loss(
+    img: torch.Tensor, txt: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE whose targets spread evenly over all same-class pairs in the batch."""
     logits = scale * img @ txt.T
     pos = (labels[:, None] == labels[None, :]).float()
@@ -190,7 +192,14 @@ def train(args: argparse.Namespace) -> dict:
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             acc = zero_shot_accuracy(model, tokenizer, val_images, val_labels)
             elapsed = time.time() - t_train
-            history.append({"step": step + 1, "loss": round(float(loss.detach()), 4), "val_top1": round(acc, 4), "s": round(elapsed, 1)})
+            history.append(
+                {
+                    "step": step + 1,
+                    "loss": round(float(loss.detach()), 4),
+                    "val_top1": round(acc, 4),
+                    "s": round(elapsed, 1),
+                }
+            )
             log.info("step %d loss %.4f val top-1 %.3f (%.0f s)", step + 1, float(loss.detach()), acc, elapsed)
     train_seconds = time.time() - t_train
 
@@ -232,7 +241,13 @@ def train(args: argparse.Namespace) -> dict:
         "history": history,
     }
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
-    log.info("held-out top-1 %.3f on %d images; checkpoint %.2f MB; %.0f s training", test_acc, args.n_test, size_bytes / 1e6, train_seconds)
+    log.info(
+        "held-out top-1 %.3f on %d images; checkpoint %.2f MB; %.0f s training",
+        test_acc,
+        args.n_test,
+        size_bytes / 1e6,
+        train_seconds,
+    )
     return report
 
 
@@ -252,7 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-seed", type=int, default=2002)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--context-length", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1, help="1 keeps the run deterministic and fast when other processes share the cores (FINDINGS: a busy core slows 2-thread torch many times)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="1 keeps the run deterministic and fast when other processes share the cores (FINDINGS: a busy core slows 2-thread torch many times)",
+    )
     p.add_argument("--eval-every", type=int, default=100)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

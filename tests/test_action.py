@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from evaluator.action import ACTION_CODES, decide_action
-from evaluator.aggregate import aggregate
-from judges.types import GateFailure, JudgeIssue, JudgeResult
+from imagejury.core.verdict.action import ACTION_CODES, decide_action
+from imagejury.core.verdict.aggregate import aggregate
+from imagejury.judges.types import GateFailure, JudgeIssue, JudgeResult
 
 
 def r(name, passed, conf=0.9, issues=(), gates=(), critical=False, weight=1.0):
-    return JudgeResult(name=name, category=name, passed=passed, confidence=conf, weight=weight, reasoning=name,
-                       issues=list(issues), gate_failures=list(gates), critical=critical)
+    return JudgeResult(
+        name=name,
+        category=name,
+        passed=passed,
+        confidence=conf,
+        weight=weight,
+        reasoning=name,
+        issues=list(issues),
+        gate_failures=list(gates),
+        critical=critical,
+    )
 
 
 def act(results, prompt="a red hat on a table"):
@@ -23,7 +32,9 @@ def test_accept_when_confident_pass():
 
 
 def test_manual_review_when_low_confidence_pass():
-    assert act([r("prompt_adherence", True, 0.52), r("technical_signals", True, 0.55)]).primary_action == "manual_review"
+    assert (
+        act([r("prompt_adherence", True, 0.52), r("technical_signals", True, 0.55)]).primary_action == "manual_review"
+    )
 
 
 def test_reject_on_gate():
@@ -37,10 +48,12 @@ def test_fix_identity():
 
 
 def test_regenerate_with_prompt_names_the_missing_sub_point():
-    a = act([
-        r("prompt_adherence", False, issues=[JudgeIssue("missing_element", "sub-point not found: 'a red hat'")]),
-        r("technical_signals", True, weight=0.1),
-    ])
+    a = act(
+        [
+            r("prompt_adherence", False, issues=[JudgeIssue("missing_element", "sub-point not found: 'a red hat'")]),
+            r("technical_signals", True, weight=0.1),
+        ]
+    )
     assert a.primary_action == "regenerate_with_prompt"
     assert a.improved_prompt.startswith("a red hat on a table")
     # already in the prompt: not repeated
@@ -54,10 +67,16 @@ def test_prohibitions_become_avoid_clause():
 
 
 def test_enhance_quality_when_only_quality_failed():
-    a = act([
-        r("technical_quality", False, issues=[JudgeIssue("blur", "image is blurred"), JudgeIssue("noise", "noisy")]),
-        r("prompt_adherence", True, weight=0.1),
-    ])
+    a = act(
+        [
+            r(
+                "technical_quality",
+                False,
+                issues=[JudgeIssue("blur", "image is blurred"), JudgeIssue("noise", "noisy")],
+            ),
+            r("prompt_adherence", True, weight=0.1),
+        ]
+    )
     assert a.primary_action == "enhance_quality"
     assert "sharp focus" in a.improved_prompt and "noise-free" in a.improved_prompt
 
@@ -79,13 +98,15 @@ def test_deterministic():
 
 
 def test_manual_review_when_a_gate_or_critical_check_could_not_run():
-    from evaluator.aggregate import SkippedCheck
+    from imagejury.core.verdict.aggregate import SkippedCheck
 
     results = [r("prompt_adherence", True), r("technical_signals", True)]
     v = aggregate(results, pass_threshold=0.7, skipped=[SkippedCheck("safety", "safety", "no CLIP", gate=True)])
     a = decide_action(v, results, "a hat")
     assert v.overall_passed and a.primary_action == "manual_review" and "safety" in a.failure_summary
-    v2 = aggregate(results, pass_threshold=0.7, skipped=[SkippedCheck("identity", "identity", "no face model", critical=True)])
+    v2 = aggregate(
+        results, pass_threshold=0.7, skipped=[SkippedCheck("identity", "identity", "no face model", critical=True)]
+    )
     assert not v2.overall_passed and decide_action(v2, results, "a hat").primary_action == "manual_review"
 
 

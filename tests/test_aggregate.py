@@ -5,11 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.aggregate import SkippedCheck, aggregate
-from judges.types import GateFailure, JudgeIssue, JudgeResult
+from imagejury.core.verdict.aggregate import SkippedCheck, aggregate
+from imagejury.judges.types import GateFailure, JudgeIssue, JudgeResult
 
 
-def _result(name: str, passed: bool, weight: float, conf: float = 0.9, critical: bool = False, gate: bool = False) -> JudgeResult:
+def _result(
+    name: str, passed: bool, weight: float, conf: float = 0.9, critical: bool = False, gate: bool = False
+) -> JudgeResult:
     return JudgeResult(
         name=name,
         category="c-" + name[:1],

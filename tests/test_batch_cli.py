@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.cli import main
+from imagejury.cli import main
 from tests.test_batch_support import corrupt_and_missing, make_images, model_flags, records, write_jsonl
 
 FLAGS = ["--no-progress", "--batch-size", "8", "--workers", "2"]
@@ -18,7 +18,17 @@ FLAGS = ["--no-progress", "--batch-size", "8", "--workers", "2"]
 def test_csv_manifest_with_relative_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = make_images(tmp_path / "img", 12, seed=3) + corrupt_and_missing(tmp_path / "img")
     with (tmp_path / "m.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["generated_image_url", "task_type", "generation_prompt", "job_class", "client_ref", "attr_style"])
+        w = csv.DictWriter(
+            fh,
+            fieldnames=[
+                "generated_image_url",
+                "task_type",
+                "generation_prompt",
+                "job_class",
+                "client_ref",
+                "attr_style",
+            ],
+        )
         w.writeheader()
         for r in rows:
             w.writerow({**r, "attr_style": "flat"})
@@ -30,7 +40,9 @@ def test_csv_manifest_with_relative_paths(tmp_path: Path, capsys: pytest.Capture
     assert len(done) == 12 and all(r["input_attributes"] == {"style": "flat"} for r in done)
     assert {r["judges"][0]["name"] for r in done} >= {"technical_signals"}
     failed = {r["client_ref"]: r["failure_code"] for r in recs if r["status"] == "failed"}
-    assert failed == {f"bad-{n}": "invalid_media" for n in ("corrupt.jpg", "truncated.jpg", "text.png", "does_not_exist.jpg")}
+    assert failed == {
+        f"bad-{n}": "invalid_media" for n in ("corrupt.jpg", "truncated.jpg", "text.png", "does_not_exist.jpg")
+    }
     err = capsys.readouterr().err
     assert "batch summary" in err and "not evaluated (invalid_media) : 4" in err
 
@@ -42,8 +54,24 @@ def test_directory_input_with_shared_prompt_report_and_parquet(tmp_path: Path) -
     make_images(tmp_path / "shots", 6, seed=4)
     (tmp_path / "shots" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
     out, report, parquet = tmp_path / "out.jsonl", tmp_path / "r.html", tmp_path / "out.parquet"
-    code = main(["batch", str(tmp_path / "shots"), "-o", str(out), "--prompt", "a red circle", "--job-class", "quick",
-                 "--report", str(report), "--parquet-out", str(parquet), *FLAGS, *model_flags()])
+    code = main(
+        [
+            "batch",
+            str(tmp_path / "shots"),
+            "-o",
+            str(out),
+            "--prompt",
+            "a red circle",
+            "--job-class",
+            "quick",
+            "--report",
+            str(report),
+            "--parquet-out",
+            str(parquet),
+            *FLAGS,
+            *model_flags(),
+        ]
+    )
     assert code == 0
     recs = records(out)
     assert sorted(r["client_ref"] for r in recs) == sorted(["broken.png"] + [f"{i:04d}.jpg" for i in range(6)])
@@ -63,8 +91,23 @@ def test_task_type_and_job_class_fill_rows_that_lack_them(tmp_path: Path) -> Non
         del r["task_type"], r["job_class"]
     write_jsonl(tmp_path / "m.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    assert main(["batch", str(tmp_path / "m.jsonl"), "-o", str(out), "--task-type", "product", "--job-class", "quick",
-                 *FLAGS, *model_flags()]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "m.jsonl"),
+                "-o",
+                str(out),
+                "--task-type",
+                "product",
+                "--job-class",
+                "quick",
+                *FLAGS,
+                *model_flags(),
+            ]
+        )
+        == 0
+    )
     assert {(r["task_type"], r["job_class"]) for r in records(out)} == {("product", "quick")}
 
 
@@ -82,7 +125,9 @@ def test_unusable_input_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_a_batch_of_only_bad_rows_still_exits_zero(tmp_path: Path) -> None:
-    (tmp_path / "m.jsonl").write_text('{"task_type": "x"}\nnot json\n' + json.dumps({"generated_image_url": "gone.jpg", "task_type": "x"}) + "\n")
+    (tmp_path / "m.jsonl").write_text(
+        '{"task_type": "x"}\nnot json\n' + json.dumps({"generated_image_url": "gone.jpg", "task_type": "x"}) + "\n"
+    )
     out = tmp_path / "out.jsonl"
     assert main(["batch", str(tmp_path / "m.jsonl"), "-o", str(out), *FLAGS, *model_flags()]) == 0
     assert sorted(r["status"] for r in records(out)) == ["failed", "rejected", "rejected"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evaluator.batch import (
+from imagejury.batch.engine import (
     NAMESPACE,
     BatchOptions,
     LocalBatch,
@@ -19,8 +19,8 @@ from evaluator.batch import (
     comparable,
     jsonl_to_parquet,
 )
-from evaluator.manifest import open_manifest
-from evaluator.pipeline import Evaluator
+from imagejury.batch.manifest import open_manifest
+from imagejury.core.pipeline import Evaluator
 from tests.support import pipeline_judges as pj
 from tests.test_batch_support import records, verdicts, write_jsonl
 
@@ -42,8 +42,12 @@ def _manifest(tmp_path: Path, n: int = 10, extra: list[str] = ()) -> Path:
 
 
 def _run(tmp_path: Path, out: str, ev: Evaluator | None = None, **opts) -> tuple[LocalBatch, list[dict]]:
-    batch = LocalBatch(ev or _evaluator(), open_manifest(tmp_path / "m.jsonl"), tmp_path / out,
-                       BatchOptions(batch_size=4, workers=2, progress=False, **opts))
+    batch = LocalBatch(
+        ev or _evaluator(),
+        open_manifest(tmp_path / "m.jsonl"),
+        tmp_path / out,
+        BatchOptions(batch_size=4, workers=2, progress=False, **opts),
+    )
     batch.run()
     return batch, records(tmp_path / out)
 
@@ -54,7 +58,9 @@ def test_every_kind_of_row_becomes_one_record(tmp_path: Path) -> None:
     extra = [
         json.dumps({"generated_image_url": "img/corrupt.png", "task_type": "x", "client_ref": "corrupt"}),
         json.dumps({"generated_image_url": "img/missing.png", "task_type": "x", "client_ref": "missing"}),
-        json.dumps({"generated_image_url": "img/0.png", "task_type": "x", "client_ref": "boom", "generation_prompt": "explode"}),
+        json.dumps(
+            {"generated_image_url": "img/0.png", "task_type": "x", "client_ref": "boom", "generation_prompt": "explode"}
+        ),
         json.dumps({"generated_image_url": "img/0.png", "client_ref": "no-task"}),
         json.dumps({"generated_image_url": "img/0.png", "task_type": "x", "generation_promt": "typo"}),
         "{not json",
@@ -131,8 +137,12 @@ def test_resume_after_an_interrupted_run(tmp_path: Path) -> None:
     def stop_after_first(records):
         raise Stop
 
-    batch = LocalBatch(_evaluator(), open_manifest(tmp_path / "m.jsonl"), tmp_path / "out.jsonl",
-                       BatchOptions(batch_size=4, workers=2, progress=False))
+    batch = LocalBatch(
+        _evaluator(),
+        open_manifest(tmp_path / "m.jsonl"),
+        tmp_path / "out.jsonl",
+        BatchOptions(batch_size=4, workers=2, progress=False),
+    )
     with pytest.raises(Stop):
         batch.run(on_batch=stop_after_first)
     assert len(records(tmp_path / "out.jsonl")) == 4
@@ -145,8 +155,12 @@ def test_resume_after_an_interrupted_run(tmp_path: Path) -> None:
 
 
 def test_retry_failed_reruns_processing_failures_once(tmp_path: Path) -> None:
-    extra = [json.dumps({"generated_image_url": "img/0.png", "task_type": "x", "client_ref": "boom", "generation_prompt": "explode"}),
-             json.dumps({"generated_image_url": "img/nope.png", "task_type": "x", "client_ref": "missing"})]
+    extra = [
+        json.dumps(
+            {"generated_image_url": "img/0.png", "task_type": "x", "client_ref": "boom", "generation_prompt": "explode"}
+        ),
+        json.dumps({"generated_image_url": "img/nope.png", "task_type": "x", "client_ref": "missing"}),
+    ]
     _manifest(tmp_path, 3, extra)
     _run(tmp_path, "out.jsonl")
     before = {r["client_ref"]: r["failure_code"] for r in records(tmp_path / "out.jsonl")}
@@ -185,8 +199,12 @@ def test_decoding_runs_in_worker_threads_within_a_bounded_window(tmp_path: Path)
         return real_run(items)
 
     ev.prepare, ev.run_prepared = prepare, run_prepared  # type: ignore[method-assign]
-    batch = LocalBatch(ev, open_manifest(tmp_path / "m.jsonl"), tmp_path / "out.jsonl",
-                       BatchOptions(batch_size=4, workers=3, prefetch=6, progress=False))
+    batch = LocalBatch(
+        ev,
+        open_manifest(tmp_path / "m.jsonl"),
+        tmp_path / "out.jsonl",
+        BatchOptions(batch_size=4, workers=3, prefetch=6, progress=False),
+    )
     batch.run()
     assert all(t.startswith("imagejury-decode") for t in threads)
     assert len(records(tmp_path / "out.jsonl")) == 40
@@ -211,11 +229,10 @@ def test_parquet_output(tmp_path: Path) -> None:
 
 
 def test_a_second_writer_on_the_same_output_is_refused(tmp_path: Path) -> None:
-    from evaluator.batch import OutputBusyError
+    from imagejury.batch.engine import OutputBusyError
 
     _manifest(tmp_path, 2)
-    with ResultsFile(tmp_path / "out.jsonl"):
-        with pytest.raises(OutputBusyError, match="another imagejury batch"):
-            _run(tmp_path, "out.jsonl")
+    with ResultsFile(tmp_path / "out.jsonl"), pytest.raises(OutputBusyError, match="another imagejury batch"):
+        _run(tmp_path, "out.jsonl")
     _run(tmp_path, "out.jsonl")  # free again once the first writer is gone
     assert len(records(tmp_path / "out.jsonl")) == 2

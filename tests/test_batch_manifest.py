@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evaluator.manifest import (
+from imagejury.batch.manifest import (
     ManifestError,
     open_manifest,
     row_id_for,
@@ -57,15 +57,24 @@ def test_csv_columns_refs_attrs_and_json(tmp_path: Path) -> None:
     rows = list(open_manifest(m).rows())
     a, b, c = rows
     assert a.row_id == "r1"
-    assert a.data["reference_images"] == [{"url": "me1.jpg", "kind": "identity"}, {"url": "me2.jpg", "kind": "identity"}]
+    assert a.data["reference_images"] == [
+        {"url": "me1.jpg", "kind": "identity"},
+        {"url": "me2.jpg", "kind": "identity"},
+    ]
     assert a.data["input_attributes"] == {"bg": "grey", "style": "corporate", "people": 2}
-    assert b.data == {"generated_image_url": "b.jpg", "task_type": "product", "reference_images": [{"url": "shirt.jpg", "kind": "garment"}]}
+    assert b.data == {
+        "generated_image_url": "b.jpg",
+        "task_type": "product",
+        "reference_images": [{"url": "shirt.jpg", "kind": "garment"}],
+    }
     assert b.row_id.startswith("h-")
     assert c.error and "input_attributes" in c.error
 
 
 def test_table_row_passes_native_nested_values() -> None:
-    data = table_row_to_request({"generated_image_url": "a.jpg", "reference_images": [{"url": "r.jpg", "kind": "style"}], "x": None})
+    data = table_row_to_request(
+        {"generated_image_url": "a.jpg", "reference_images": [{"url": "r.jpg", "kind": "style"}], "x": None}
+    )
     assert data == {"generated_image_url": "a.jpg", "reference_images": [{"url": "r.jpg", "kind": "style"}]}
 
 
@@ -95,11 +104,18 @@ def test_directory_rows_sorted_with_shared_fields(tmp_path: Path) -> None:
             p.write_text("x")
         else:
             Image.new("RGB", (8, 8)).save(p, format={".png": "PNG", ".webp": "WEBP"}.get(p.suffix.lower(), "JPEG"))
-    man = open_manifest(tmp_path / "imgs", shared={"task_type": "product", "generation_prompt": "a mug", "job_class": None})
+    man = open_manifest(
+        tmp_path / "imgs", shared={"task_type": "product", "generation_prompt": "a mug", "job_class": None}
+    )
     rows = list(man.rows())
     assert [r.data["generated_image_url"] for r in rows] == ["a.jpg", "b.png", "sub/c.webp", "sub/deeper/d.JPG"]
     assert [r.row_id for r in rows] == ["a.jpg", "b.png", "sub/c.webp", "sub/deeper/d.JPG"]
-    assert rows[0].data == {"generated_image_url": "a.jpg", "client_ref": "a.jpg", "task_type": "product", "generation_prompt": "a mug"}
+    assert rows[0].data == {
+        "generated_image_url": "a.jpg",
+        "client_ref": "a.jpg",
+        "task_type": "product",
+        "generation_prompt": "a mug",
+    }
     assert man.count_rows() == 4 and rows[0].base_dir == (tmp_path / "imgs").resolve()
 
 

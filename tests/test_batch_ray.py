@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.batch import comparable
-from evaluator.cli import main
+from imagejury.batch.engine import comparable
+from imagejury.cli import main
 from tests.test_batch_support import corrupt_and_missing, make_images, model_flags, records, write_jsonl
 
 ray = pytest.importorskip("ray")
@@ -61,6 +61,20 @@ def test_ray_reads_parquet(local_ray, manifest: Path, tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows), manifest.with_suffix(".parquet"))
     local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     assert main(["batch", str(manifest.with_suffix(".parquet")), "-o", str(local), *FLAGS, *model_flags()]) == 0
-    assert main(["batch", str(manifest.with_suffix(".parquet")), "-o", str(on_ray), "--engine", "ray", *FLAGS, *model_flags()]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(manifest.with_suffix(".parquet")),
+                "-o",
+                str(on_ray),
+                "--engine",
+                "ray",
+                *FLAGS,
+                *model_flags(),
+            ]
+        )
+        == 0
+    )
     a = _by_id(local)
     assert len(a) == 18 and a == _by_id(on_ray)

@@ -43,15 +43,26 @@ def test_killed_batch_resumes_to_the_same_results(tmp_path: Path) -> None:
 
     # the reference: one uninterrupted run
     ref = tmp_path / "ref.jsonl"
-    done = subprocess.run(cli_command(str(manifest), "-o", str(ref), *args), env=cli_env(), cwd=REPO,
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        cli_command(str(manifest), "-o", str(ref), *args),
+        env=cli_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(records(ref)) == total
 
     # the same command, killed once some batches are written
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen(cli_command(str(manifest), "-o", str(out), *args), env=cli_env(), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli_command(str(manifest), "-o", str(out), *args),
+        env=cli_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 180
         while _count_lines(out) < 24 and proc.poll() is None and time.monotonic() < deadline:
@@ -66,8 +77,14 @@ def test_killed_batch_resumes_to_the_same_results(tmp_path: Path) -> None:
     with out.open("ab") as fh:
         fh.write(b'{"id": "torn-by-the-test", "status": "compl')
 
-    resumed = subprocess.run(cli_command(str(manifest), "-o", str(out), *args), env=cli_env(), cwd=REPO,
-                             capture_output=True, text=True, timeout=240)
+    resumed = subprocess.run(
+        cli_command(str(manifest), "-o", str(out), *args),
+        env=cli_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "partial line" in resumed.stderr
     assert f"already in the output : {written}" in resumed.stderr

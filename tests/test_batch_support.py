@@ -54,7 +54,10 @@ def corrupt_and_missing(folder: Path) -> list[dict[str, Any]]:
     (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
     (folder / "text.png").write_text("not a png at all")
     names = ["corrupt.jpg", "truncated.jpg", "text.png", "does_not_exist.jpg"]
-    return [{"generated_image_url": f"{folder.name}/{n}", "task_type": "image_generation", "client_ref": f"bad-{n}"} for n in names]
+    return [
+        {"generated_image_url": f"{folder.name}/{n}", "task_type": "image_generation", "client_ref": f"bad-{n}"}
+        for n in names
+    ]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]], extra_lines: list[str] = ()) -> Path:
@@ -84,10 +87,12 @@ def verdicts(path: Path) -> dict[str, tuple]:
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env.update(
+        {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    )
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "evaluator.cli", "batch", *args]
+    return [sys.executable, "-m", "imagejury.cli", "batch", *args]

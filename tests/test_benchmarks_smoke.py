@@ -50,12 +50,33 @@ def test_throughput_tiny_run_prints_tables(tmp_path, capsys):
     from benchmarks import throughput
 
     out = tmp_path / "throughput.md"
-    rc = throughput.main([
-        "--images", "2", "--batch-sizes", "1,2", "--presets", "image_generation", "--job-classes", "quick",
-        "--threads", "1", "--arch", f"local-dir:{TINY}", "--out", str(out),
-        "--gpu-section-on-cpu", "--gpu-images", "1", "--gpu-standard-images", "1", "--gpu-dtypes", "float32",
-        "--gpu-presets", "image_generation",
-    ])
+    rc = throughput.main(
+        [
+            "--images",
+            "2",
+            "--batch-sizes",
+            "1,2",
+            "--presets",
+            "image_generation",
+            "--job-classes",
+            "quick",
+            "--threads",
+            "1",
+            "--arch",
+            f"local-dir:{TINY}",
+            "--out",
+            str(out),
+            "--gpu-section-on-cpu",
+            "--gpu-images",
+            "1",
+            "--gpu-standard-images",
+            "1",
+            "--gpu-dtypes",
+            "float32",
+            "--gpu-presets",
+            "image_generation",
+        ]
+    )
     assert rc == 0
     text = out.read_text()
     assert text in capsys.readouterr().out
@@ -94,7 +115,9 @@ def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()
     data = {}
-    for i, (colour, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "cross")] * 2):
+    for i, (colour, shape) in enumerate(
+        [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "cross")] * 2
+    ):
         shapes.render(colour, shape, rng).save(images / f"{i}.png")
         right = i < 4
         wrong_colour = "purple" if colour != "purple" else "orange"
@@ -108,11 +131,30 @@ def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
     tifa.write_text(json.dumps(data))
 
     out = tmp_path / "accuracy.md"
-    rc = accuracy.main([
-        "--identity-people", "3", "--identity-variants", "3", "--quality-photos", "1", "--quality-kinds", "blur,jpeg",
-        "--text-judges", "skip", "--tifa", str(tifa), "--tifa-images", str(images), "--clip", f"local-dir:{TINY}",
-        "--threads", "1", "--out", str(out),
-    ])
+    rc = accuracy.main(
+        [
+            "--identity-people",
+            "3",
+            "--identity-variants",
+            "3",
+            "--quality-photos",
+            "1",
+            "--quality-kinds",
+            "blur,jpeg",
+            "--text-judges",
+            "skip",
+            "--tifa",
+            str(tifa),
+            "--tifa-images",
+            str(images),
+            "--clip",
+            f"local-dir:{TINY}",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = out.read_text()
     assert text in capsys.readouterr().out
@@ -132,7 +174,9 @@ def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
     # public set: reference correlation from the file itself, and the judge wired to the right images
     from scipy.stats import spearmanr
 
-    expect = spearmanr([r["human_avg"] for r in data.values()], [r["clipscore_vitb32"] for r in data.values()]).statistic
+    expect = spearmanr(
+        [r["human_avg"] for r in data.values()], [r["clipscore_vitb32"] for r in data.values()]
+    ).statistic
     assert f"= {expect:.3f} (published: 0.33" in text
     row = _rows(text, "| set | rows scored")[0]
     assert row[0] == "TIFA v1.0" and int(row[1]) + int(row[7]) == 8

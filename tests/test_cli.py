@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.cli import EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
-from evaluator.schema import Evaluation
+from imagejury.cli import EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
+from imagejury.core.schema import Evaluation
 from tests.test_schema import _shared_api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,16 @@ def _keys(example: dict, ours: dict, where: str) -> list[str]:
 
 def test_readable_verdict_on_bundled_example(capsys):
     code, out, _ = _run(
-        capsys, "evaluate", str(EX / "astronaut_headshot.jpg"), "--task-type", "headshot",
-        "--ref", f"identity={EX / 'astronaut_reference.jpg'}", "--allow-missing-models", "--clip", TINY,
+        capsys,
+        "evaluate",
+        str(EX / "astronaut_headshot.jpg"),
+        "--task-type",
+        "headshot",
+        "--ref",
+        f"identity={EX / 'astronaut_reference.jpg'}",
+        "--allow-missing-models",
+        "--clip",
+        TINY,
     )
     assert code == EXIT_PASSED, out
     assert out.startswith("PASS")
@@ -41,9 +49,22 @@ def test_readable_verdict_on_bundled_example(capsys):
 
 def test_json_validates_and_carries_every_key_of_the_example(capsys):
     code, out, _ = _run(
-        capsys, "evaluate", str(EX / "astronaut_headshot.jpg"), "--task-type", "headshot",
-        "--ref", f"identity={EX / 'astronaut_reference.jpg'}", "--prompt", "a red circle",
-        "--instructions", "no blue shapes", "--attr", "color=red", "--clip", TINY, "--json",
+        capsys,
+        "evaluate",
+        str(EX / "astronaut_headshot.jpg"),
+        "--task-type",
+        "headshot",
+        "--ref",
+        f"identity={EX / 'astronaut_reference.jpg'}",
+        "--prompt",
+        "a red circle",
+        "--instructions",
+        "no blue shapes",
+        "--attr",
+        "color=red",
+        "--clip",
+        TINY,
+        "--json",
     )
     data = json.loads(out)
     Evaluation.model_validate(data)
@@ -61,8 +82,16 @@ def test_json_validates_and_carries_every_key_of_the_example(capsys):
 
 def test_failing_image_exits_1_with_reasons(capsys):
     code, out, _ = _run(
-        capsys, "evaluate", str(EX / "chelsea.jpg"), "--task-type", "headshot",
-        "--ref", f"identity={EX / 'astronaut_reference.jpg'}", "--allow-missing-models", "--clip", TINY,
+        capsys,
+        "evaluate",
+        str(EX / "chelsea.jpg"),
+        "--task-type",
+        "headshot",
+        "--ref",
+        f"identity={EX / 'astronaut_reference.jpg'}",
+        "--allow-missing-models",
+        "--clip",
+        TINY,
     )
     assert code == EXIT_FAILED
     assert out.startswith("FAIL") and "[GATE] identity/face" in out and "action: reject" in out
@@ -99,7 +128,9 @@ def test_invalid_media_exits_2(capsys, tmp_path):
 def test_missing_model_exits_3_naming_it(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    code, out, _ = _run(capsys, "evaluate", str(EX / "coffee.jpg"), "--prompt", "a cup of coffee", "--clip", "ViT-B-32:openai")
+    code, out, _ = _run(
+        capsys, "evaluate", str(EX / "coffee.jpg"), "--prompt", "a cup of coffee", "--clip", "ViT-B-32:openai"
+    )
     assert code == EXIT_PROCESSING
     assert "processing_failed" in out and "ViT-B-32:openai" in out and "--allow-missing-models" in out
 

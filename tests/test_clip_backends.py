@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from models.clip_loader import load_embedder, locate_embedder
-from models.errors import ModelError, ModelUnavailableError
-from models.interfaces import ImageTextEmbedder
-from models.provider import ModelSet
-from models.registry import ModelRegistry
-from models.settings import ModelSettings
-from models.text_chunking import chunk_text
+from imagejury.models.clip import load_embedder, locate_embedder
+from imagejury.models.clip.text_chunking import chunk_text
+from imagejury.models.errors import ModelError, ModelUnavailableError
+from imagejury.models.interfaces import ImageTextEmbedder
+from imagejury.models.provider import ModelSet
+from imagejury.models.registry import ModelRegistry
+from imagejury.models.settings import ModelSettings
 from tests.support import shapes
 from tests.support.clip_fixtures import (  # noqa: F401
     TINY_CLIP_DIR,
@@ -177,7 +177,7 @@ def test_hub_sources_missing_offline_fail_fast(offline_empty_caches, source):  #
 
 
 def test_locate_never_touches_the_network_even_when_online(offline_empty_caches, monkeypatch):  # noqa: F811
-    import models.clip_loader as loader
+    import imagejury.models.clip.sources as loader
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
 
@@ -193,7 +193,7 @@ def test_locate_never_touches_the_network_even_when_online(offline_empty_caches,
 
 
 def test_unreachable_hub_fails_fast_when_online(offline_empty_caches, monkeypatch):  # noqa: F811
-    import models.clip_loader as loader
+    import imagejury.models.clip.sources as loader
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
 
@@ -206,7 +206,7 @@ def test_unreachable_hub_fails_fast_when_online(offline_empty_caches, monkeypatc
 
 
 def test_download_probe_is_skipped_offline(monkeypatch):
-    import models.clip_loader as loader
+    import imagejury.models.clip.sources as loader
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(loader.socket, "create_connection", lambda *a, **k: pytest.fail("probed offline"))
@@ -255,13 +255,19 @@ def test_architecture_with_local_checkpoint_file(tiny_arch, tiny_clip):  # noqa:
 
 
 @pytest.mark.parametrize("where", ["hub_cache", "url_cache"])
-def test_pretrained_tag_resolves_from_local_caches_offline(tiny_arch, tiny_clip, offline_empty_caches, monkeypatch, where):  # noqa: F811
+def test_pretrained_tag_resolves_from_local_caches_offline(
+    tiny_arch, tiny_clip, offline_empty_caches, monkeypatch, where
+):  # noqa: F811
     """NAME:TAG goes through open_clip's pretrained table to the HF cache or open_clip's URL cache."""
     import shutil
 
     import open_clip
 
-    tag_cfg = {"mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711), "quick_gelu": False}
+    tag_cfg = {
+        "mean": (0.48145466, 0.4578275, 0.40821073),
+        "std": (0.26862954, 0.26130258, 0.27577711),
+        "quick_gelu": False,
+    }
     if where == "hub_cache":
         tag_cfg["hf_hub"] = "imagejury/tiny-shapes-tag/"
         snapshot = put_in_hub_cache(offline_empty_caches / "hf" / "hub", "imagejury/tiny-shapes-tag", TINY_CLIP_DIR)
@@ -272,7 +278,9 @@ def test_pretrained_tag_resolves_from_local_caches_offline(tiny_arch, tiny_clip,
         expected.parent.mkdir(parents=True)
         shutil.copy(TINY_CLIP_DIR / "open_clip_model.safetensors", expected)
     real = open_clip.get_pretrained_cfg
-    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: tag_cfg if (m, t) == (tiny_arch, "shapes") else real(m, t))
+    monkeypatch.setattr(
+        open_clip, "get_pretrained_cfg", lambda m, t: tag_cfg if (m, t) == (tiny_arch, "shapes") else real(m, t)
+    )
     source = f"{tiny_arch}:shapes"
     assert locate_embedder(source) == str(expected)
     emb = load_embedder(source)
@@ -309,7 +317,12 @@ def test_local_dir_without_weights_or_config(tmp_path):
 
 @pytest.mark.parametrize(
     "source, match",
-    [("NotAModel:openai", "not an open_clip architecture"), ("ViT-B-32:nosuchtag", "known tags"), ("ViT-B-32", "no weights"), ("", "empty")],
+    [
+        ("NotAModel:openai", "not an open_clip architecture"),
+        ("ViT-B-32:nosuchtag", "known tags"),
+        ("ViT-B-32", "no weights"),
+        ("", "empty"),
+    ],
 )
 def test_bad_sources_are_typed_errors(source, match):
     with pytest.raises(ModelError, match=match):
@@ -384,14 +397,18 @@ def test_hf_siglip_folder_matches_a_direct_forward(tiny_hf_siglip_dir):  # noqa:
     with torch.no_grad():
         ids = tok(texts, padding="max_length", max_length=64, return_tensors="pt")["input_ids"]
         out = model(input_ids=ids, pixel_values=proc(images=images, return_tensors="pt")["pixel_values"])
-    np.testing.assert_allclose(emb.encode_images(images), torch.nn.functional.normalize(out.image_embeds, dim=-1).numpy(), atol=1e-5)
-    np.testing.assert_allclose(emb.encode_texts(texts), torch.nn.functional.normalize(out.text_embeds, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        emb.encode_images(images), torch.nn.functional.normalize(out.image_embeds, dim=-1).numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        emb.encode_texts(texts), torch.nn.functional.normalize(out.text_embeds, dim=-1).numpy(), atol=1e-5
+    )
 
 
 def test_random_source_is_the_real_architecture_and_says_it_is_random(caplog):
     """``random:NAME`` exists for speed figures: real shapes, a loud warning, no weights."""
-    from models.clip_loader import load_embedder, locate_embedder
-    from models.errors import ModelError
+    from imagejury.models.clip import load_embedder, locate_embedder
+    from imagejury.models.errors import ModelError
 
     assert "random" in locate_embedder("random:RN50")
     with caplog.at_level("WARNING"):
@@ -407,7 +424,7 @@ def test_trimmed_text_forward_is_exact(source):
     """Cutting the padding off a token batch changes no text feature (causal mask, EOT pooling)."""
     import torch
 
-    from models.clip_loader import load_embedder
+    from imagejury.models.clip import load_embedder
 
     emb = load_embedder(source)
     assert emb._can_trim

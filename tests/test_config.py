@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from evaluator.config import EvaluatorConfig
-from evaluator.server_config import ServerSettings
+from imagejury.core.config import EvaluatorConfig
+from imagejury.service.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("dlib", reason="dlib-bin provides the dlib face backend")
 
-from models import face_dlib  # noqa: E402
-from models.errors import ModelUnavailableError  # noqa: E402
-from models.face_dlib import DlibFaceAnalyzer, load_dlib, locate_dlib  # noqa: E402
-from models.interfaces import FaceAnalyzer  # noqa: E402
-from models.provider import ModelSet  # noqa: E402
-from models.registry import ModelRegistry  # noqa: E402
-from models.settings import ModelSettings  # noqa: E402
+from imagejury.models.errors import ModelUnavailableError  # noqa: E402
+from imagejury.models.face import dlib_backend as face_dlib  # noqa: E402
+from imagejury.models.face.dlib_backend import DlibFaceAnalyzer, load_dlib, locate_dlib  # noqa: E402
+from imagejury.models.interfaces import FaceAnalyzer  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.registry import ModelRegistry  # noqa: E402
+from imagejury.models.settings import ModelSettings  # noqa: E402
 from tests.support import faces as F  # noqa: E402
 
 
@@ -259,4 +259,3 @@ def test_concurrent_calls_are_serialised_and_consistent(analyzer):
         for faces in per_image:
             assert faces[0].box == expected.box
             assert np.allclose(_raw(faces[0]), _raw(expected), atol=1e-5)
-

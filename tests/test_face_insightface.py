@@ -17,17 +17,17 @@ import pytest
 pytest.importorskip("insightface")
 import onnxruntime  # noqa: E402
 
-from models.errors import ModelError, ModelUnavailableError  # noqa: E402
-from models.face_insightface import (  # noqa: E402
+from imagejury.models.errors import ModelError, ModelUnavailableError  # noqa: E402
+from imagejury.models.face.insightface_backend import (  # noqa: E402
     SAME_PERSON_THRESHOLD,
     InsightFaceAnalyzer,
     load_insightface,
     locate_insightface,
 )
-from models.interfaces import FaceAnalyzer  # noqa: E402
-from models.provider import ModelSet  # noqa: E402
-from models.registry import ModelRegistry  # noqa: E402
-from models.settings import ModelSettings  # noqa: E402
+from imagejury.models.interfaces import FaceAnalyzer  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.registry import ModelRegistry  # noqa: E402
+from imagejury.models.settings import ModelSettings  # noqa: E402
 from tests.support import insightface_pack as pack  # noqa: E402
 
 HAS_CUDA_EP = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
@@ -97,16 +97,18 @@ def test_loads_through_insightface_classes(analyzer, packs):
 
 @pytest.mark.skipif(HAS_CUDA_EP, reason="checks the CPU fallback; this onnxruntime has CUDA")
 def test_cuda_request_without_cuda_provider_falls_back_to_cpu(packs, caplog):
-    caplog.set_level("WARNING", logger="models.face_insightface")
+    caplog.set_level("WARNING", logger="imagejury.models.face.insightface_backend")
     analyzer = load_insightface(str(packs["v2"]), device="cuda", det_size=320, threads=1)
     assert analyzer.providers == ["CPUExecutionProvider"]
     assert "no CUDAExecutionProvider" in caplog.text
 
 
 def test_provider_choice_follows_device_and_availability(monkeypatch):
-    from models.face_insightface import select_providers
+    from imagejury.models.face.insightface_backend import select_providers
 
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     assert select_providers("cuda:1") == (["CUDAExecutionProvider", "CPUExecutionProvider"], [{"device_id": 1}, {}])
     assert select_providers("cuda")[1][0] == {"device_id": 0}
     assert select_providers("cpu") == (["CPUExecutionProvider"], [{}])
@@ -269,11 +271,14 @@ def test_recognition_is_one_batched_call_across_images(analyzer, monkeypatch):
 
 
 def test_fixed_batch_model_falls_back_to_one_call_per_face(packs, analyzer, monkeypatch, caplog):
-    caplog.set_level("INFO", logger="models.face_insightface")
+    caplog.set_level("INFO", logger="imagejury.models.face.insightface_backend")
     fixed = load_insightface(str(packs["fixed"]), det_size=320, threads=1)
     assert not fixed.batched_recognition
     assert "batch axis fixed at 1" in caplog.text
-    images = [pack.face_image((320, 320), [(32, 32), (192, 160)], seed=1), pack.face_image((320, 320), [(96, 64)], seed=2)]
+    images = [
+        pack.face_image((320, 320), [(32, 32), (192, 160)], seed=1),
+        pack.face_image((320, 320), [(96, 64)], seed=2),
+    ]
     calls = _count_runs(monkeypatch, fixed.recognizer)
     got = [f.embedding for per_image in fixed.analyze(images) for f in per_image]
     assert calls == [1, 1, 1]
@@ -282,10 +287,13 @@ def test_fixed_batch_model_falls_back_to_one_call_per_face(packs, analyzer, monk
 
 
 def test_model_that_fails_on_a_batch_falls_back_with_a_warning(packs, analyzer, monkeypatch, caplog):
-    caplog.set_level("WARNING", logger="models.face_insightface")
+    caplog.set_level("WARNING", logger="imagejury.models.face.insightface_backend")
     quirky = load_insightface(str(packs["batch_one"]), det_size=320, threads=1)
     assert quirky.batched_recognition  # its ONNX declares a dynamic batch axis
-    images = [pack.face_image((320, 320), [(32, 32), (192, 160)], seed=1), pack.face_image((320, 320), [(96, 64)], seed=2)]
+    images = [
+        pack.face_image((320, 320), [(32, 32), (192, 160)], seed=1),
+        pack.face_image((320, 320), [(96, 64)], seed=2),
+    ]
     calls = _count_runs(monkeypatch, quirky.recognizer)
     got = [f.embedding for per_image in quirky.analyze(images) for f in per_image]
     assert calls == [3, 1, 1, 1]  # the batched try, then one call per face

@@ -17,14 +17,14 @@ import pytest
 
 pytest.importorskip("dlib", reason="dlib-bin provides the dlib face backend")
 
-from judges.face_common import eye_aspect_ratio, head_pose  # noqa: E402
-from judges.features import FeatureCache  # noqa: E402
-from judges.headshot import HeadshotJudge, face_sharpness  # noqa: E402
-from judges.types import Directives, JudgeItem  # noqa: E402
-from models.errors import ModelUnavailableError  # noqa: E402
-from models.face_dlib import load_dlib  # noqa: E402
-from models.provider import ModelSet  # noqa: E402
-from models.settings import ModelSettings  # noqa: E402
+from imagejury.judges.face_common import eye_aspect_ratio, head_pose  # noqa: E402
+from imagejury.judges.features import FeatureCache  # noqa: E402
+from imagejury.judges.headshot import HeadshotJudge, face_sharpness  # noqa: E402
+from imagejury.judges.types import Directives, JudgeItem  # noqa: E402
+from imagejury.models.errors import ModelUnavailableError  # noqa: E402
+from imagejury.models.face.dlib_backend import load_dlib  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.settings import ModelSettings  # noqa: E402
 from tests.support import faces as F  # noqa: E402
 
 CACHE = FeatureCache()  # one per module: each test photo is analysed once

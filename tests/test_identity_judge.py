@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("dlib", reason="dlib-bin provides the dlib face backend")
 
-from judges.base import JudgeConfig  # noqa: E402
-from judges.features import FeatureCache  # noqa: E402
-from judges.identity import IdentityJudge  # noqa: E402
-from judges.types import JudgeItem, Reference  # noqa: E402
-from models.errors import ModelUnavailableError  # noqa: E402
-from models.provider import ModelSet  # noqa: E402
-from models.settings import ModelSettings  # noqa: E402
+from imagejury.judges.base import JudgeConfig  # noqa: E402
+from imagejury.judges.features import FeatureCache  # noqa: E402
+from imagejury.judges.identity import IdentityJudge  # noqa: E402
+from imagejury.judges.types import JudgeItem, Reference  # noqa: E402
+from imagejury.models.errors import ModelUnavailableError  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.settings import ModelSettings  # noqa: E402
 from tests.support import faces as F  # noqa: E402
 
 CACHE = FeatureCache()  # one per module: each test photo is analysed once (keys are content hashes)
@@ -194,7 +194,12 @@ def test_batch_equals_single_calls_and_each_image_is_analysed_once(judge, group_
     singles = [judge.judge([make_item(im, [ref], item_id=str(i))])[0] for i, im in enumerate(images)]
     assert len(batched) == len(batch)
     for b, s in zip(batched, singles):
-        assert (b.passed, b.score, b.confidence, len(b.gate_failures)) == (s.passed, s.score, s.confidence, len(s.gate_failures))
+        assert (b.passed, b.score, b.confidence, len(b.gate_failures)) == (
+            s.passed,
+            s.score,
+            s.confidence,
+            len(s.gate_failures),
+        )
 
 
 def test_item_without_identity_reference_is_not_judged_as_a_failure(judge):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judges.base import Judge
-from judges.features import FeatureCache
-from judges.registry import judge_registry
-from judges.types import JudgeItem, JudgeResult, Reference
-from models.provider import ModelSet
-from models.settings import ModelSettings
+from imagejury.judges.base import Judge
+from imagejury.judges.features import FeatureCache
+from imagejury.judges.registry import judge_registry
+from imagejury.judges.types import JudgeItem, JudgeResult, Reference
+from imagejury.models.provider import ModelSet
+from imagejury.models.settings import ModelSettings
 from tests.support import shapes
 
 TINY_CLIP = Path(__file__).parent / "assets" / "tiny_shapes_clip"
@@ -33,7 +33,9 @@ def _items() -> list[JudgeItem]:
 
     rng = np.random.default_rng(1234)
     items: list[JudgeItem] = []
-    for n, (color, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "cross")]):
+    for n, (color, shape) in enumerate(
+        [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "cross")]
+    ):
         img = shapes.render(color, shape, rng, size=64)
         ref = shapes.render(color if n % 2 else "purple", shape, rng, size=64)
         items.append(
@@ -50,7 +52,9 @@ def _items() -> list[JudgeItem]:
     astro = Image.fromarray(data.astronaut()).resize((256, 256))
     crop = astro.crop((40, 0, 216, 176)).resize((256, 256))
     cat = Image.fromarray(data.chelsea()).resize((256, 170))
-    for n, (img, task) in enumerate([(crop, "headshot"), (astro.transpose(Image.FLIP_LEFT_RIGHT), "headshot"), (cat, "headshot")]):
+    for n, (img, task) in enumerate(
+        [(crop, "headshot"), (astro.transpose(Image.FLIP_LEFT_RIGHT), "headshot"), (cat, "headshot")]
+    ):
         items.append(
             JudgeItem(
                 item_id=f"face{n}",

@@ -25,10 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from evaluator import netguard
-from evaluator.errors import InvalidMediaError, UnsafeURLError
-from evaluator.netguard import pinned_request
-from evaluator.media import (
+from imagejury.core.intake import netguard
+from imagejury.core.intake.media import (
     DecodedImage,
     MediaLimits,
     classify_source,
@@ -38,6 +36,8 @@ from evaluator.media import (
     load_request_images,
     sniff_format,
 )
+from imagejury.core.intake.netguard import pinned_request
+from imagejury.errors import InvalidMediaError, UnsafeURLError
 
 
 # ---------------------------------------------------------------- helpers
@@ -111,7 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
         route(self)  # type: ignore[operator]
 
 
-def _send(h: BaseHTTPRequestHandler, body: bytes, *, length: bool = True, headers: dict[str, str] | None = None) -> None:
+def _send(
+    h: BaseHTTPRequestHandler, body: bytes, *, length: bool = True, headers: dict[str, str] | None = None
+) -> None:
     h.send_response(200)
     h.send_header("Content-Type", "image/png")
     for k, v in (headers or {}).items():
@@ -283,7 +285,7 @@ def test_pillows_own_bomb_error_is_invalid_media(decode_spy: list[str]) -> None:
 
 def test_our_cap_is_below_pillows(decode_spy: list[str]) -> None:
     # 48 MP: Pillow would decode it without a word; our 40 MP default refuses it
-    assert 8000 * 6000 < Image.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS > 8000 * 6000
     with pytest.raises(InvalidMediaError, match="8000x6000"):
         decode_image_bytes(png_header_only(8000, 6000))
     assert decode_spy == []
@@ -557,7 +559,9 @@ def test_non_global_addresses_are_refused_without_connecting(url: str, no_remote
         ("gopher://127.0.0.1:6379/_FLUSHALL", "scheme 'gopher'"),
     ],
 )
-def test_bad_url_forms_are_refused_without_connecting(url: str, message: str, no_remote_connections: list[object]) -> None:
+def test_bad_url_forms_are_refused_without_connecting(
+    url: str, message: str, no_remote_connections: list[object]
+) -> None:
     with pytest.raises(UnsafeURLError, match=message):
         load_image(url, MediaLimits(allow_loopback_urls=True))
     assert no_remote_connections == []
@@ -831,13 +835,15 @@ def test_https_certificate_for_another_name_is_refused(server: str, tls_server: 
     port, _ = tls_server
     with pytest.raises(InvalidMediaError, match="could not fetch .*CERTIFICATE_VERIFY_FAILED"):
         fetch_url(f"https://other.test:{port}/ok.png", LOOP, resolver=_to_loopback, tls_context=_trust_test_ca())
-    with pytest.raises(InvalidMediaError, match="CERTIFICATE_VERIFY_FAILED"):  # untrusted CA with the default trust store
+    with pytest.raises(
+        InvalidMediaError, match="CERTIFICATE_VERIFY_FAILED"
+    ):  # untrusted CA with the default trust store
         fetch_url(f"https://images.test:{port}/ok.png", LOOP, resolver=_to_loopback)
 
 
 # ---------------------------------------------------------------- a whole request
 def test_load_request_images_names_the_failing_field() -> None:
-    from evaluator.schema import parse_request
+    from imagejury.core.schema import parse_request
 
     good = data_uri(PNG)
     req = parse_request(
@@ -851,6 +857,8 @@ def test_load_request_images_names_the_failing_field() -> None:
         load_request_images(req)
     assert err.value.field == "reference_images[1].url"
     assert err.value.detail == "reference_images[1].url: GIF is not supported; use JPEG, PNG or WebP"
-    ok = parse_request({"generated_image_url": good, "task_type": "t", "reference_images": [{"url": good, "kind": "garment"}]})
+    ok = parse_request(
+        {"generated_image_url": good, "task_type": "t", "reference_images": [{"url": good, "kind": "garment"}]}
+    )
     generated, refs = load_request_images(ok)
     assert refs[0] is generated  # the same string is decoded once

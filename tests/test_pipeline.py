@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image
 
-from evaluator.errors import InvalidRequestError
-from evaluator.pipeline import Evaluator
+from imagejury.core.pipeline import Evaluator
+from imagejury.errors import InvalidRequestError
 from tests.support import pipeline_judges as pj
 
 

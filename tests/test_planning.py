@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from evaluator.planning import plan_item
-from evaluator.presets import PRESETS, preset_for
-from judges.registry import judge_registry
-from judges.types import Directives, JudgeItem, Reference
+from imagejury.core.planning import plan_item
+from imagejury.core.presets import PRESETS, preset_for
+from imagejury.judges.registry import judge_registry
+from imagejury.judges.types import Directives, JudgeItem, Reference
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,10 @@ def test_bare_request_runs_only_what_applies(pool):
 
 
 def test_inputs_switch_judges_on(pool):
-    refs = [Reference("identity", Image.new("RGB", (8, 8)), key="r1"), Reference("garment", Image.new("RGB", (8, 8)), key="r2")]
+    refs = [
+        Reference("identity", Image.new("RGB", (8, 8)), key="r1"),
+        Reference("garment", Image.new("RGB", (8, 8)), key="r2"),
+    ]
     item = _item(prompt="a red hat", instructions="no text", attributes={"style": "corporate"}, references=refs)
     names = _names(plan_item(item, pool))
     assert {"prompt_adherence", "instructions", "attributes", "identity", "reference_similarity"} <= names
@@ -84,7 +87,7 @@ def test_rubric_directives_skip_and_weigh(pool):
 
 
 def test_safety_cannot_be_ignored(pool):
-    from evaluator.planning import ASPECT_JUDGES
+    from imagejury.core.planning import ASPECT_JUDGES
 
     plan = plan_item(_item(directives=Directives(ignore=set(ASPECT_JUDGES))), pool)
     assert "safety" in _names(plan)

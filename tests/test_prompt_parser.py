@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judges.prompt_parser import PromptParser, parse_prompt
-from judges.vocabulary import fix_articles, load_vocabulary, pluralize
+from imagejury.judges.prompt_parser import PromptParser, parse_prompt
+from imagejury.judges.vocabulary import fix_articles, load_vocabulary, pluralize
 
 
 def _by_text(parsed):
@@ -72,11 +72,15 @@ def test_unknown_words_are_listed() -> None:
 def test_parser_is_deterministic() -> None:
     text = "three small wooden chairs and a striped cat in a kitchen, oil painting, dramatic lighting, close-up"
     a, b = parse_prompt(text), parse_prompt(text)
-    assert [(p.text, [f.text for f in p.foils]) for p in a.sub_points] == [(p.text, [f.text for f in p.foils]) for p in b.sub_points]
+    assert [(p.text, [f.text for f in p.foils]) for p in a.sub_points] == [
+        (p.text, [f.text for f in p.foils]) for p in b.sub_points
+    ]
 
 
 def test_long_prompt_is_parsed_whole() -> None:
-    parts = [f"a {c} {s}" for c in ("red", "green", "blue", "yellow") for s in ("circle", "square", "triangle", "cross")]
+    parts = [
+        f"a {c} {s}" for c in ("red", "green", "blue", "yellow") for s in ("circle", "square", "triangle", "cross")
+    ]
     text = ", ".join(parts * 6) + ", on a white background, in watercolor style"
     parsed = parse_prompt(text)
     assert len(text.split()) > 100
@@ -115,7 +119,27 @@ def test_helpers() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.sampled_from(["red", "circle", "two", "no", "a", "an", "and", "or", ",", ".", "dog", "blue", "cars", "beach", "zork", "3", "on"])
+        st.sampled_from(
+            [
+                "red",
+                "circle",
+                "two",
+                "no",
+                "a",
+                "an",
+                "and",
+                "or",
+                ",",
+                ".",
+                "dog",
+                "blue",
+                "cars",
+                "beach",
+                "zork",
+                "3",
+                "on",
+            ]
+        )
         | st.text(alphabet="abcxyz ,.;0123-'", max_size=8),
         max_size=40,
     ).map(" ".join)

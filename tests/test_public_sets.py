@@ -52,7 +52,9 @@ def test_tifa_missing_and_malformed(tmp_path):
 
 def test_tifa160_averages_workers(tmp_path):
     p = tmp_path / "tifa160-likert-anns.csv"
-    p.write_text("t2i_model,item_id,worker_id,answer,text\nsd1dot5,a,w1,4,a cat\nsd1dot5,a,w2,2,a cat\nsd1dot5,b,w1,5,a dog\n")
+    p.write_text(
+        "t2i_model,item_id,worker_id,answer,text\nsd1dot5,a,w1,4,a cat\nsd1dot5,a,w2,2,a cat\nsd1dot5,b,w1,5,a dog\n"
+    )
     (tmp_path / "a_sd1dot5.png").write_bytes(b"x")
     rows = list(load_tifa160_likert(p, tmp_path))
     assert [(r.item_id, r.human) for r in rows] == [("a_sd1dot5", 3.0), ("b_sd1dot5", 5.0)]
@@ -64,7 +66,9 @@ def test_seetrue_and_agiqa_columns(tmp_path):
     s.write_text("image,text,label\n1.png,a red cube,1\n2.png,a blue cube,0\n")
     assert [r.human for r in load_seetrue(s, tmp_path)] == [1.0, 0.0]
     a = tmp_path / "data.csv"
-    a.write_text("name,prompt,adj1,adj2,style,mos_quality,std_quality,mos_align,std_align\nx.jpg,a cat,,,,2.5,0.1,3.5,0.2\n")
+    a.write_text(
+        "name,prompt,adj1,adj2,style,mos_quality,std_quality,mos_align,std_align\nx.jpg,a cat,,,,2.5,0.1,3.5,0.2\n"
+    )
     assert next(load_agiqa3k(a, tmp_path)).human == 3.5
     assert next(load_agiqa3k(a, tmp_path, "mos_quality")).human == 2.5
     wrong = tmp_path / "wrong.csv"

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 
-from models.quality import create_scorer, locate_scorers
-from models.quality.brisque import BrisqueScorer
-from models.quality.clip_iqa import ClipIQAScorer, clip_iqa_from_embeddings
-from models.quality.signals import measure, noise_sigma
+from imagejury.models.quality import create_scorer, locate_scorers
+from imagejury.models.quality.brisque import BrisqueScorer
+from imagejury.models.quality.clip_iqa import ClipIQAScorer, clip_iqa_from_embeddings
+from imagejury.models.quality.signals import measure, noise_sigma
 from tests.support import photos
 
 PHOTOS = photos.PHOTO_NAMES  # astronaut, coffee, chelsea, rocket

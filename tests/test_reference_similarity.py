@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judges.features import FeatureCache
-from judges.reference_similarity import DEFAULT_THRESHOLDS, ReferenceSimilarityJudge
-from judges.types import Directives, JudgeItem, Reference
-from models.errors import ModelUnavailableError
-from models.provider import ModelSet
-from models.registry import ModelRegistry
-from models.settings import ModelSettings
+from imagejury.judges.features import FeatureCache
+from imagejury.judges.reference_similarity import DEFAULT_THRESHOLDS, ReferenceSimilarityJudge
+from imagejury.judges.types import Directives, JudgeItem, Reference
+from imagejury.models.errors import ModelUnavailableError
+from imagejury.models.provider import ModelSet
+from imagejury.models.registry import ModelRegistry
+from imagejury.models.settings import ModelSettings
 from tests.support import shapes
 
 TINY_CLIP = Path(__file__).parent / "assets" / "tiny_shapes_clip"
@@ -59,8 +59,14 @@ def _render(color: str, shape: str, seed: int) -> Image.Image:
 
 
 def _item(img: Image.Image, refs: list[Reference], cache: FeatureCache | None = None, **kw) -> JudgeItem:  # type: ignore[no-untyped-def]
-    return JudgeItem(item_id=_key(img)[:8], image=img, image_key=_key(img), references=refs,
-                     features=cache if cache is not None else FeatureCache(), **kw)
+    return JudgeItem(
+        item_id=_key(img)[:8],
+        image=img,
+        image_key=_key(img),
+        references=refs,
+        features=cache if cache is not None else FeatureCache(),
+        **kw,
+    )
 
 
 def _ref(color: str, shape: str, seed: int, kind: str = "object", description: str | None = None) -> Reference:
@@ -156,7 +162,8 @@ def test_default_thresholds_are_per_kind_and_profiles_override(judge: ReferenceS
 
 
 def test_missing_clip_fails_fast_with_a_clear_error() -> None:
-    j = ReferenceSimilarityJudge(model_set=ModelSet(ModelSettings(clip="local-dir:/nonexistent/clip"),
-                                                     registry=ModelRegistry()))
+    j = ReferenceSimilarityJudge(
+        model_set=ModelSet(ModelSettings(clip="local-dir:/nonexistent/clip"), registry=ModelRegistry())
+    )
     with pytest.raises(ModelUnavailableError, match="nonexistent"):
         j.warmup()

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evaluator.batch import BatchOptions, LocalBatch
-from evaluator.manifest import open_manifest
-from evaluator.pipeline import Evaluator
-from evaluator.report import write_report
+from imagejury.batch.engine import BatchOptions, LocalBatch
+from imagejury.batch.manifest import open_manifest
+from imagejury.batch.report import write_report
+from imagejury.core.pipeline import Evaluator
 from tests.support import pipeline_judges as pj
 from tests.test_batch_support import write_jsonl
 
@@ -26,8 +26,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); the report's browser test needs it"
 )
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +53,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows.append({"generated_image_url": "img/missing.png", "task_type": "image_generation", "client_ref": "gone"})
     write_jsonl(root / "m.jsonl", rows)
     ev = Evaluator(pj.make_config(["t_redness", "t_gate"]), judges=pj.make_registry())
-    LocalBatch(ev, open_manifest(root / "m.jsonl"), root / "out.jsonl", BatchOptions(batch_size=4, workers=2, progress=False)).run()
+    LocalBatch(
+        ev, open_manifest(root / "m.jsonl"), root / "out.jsonl", BatchOptions(batch_size=4, workers=2, progress=False)
+    ).run()
     path = root / "report.html"
     assert write_report(root / "out.jsonl", path, base_dir=root) == 10
     return path
@@ -53,8 +63,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _dom(path: Path, fragment: str, profile: Path) -> str:
     url = path.resolve().as_uri() + fragment
-    proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                          capture_output=True, text=True, timeout=90)
+    proc = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url], capture_output=True, text=True, timeout=90
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -67,8 +78,13 @@ def _body(dom: str) -> dict[str, str]:
 
 def _cards(dom: str) -> list[tuple[str, bool]]:
     """(verdict, hidden) of each card, as the browser left them."""
-    return [(v, "hidden" in attrs) for attrs, v in
-            ((m.group(0), m.group(1)) for m in re.finditer(r'<article class="card [^"]*" data-verdict="(\w+)"[^>]*>', dom))]
+    return [
+        (v, "hidden" in attrs)
+        for attrs, v in (
+            (m.group(0), m.group(1))
+            for m in re.finditer(r'<article class="card [^"]*" data-verdict="(\w+)"[^>]*>', dom)
+        )
+    ]
 
 
 def test_report_opens_and_shows_every_row(report: Path, tmp_path: Path) -> None:
@@ -99,8 +115,15 @@ def test_verdict_and_issue_filters(report: Path, tmp_path: Path) -> None:
 
 
 def test_report_data_is_escaped(tmp_path: Path) -> None:
-    recs = [{"id": "x", "status": "failed", "failure_code": "invalid_media",
-             "failure_message": "<script>alert(1)</script>", "client_ref": "<b>ref</b>"}]
+    recs = [
+        {
+            "id": "x",
+            "status": "failed",
+            "failure_code": "invalid_media",
+            "failure_message": "<script>alert(1)</script>",
+            "client_ref": "<b>ref</b>",
+        }
+    ]
     (tmp_path / "out.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     write_report(tmp_path / "out.jsonl", tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()

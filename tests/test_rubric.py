@@ -5,12 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judges.rubric import ASPECTS, parse_directives, parse_rubric, split_sentences
-from judges.types import Directives
+from imagejury.judges.rubric import ASPECTS, parse_directives, parse_rubric, split_sentences
+from imagejury.judges.types import Directives
 
 
 def test_the_issue_examples() -> None:
-    r = parse_rubric("The background must be plain white. No text or watermark. Ignore the background and prioritise the face.")
+    r = parse_rubric(
+        "The background must be plain white. No text or watermark. Ignore the background and prioritise the face."
+    )
     assert [(c.kind, c.phrase) for c in r.requirements] == [("requirement", "a plain white background")]
     assert r.requirements[0].base == "a background" and r.requirements[0].aspect == "background"
     assert [c.phrase for c in r.prohibitions] == ["text", "watermark"]
@@ -49,7 +51,9 @@ def test_requirement_forms() -> None:
 
 
 def test_directive_forms_normalise_aspects() -> None:
-    d = parse_directives("Don't worry about lighting. The face is the most important. Identity matters most. Focus on the clothing and colour.")
+    d = parse_directives(
+        "Don't worry about lighting. The face is the most important. Identity matters most. Focus on the clothing and colour."
+    )
     assert isinstance(d, Directives)
     assert d.ignore == {"lighting"}
     assert d.prioritise == {"face", "identity", "clothing", "colour"}

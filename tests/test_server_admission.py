@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from evaluator.store import Store
+from imagejury.service.store import Store
 from tests.support.server import ServerProcess, data_uri, example_request, png_bytes, start_worker
 
 QUEUE_DEPTH = 12
@@ -47,8 +47,12 @@ def bravo(server: ServerProcess):  # type: ignore[no-untyped-def]
 def test_no_or_unknown_token_is_401(server: ServerProcess, img: str) -> None:
     for token in (None, "tok-unknown-999"):
         with server.client(token) as c:
-            for r in (c.post("/v1/evaluations", json=example_request(img)), c.get("/v1/evaluations"),
-                      c.get(f"/v1/evaluations/{uuid.uuid4()}"), c.get("/v1/evaluations/job-classes")):
+            for r in (
+                c.post("/v1/evaluations", json=example_request(img)),
+                c.get("/v1/evaluations"),
+                c.get(f"/v1/evaluations/{uuid.uuid4()}"),
+                c.get("/v1/evaluations/job-classes"),
+            ):
                 assert r.status_code == 401, r.text
                 assert r.headers["www-authenticate"] == "Bearer"
     with server.client(None, headers={"Authorization": "Basic dG9rLWFscGhhLTAwMDE6"}) as c:
@@ -83,10 +87,14 @@ def test_idempotency_key(server: ServerProcess, alpha: httpx.Client, bravo: http
     # an invalid body does not burn the key
     bad = alpha.post("/v1/evaluations", json={"task_type": "x"}, headers={"Idempotency-Key": "key-2"})
     assert bad.status_code == 422
-    ok = alpha.post("/v1/evaluations", json=example_request(img, client_ref="idem-3"), headers={"Idempotency-Key": "key-2"})
+    ok = alpha.post(
+        "/v1/evaluations", json=example_request(img, client_ref="idem-3"), headers={"Idempotency-Key": "key-2"}
+    )
     assert ok.status_code == 202
     assert alpha.post("/v1/evaluations", json=body, headers={"Idempotency-Key": "has space"}).status_code == 422
-    assert [e["id"] for e in alpha.get("/v1/evaluations", params={"client_ref": "idem-1"}).json()["data"]] == [first.json()["id"]]
+    assert [e["id"] for e in alpha.get("/v1/evaluations", params={"client_ref": "idem-1"}).json()["data"]] == [
+        first.json()["id"]
+    ]
 
 
 def test_idempotency_key_still_being_admitted_is_409(server: ServerProcess, alpha: httpx.Client, img: str) -> None:
@@ -94,7 +102,7 @@ def test_idempotency_key_still_being_admitted_is_409(server: ServerProcess, alph
     # 12 MB upload would have): reserve it in the store the server uses
     alpha_org = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:alpha"))
     body = example_request(img, client_ref="idem-409")
-    from evaluator.server_app import _body_hash
+    from imagejury.service.app import _body_hash
 
     store = Store(server.db)
     try:
@@ -107,11 +115,15 @@ def test_idempotency_key_still_being_admitted_is_409(server: ServerProcess, alph
 
 def test_list_filters_and_cursor_pagination(alpha: httpx.Client, img: str) -> None:
     run_id = str(uuid.uuid4())
-    ids = [alpha.post("/v1/evaluations", json=example_request(img, client_ref="page", run_id=run_id)).json()["id"]
-           for _ in range(3)]
+    ids = [
+        alpha.post("/v1/evaluations", json=example_request(img, client_ref="page", run_id=run_id)).json()["id"]
+        for _ in range(3)
+    ]
     page1 = alpha.get("/v1/evaluations", params={"client_ref": "page", "limit": 2}).json()
     assert [e["id"] for e in page1["data"]] == ids[::-1][:2] and page1["has_more"]
-    page2 = alpha.get("/v1/evaluations", params={"client_ref": "page", "limit": 2, "cursor": page1["next_cursor"]}).json()
+    page2 = alpha.get(
+        "/v1/evaluations", params={"client_ref": "page", "limit": 2, "cursor": page1["next_cursor"]}
+    ).json()
     assert [e["id"] for e in page2["data"]] == [ids[0]] and not page2["has_more"] and page2["next_cursor"] is None
     by_run = alpha.get("/v1/evaluations", params={"run_id": run_id, "status": "pending", "embed": "action"}).json()
     assert sorted(e["id"] for e in by_run["data"]) == sorted(ids) and by_run["data"][0]["judges"] is None
@@ -135,8 +147,11 @@ def test_loopback_callback_refused_when_not_allowed(alpha: httpx.Client, img: st
 
 def test_burst_past_queue_depth_gets_429_with_retry_after(server: ServerProcess, alpha: httpx.Client, img: str) -> None:
     before = alpha.get("/v1/evaluations", params={"status": "pending", "limit": 100}).json()["data"]
-    before += httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer tok-bravo-0002"}).get(
-        "/v1/evaluations", params={"status": "pending", "limit": 100}).json()["data"]
+    before += (
+        httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer tok-bravo-0002"})
+        .get("/v1/evaluations", params={"status": "pending", "limit": 100})
+        .json()["data"]
+    )
     room = QUEUE_DEPTH - len(before)
     assert room > 0
 

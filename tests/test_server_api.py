@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evaluator.webhooks import WebhookVerificationError, verify
+from imagejury.service.webhooks import WebhookVerificationError, verify
 from tests.support.server import (
     WEBHOOK_SECRET,
     HookReceiver,
@@ -144,14 +144,18 @@ def test_corrupt_data_uri_ends_invalid_media(server: ServerProcess, alpha: httpx
         ("https://[::ffff:192.168.1.1]/image.png", "192.168.1.1"),  # private, IPv4-mapped
     ],
 )
-def test_ssrf_targets_are_refused_before_connecting(server: ServerProcess, alpha: httpx.Client, url: str, bad_ip: str) -> None:
+def test_ssrf_targets_are_refused_before_connecting(
+    server: ServerProcess, alpha: httpx.Client, url: str, bad_ip: str
+) -> None:
     eid = alpha.post("/v1/evaluations", json=example_request(url)).json()["id"]
     done = server.wait_terminal(alpha, eid)
     assert done["failure_code"] == "invalid_media"
     assert "not a public address" in done["failure_message"] and bad_ip.split(".")[0] in done["failure_message"]
 
 
-def test_asset_upload_is_an_image_url_scoped_to_the_org(server: ServerProcess, alpha: httpx.Client, bravo: httpx.Client) -> None:
+def test_asset_upload_is_an_image_url_scoped_to_the_org(
+    server: ServerProcess, alpha: httpx.Client, bravo: httpx.Client
+) -> None:
     png = png_bytes("blue", "square")
     r = alpha.post("/v1/asset-uploads", files={"file": ("sq.png", png, "image/png")})
     assert r.status_code == 201, r.text
@@ -159,13 +163,18 @@ def test_asset_upload_is_an_image_url_scoped_to_the_org(server: ServerProcess, a
     assert asset["url"] == f"runflow://assets/{asset['id']}" and asset["size_bytes"] == len(png)
     raw = alpha.post("/v1/asset-uploads", content=png, headers={"content-type": "image/png"})
     assert raw.status_code == 201
-    assert alpha.post("/v1/asset-uploads", content=b"not an image", headers={"content-type": "image/png"}).status_code == 422
+    assert (
+        alpha.post("/v1/asset-uploads", content=b"not an image", headers={"content-type": "image/png"}).status_code
+        == 422
+    )
     assert alpha.post("/v1/asset-uploads", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
 
     mine = alpha.post("/v1/evaluations", json=example_request(asset["url"], generation_prompt="a blue square")).json()
     ref = f"asset://{raw.json()['id']}"
-    with_ref = alpha.post("/v1/evaluations", json=example_request(
-        ref, task_type="product", reference_images=[{"url": asset["url"], "kind": "product"}])).json()
+    with_ref = alpha.post(
+        "/v1/evaluations",
+        json=example_request(ref, task_type="product", reference_images=[{"url": asset["url"], "kind": "product"}]),
+    ).json()
     theirs = bravo.post("/v1/evaluations", json=example_request(asset["url"])).json()
     assert server.wait_terminal(alpha, mine["id"])["status"] == "completed"
     assert server.wait_terminal(alpha, with_ref["id"])["status"] == "completed"
@@ -207,14 +216,24 @@ def test_service_endpoints(server: ServerProcess, alpha: httpx.Client) -> None:
         time.sleep(0.2)
     assert ready.status_code == 200 and ready.json()["worker"] == "embedded"
     text = httpx.get(server.base_url + "/metrics").text
-    for name in ("imagejury_queue_depth", "imagejury_batch_size_bucket", "imagejury_job_seconds_bucket",
-                 "imagejury_evaluations_finished_total", "imagejury_http_request_seconds_bucket",
-                 "imagejury_webhook_attempts_total"):
+    for name in (
+        "imagejury_queue_depth",
+        "imagejury_batch_size_bucket",
+        "imagejury_job_seconds_bucket",
+        "imagejury_evaluations_finished_total",
+        "imagejury_http_request_seconds_bucket",
+        "imagejury_webhook_attempts_total",
+    ):
         assert name in text, name
     assert 'imagejury_evaluations_finished_total{failure_code="",status="completed"}' in text
     classes = {c["code"]: c["price"] for c in alpha.get("/v1/evaluations/job-classes").json()["data"]}
     assert classes == {"standard": "0.012", "quick": "0.004"}
-    assert [s["code"] for s in alpha.get("/v1/evaluations/statuses").json()["data"]] == ["pending", "running", "completed", "failed"]
+    assert [s["code"] for s in alpha.get("/v1/evaluations/statuses").json()["data"]] == [
+        "pending",
+        "running",
+        "completed",
+        "failed",
+    ]
     assert httpx.get(server.base_url + "/v1/evaluations/statuses").status_code == 401
 
 

@@ -28,8 +28,9 @@ MAX_EXAMPLES = 300
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    srv = ServerProcess(tmp_path_factory.mktemp("fuzz"), server={"max_queue_depth": 100_000},
-                        extra_args=["--no-worker"]).start()
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("fuzz"), server={"max_queue_depth": 100_000}, extra_args=["--no-worker"]
+    ).start()
     yield srv
     srv.stop()
 

@@ -15,8 +15,8 @@ import time
 import httpx
 import pytest
 
-from evaluator.store import Store
-from evaluator.webhooks import verify
+from imagejury.service.store import Store
+from imagejury.service.webhooks import verify
 from tests.support.server import (
     WEBHOOK_SECRET,
     HookReceiver,
@@ -39,7 +39,9 @@ SERVER = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    srv = ServerProcess(tmp_path_factory.mktemp("recovery"), server=SERVER, extra_args=["--allow-loopback-urls"]).start()
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("recovery"), server=SERVER, extra_args=["--allow-loopback-urls"]
+    ).start()
     yield srv
     srv.stop()
 
@@ -58,8 +60,10 @@ def test_kill_9_mid_batch_then_restart_completes_each_exactly_once(server: Serve
     try:
         with server.client() as c:
             ids = [
-                c.post("/v1/evaluations", json=example_request(data_uri(png_bytes(color, "circle", size=512, seed=i)),
-                                                                callback_url=rx.url())).json()["id"]
+                c.post(
+                    "/v1/evaluations",
+                    json=example_request(data_uri(png_bytes(color, "circle", size=512, seed=i)), callback_url=rx.url()),
+                ).json()["id"]
                 for i, color in enumerate(["red", "green", "blue", "yellow", "purple", "orange"])
             ]
         # wait for a full batch (4 leased jobs): the worker then starts decoding and judging at once

@@ -10,9 +10,16 @@ import uuid
 
 import pytest
 
-from evaluator.server_config import ServerSettings, org_uuid, parse_tokens
-from evaluator.store import IdempotencyConflict, IdempotencyInProgress, QueueFull, Store, decode_cursor, encode_cursor
-from evaluator.webhooks import WebhookVerificationError, backoff_s, sign, signed_headers, verify
+from imagejury.service.settings import ServerSettings, org_uuid, parse_tokens
+from imagejury.service.store import (
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    QueueFull,
+    Store,
+    decode_cursor,
+    encode_cursor,
+)
+from imagejury.service.webhooks import WebhookVerificationError, backoff_s, sign, signed_headers, verify
 
 # The published Standard Webhooks test vector (also in Svix's docs and libraries).
 VEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -71,12 +78,21 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
 
 
 def test_settings_validate_prices_secret_tokens() -> None:
-    s = ServerSettings.load({"prices": {"standard": "0.012"}}, env={"IMAGEJURY_TOKENS": "tok-one-1111=acme , tok-two-2222=beta"})
+    s = ServerSettings.load(
+        {"prices": {"standard": "0.012"}}, env={"IMAGEJURY_TOKENS": "tok-one-1111=acme , tok-two-2222=beta"}
+    )
     assert s.prices == {"standard": "0.012", "quick": "0"}
     assert s.org_for_token()["tok-one-1111"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:acme"))
-    for bad in ({"prices": {"standard": "-1"}}, {"prices": {"standard": "1.2.3"}}, {"prices": {"gold": "1"}},
-                {"webhook_secret": "nope"}, {"webhook_secret": "whsec_!!"}, {"tokens": {"short": "x"}},
-                {"batch_size": 0}, {"unknown_key": 1}):
+    for bad in (
+        {"prices": {"standard": "-1"}},
+        {"prices": {"standard": "1.2.3"}},
+        {"prices": {"gold": "1"}},
+        {"webhook_secret": "nope"},
+        {"webhook_secret": "whsec_!!"},
+        {"tokens": {"short": "x"}},
+        {"batch_size": 0},
+        {"unknown_key": 1},
+    ):
         with pytest.raises(ValueError):
             ServerSettings.load(bad, env={})
     with pytest.raises(ValueError, match="TOKEN=ORG"):
@@ -95,8 +111,19 @@ def _admit(store: Store, n: int = 1, depth: int = 100, **kw) -> list[str]:  # ty
     ids = []
     for _ in range(n):
         eid = str(uuid.uuid4())
-        store.admit(evaluation_id=eid, org_id="o", request_json="{}", result_json="{}", job_class="standard",
-                    client_ref=None, run_id=None, cost="0", job_timeout_s=60, max_queue_depth=depth, **kw)
+        store.admit(
+            evaluation_id=eid,
+            org_id="o",
+            request_json="{}",
+            result_json="{}",
+            job_class="standard",
+            client_ref=None,
+            run_id=None,
+            cost="0",
+            job_timeout_s=60,
+            max_queue_depth=depth,
+            **kw,
+        )
         ids.append(eid)
     return ids
 
@@ -133,8 +160,14 @@ def test_expired_lease_goes_back_and_only_the_holder_may_finish(tmp_path) -> Non
     (again,) = store.claim("alive", 1, lease_s=30)
     assert again.id == eid and again.claims == 2
     assert not store.finish("dead", eid, status="completed", failure_code=None, result_json="{}", outbox=None)
-    assert store.finish("alive", eid, status="completed", failure_code=None, result_json="{}",
-                        outbox=("msg_1", "evaluation.completed", "https://example.com/h", "{}"))
+    assert store.finish(
+        "alive",
+        eid,
+        status="completed",
+        failure_code=None,
+        result_json="{}",
+        outbox=("msg_1", "evaluation.completed", "https://example.com/h", "{}"),
+    )
     assert not store.finish("alive", eid, status="completed", failure_code=None, result_json="{}", outbox=None)
     row = store.get_any(eid)
     assert row["completions"] == 1 and row["status"] == "completed"
@@ -160,7 +193,7 @@ def test_queue_depth_and_idempotency_states(tmp_path) -> None:  # type: ignore[n
 
 
 def test_webhook_payload_is_json_with_type_and_data() -> None:
-    from evaluator.webhooks import event_payload
+    from imagejury.service.webhooks import event_payload
 
     body = json.loads(event_payload("evaluation.completed", {"id": "x"}, "2026-01-01T00:00:00Z"))
     assert body == {"type": "evaluation.completed", "timestamp": "2026-01-01T00:00:00Z", "data": {"id": "x"}}
@@ -170,8 +203,14 @@ class _Settings:
     """The webhook fields of ServerSettings (the real class, trimmed to what the sender reads)."""
 
     def __init__(self, allow_loopback: bool) -> None:
-        s = ServerSettings(webhook_secret=VEC_SECRET, allow_loopback_callbacks=allow_loopback, webhook_max_attempts=2,
-                           webhook_backoff_base_s=0.01, webhook_backoff_max_s=0.02, webhook_timeout_s=2)
+        s = ServerSettings(
+            webhook_secret=VEC_SECRET,
+            allow_loopback_callbacks=allow_loopback,
+            webhook_max_attempts=2,
+            webhook_backoff_base_s=0.01,
+            webhook_backoff_max_s=0.02,
+            webhook_timeout_s=2,
+        )
         self.__dict__.update(s.model_dump())
         self.webhook_key = s.webhook_key
 
@@ -179,15 +218,21 @@ class _Settings:
 def _outbox_row(store: Store, url: str) -> str:
     (eid,) = _admit(store)
     store.claim("w", 1, lease_s=30)
-    assert store.finish("w", eid, status="completed", failure_code=None, result_json="{}",
-                        outbox=("msg_" + eid[:8], "evaluation.completed", url, '{"data":{}}'))
+    assert store.finish(
+        "w",
+        eid,
+        status="completed",
+        failure_code=None,
+        result_json="{}",
+        outbox=("msg_" + eid[:8], "evaluation.completed", url, '{"data":{}}'),
+    )
     return eid
 
 
 def test_sender_refuses_private_callbacks_and_does_not_follow_redirects(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from evaluator.webhooks import WebhookSender
+    from imagejury.service.webhooks import WebhookSender
 
     hits: list[str] = []
 
@@ -224,7 +269,7 @@ def test_sender_refuses_private_callbacks_and_does_not_follow_redirects(tmp_path
 
 
 def test_serve_with_a_bad_server_section_is_a_clear_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from evaluator.cli import main
+    from imagejury.cli import main
 
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[server]\nprices = {standard = "cheap"}\n')

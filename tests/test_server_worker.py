@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from evaluator.config import EvaluatorConfig
-from evaluator.pipeline import Evaluator
-from evaluator.schema import EvaluationRequest
-from evaluator.server_config import ServerSettings
-from evaluator.server_views import pending_evaluation, row_to_api
-from evaluator.store import Store
-from evaluator.worker import Worker
+from imagejury.core.config import EvaluatorConfig
+from imagejury.core.pipeline import Evaluator
+from imagejury.core.schema import EvaluationRequest
+from imagejury.service.settings import ServerSettings
+from imagejury.service.store import Store
+from imagejury.service.views import pending_evaluation, row_to_api
+from imagejury.service.worker import Worker
 from tests.support.server import data_uri, example_request, png_bytes
 
 
@@ -39,22 +39,46 @@ def _config() -> EvaluatorConfig:
 
 
 def _submit(store: Store, settings: ServerSettings, **overrides: Any) -> str:
-    req = EvaluationRequest.model_validate(example_request(data_uri(png_bytes()), **overrides),
-                                           context={"allow_loopback_callbacks": True})
+    req = EvaluationRequest.model_validate(
+        example_request(data_uri(png_bytes()), **overrides), context={"allow_loopback_callbacks": True}
+    )
     eid, now = str(uuid.uuid4()), time.time()
-    pending = pending_evaluation(req, evaluation_id=eid, org_id="11111111-1111-1111-1111-111111111111", created_at=now,
-                                 cost="0", attempt_number=1, parent_id=None)
-    store.admit(evaluation_id=eid, org_id="11111111-1111-1111-1111-111111111111", request_json=req.model_dump_json(),
-                result_json=pending.model_dump_json(), job_class="standard", client_ref=None, run_id=None, cost="0",
-                job_timeout_s=settings.job_timeout_s, max_queue_depth=100, now=now)
+    pending = pending_evaluation(
+        req,
+        evaluation_id=eid,
+        org_id="11111111-1111-1111-1111-111111111111",
+        created_at=now,
+        cost="0",
+        attempt_number=1,
+        parent_id=None,
+    )
+    store.admit(
+        evaluation_id=eid,
+        org_id="11111111-1111-1111-1111-111111111111",
+        request_json=req.model_dump_json(),
+        result_json=pending.model_dump_json(),
+        job_class="standard",
+        client_ref=None,
+        run_id=None,
+        cost="0",
+        job_timeout_s=settings.job_timeout_s,
+        max_queue_depth=100,
+        now=now,
+    )
     return eid
 
 
 @pytest.fixture()
 def parts(tmp_path):  # type: ignore[no-untyped-def]
-    settings = ServerSettings(db_path=tmp_path / "w.db", job_timeout_s=0.5, batch_max_wait_s=0, lease_seconds=30,
-                              warmup_job_classes=[], webhook_secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
-                              allow_loopback_callbacks=True)
+    settings = ServerSettings(
+        db_path=tmp_path / "w.db",
+        job_timeout_s=0.5,
+        batch_max_wait_s=0,
+        lease_seconds=30,
+        warmup_job_classes=[],
+        webhook_secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+        allow_loopback_callbacks=True,
+    )
     store = Store(settings.db_path, synchronous="NORMAL")
     ev = SlowEvaluator(_config(), allow_local_paths=False)
     worker = Worker(store, settings, _config(), evaluator=ev)

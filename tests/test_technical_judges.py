@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import models.quality.signals as signals_mod
-from judges.features import FeatureCache
-from judges.technical_quality import TechnicalQualityJudge
-from judges.technical_signals import TechnicalSignalsJudge, parse_aspect_ratio, requested_size
-from judges.types import Directives, JudgeItem
-from models.provider import ModelSet
-from models.registry import ModelRegistry
-from models.settings import ModelSettings
+import imagejury.models.quality.signals as signals_mod
+from imagejury.judges.features import FeatureCache
+from imagejury.judges.technical_quality import TechnicalQualityJudge
+from imagejury.judges.technical_signals import TechnicalSignalsJudge, parse_aspect_ratio, requested_size
+from imagejury.judges.types import Directives, JudgeItem
+from imagejury.models.provider import ModelSet
+from imagejury.models.registry import ModelRegistry
+from imagejury.models.settings import ModelSettings
 from tests.support import photos
 
 

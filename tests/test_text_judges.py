@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from judges.aesthetics import AestheticsJudge, load_aesthetic_head
-from judges.attributes import AttributesJudge
-from judges.features import FeatureCache
-from judges.instructions import InstructionsJudge
-from judges.prompt_adherence import WHOLE, PromptAdherenceJudge
-from judges.safety import SafetyJudge
-from judges.types import Directives, JudgeItem
-from models.errors import ModelError, ModelUnavailableError
-from models.provider import ModelSet
-from models.registry import ModelRegistry
-from models.settings import ModelSettings
+from imagejury.judges.aesthetics import AestheticsJudge, load_aesthetic_head
+from imagejury.judges.attributes import AttributesJudge
+from imagejury.judges.features import FeatureCache
+from imagejury.judges.instructions import InstructionsJudge
+from imagejury.judges.prompt_adherence import WHOLE, PromptAdherenceJudge
+from imagejury.judges.safety import SafetyJudge
+from imagejury.judges.types import Directives, JudgeItem
+from imagejury.models.errors import ModelError, ModelUnavailableError
+from imagejury.models.provider import ModelSet
+from imagejury.models.registry import ModelRegistry
+from imagejury.models.settings import ModelSettings
 from tests.support import shapes
 from tests.support.clip_fixtures import TINY_CLIP_DIR, TINY_CLIP_SOURCE
 
@@ -68,7 +68,11 @@ def test_prompt_adherence_right_passes_wrong_fails_and_names_the_sub_point(model
     items, expect = [], []
     for s in held_out:
         wc, ws = _wrong(shapes.COLORS, s.color, rng), _wrong(shapes.SHAPES, s.shape, rng)
-        for colour, shape, want in ((s.color, s.shape, None), (wc, s.shape, "wrong_attribute"), (s.color, ws, "missing_element")):
+        for colour, shape, want in (
+            (s.color, s.shape, None),
+            (wc, s.shape, "wrong_attribute"),
+            (s.color, ws, "missing_element"),
+        ):
             items.append(_item(s, cache, prompt=shapes.caption(colour, shape)))
             expect.append(want)
     results = judge.judge(items)
@@ -105,7 +109,9 @@ def test_attributes_colour_passes_and_fails(model_set, held_out, shared) -> None
 
 def test_attributes_never_guess_unknown_or_non_visual_keys(model_set, held_out) -> None:
     judge = AttributesJudge({"vocabulary": VOCAB}, model_set=model_set)
-    r = judge.judge([_item(held_out[0], FeatureCache(), attributes={"width": 64, "seed": 3, "mood_ring": "teal", "color": 5})])[0]
+    r = judge.judge(
+        [_item(held_out[0], FeatureCache(), attributes={"width": 64, "seed": 3, "mood_ring": "teal", "color": 5})]
+    )[0]
     assert r.sub_points_evaluated == 0 and r.weight == 0.0
     for word in ("'width'", "technical_signals", "'seed'", "'mood_ring'", "unknown attribute key", "not a word"):
         assert word in r.reasoning
@@ -121,7 +127,9 @@ def test_no_blue_shapes_fails_an_image_with_a_blue_shape(model_set) -> None:
     for k in range(60):
         colour = "blue" if k % 2 == 0 else _wrong(shapes.COLORS, "blue", rng)
         shape = shapes.SHAPES[k % 4]
-        items.append(_item(shapes.render(colour, shape, rng), cache, instructions="No blue shapes. Ignore the background."))
+        items.append(
+            _item(shapes.render(colour, shape, rng), cache, instructions="No blue shapes. Ignore the background.")
+        )
         truth.append(colour != "blue")
     results = judge.judge(items)
     accuracy = float(np.mean([r.passed == t for r, t in zip(results, truth)]))
@@ -206,7 +214,10 @@ def test_directives_skip_ignored_aspects(model_set, held_out) -> None:
     plain = judge.judge([_item(s, FeatureCache(), prompt=prompt)])[0]
     ignoring = judge.judge([_item(s, FeatureCache(), prompt=prompt, directives=Directives(ignore={"colour"}))])[0]
     # with colour ignored only shape foils remain, so the right shape in the wrong colour is accepted
-    assert all(f not in ignoring.sub_point_results[prompt]["top_foils"] for f in [shapes.caption(c, s.shape) for c in shapes.COLORS])
+    assert all(
+        f not in ignoring.sub_point_results[prompt]["top_foils"]
+        for f in [shapes.caption(c, s.shape) for c in shapes.COLORS]
+    )
     assert ignoring.sub_point_results[prompt]["foils_scored"] == len(shapes.SHAPES) - 1
     assert plain.sub_point_results[prompt]["foils_scored"] == len(shapes.COLORS) - 1 + len(shapes.SHAPES) - 1
 
@@ -231,7 +242,9 @@ def test_nothing_checkable_is_not_voted(model_set, held_out) -> None:
 def test_safety_gate_plumbing_with_a_test_concept(model_set) -> None:
     """Zero-shot safety cannot be validated on shapes; this shows a hit writes the gate row."""
     others = [shapes.caption(c, s) for c, s in shapes.CLASSES if (c, s) != ("red", "circle")]
-    judge = SafetyJudge({"unsafe_concepts": {"test_concept": ["a red circle"]}, "safe_concepts": others}, model_set=model_set)
+    judge = SafetyJudge(
+        {"unsafe_concepts": {"test_concept": ["a red circle"]}, "safe_concepts": others}, model_set=model_set
+    )
     rng = np.random.default_rng(10)
     cache = FeatureCache()
     reds = [_item(shapes.render("red", "circle", rng), cache) for _ in range(8)]
@@ -240,7 +253,11 @@ def test_safety_gate_plumbing_with_a_test_concept(model_set) -> None:
     tripped = [r for r in res[:8] if not r.passed]
     assert len(tripped) >= 7
     g = tripped[0].gate_failures[0]
-    assert (g.output_key, g.module) == ("image", "safety") and "test_concept" in g.reason and "not a certified classifier" in g.reason
+    assert (
+        (g.output_key, g.module) == ("image", "safety")
+        and "test_concept" in g.reason
+        and "not a certified classifier" in g.reason
+    )
     assert all(r.passed and not r.gate_failures for r in res[8:])
     assert SafetyJudge.is_gate
 
@@ -278,7 +295,11 @@ def test_aesthetic_head_loads_scores_and_checks_shapes(model_set, held_out, tmp_
     big = tmp_path / "l14.pth"
     torch.save(_laion_mlp_state(768), big)
     with pytest.raises(ModelError, match=r"768-d.*64-d|768.*ViT-L-14"):
-        AestheticsJudge(model_set=ModelSet(ModelSettings(clip=TINY_CLIP_SOURCE, aesthetic_head=str(big)), registry=model_set.registry)).warmup()
+        AestheticsJudge(
+            model_set=ModelSet(
+                ModelSettings(clip=TINY_CLIP_SOURCE, aesthetic_head=str(big)), registry=model_set.registry
+            )
+        ).warmup()
 
     # broken chains and unknown layouts are refused, a missing file is ModelUnavailable
     state = _laion_mlp_state(dim)

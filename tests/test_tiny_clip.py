@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from models.clip_loader import locate_embedder
-from models.interfaces import ImageTextEmbedder
+from imagejury.models.clip.sources import locate_embedder
+from imagejury.models.interfaces import ImageTextEmbedder
 from tests.support import shapes
 from tests.support.clip_fixtures import TINY_CLIP_DIR, TINY_CLIP_SOURCE, tiny_clip  # noqa: F401
 
@@ -29,7 +29,7 @@ def test_checkpoint_is_open_clip_folder_format_and_small():
     from safetensors import safe_open
 
     with safe_open(str(weights), "pt") as f:
-        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
     assert "F16" in dtypes and "F32" not in dtypes
 
 

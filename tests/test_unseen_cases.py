@@ -20,17 +20,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluator.action import _improved_prompt, decide_action
-from evaluator.aggregate import aggregate
-from evaluator.cli import EXIT_INVALID, main
-from evaluator.manifest import parse_scalar
-from evaluator.config import EvaluatorConfig
-from evaluator.errors import InvalidRequestError
-from evaluator.manifest import iter_image_files, open_manifest
-from evaluator.pipeline import Evaluator
-from evaluator.schema import GENERATION_PROMPT_MAX, EvaluationRequest
-from judges.features import FeatureCache
-from judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
+from imagejury.batch.manifest import iter_image_files, open_manifest, parse_scalar
+from imagejury.cli import EXIT_INVALID, main
+from imagejury.core.config import EvaluatorConfig
+from imagejury.core.pipeline import Evaluator
+from imagejury.core.schema import GENERATION_PROMPT_MAX, EvaluationRequest
+from imagejury.core.verdict.action import _improved_prompt, decide_action
+from imagejury.core.verdict.aggregate import aggregate
+from imagejury.errors import InvalidRequestError
+from imagejury.judges.features import FeatureCache
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
 from tests.support import shapes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +49,9 @@ def _shape(color: str, shape: str, seed: int) -> Image.Image:
 
 
 # ---------------------------------------------------------------- model flags are validated up front
-@pytest.mark.parametrize("overrides", [{"device": "tpu"}, {"device": "cuda:x"}, {"torch_threads": -1}, {"dtype": "int8"}])
+@pytest.mark.parametrize(
+    "overrides", [{"device": "tpu"}, {"device": "cuda:x"}, {"torch_threads": -1}, {"dtype": "int8"}]
+)
 def test_bad_model_flags_are_refused_when_the_config_is_built(overrides):
     with pytest.raises(ValueError):
         EvaluatorConfig().with_overrides(**overrides)
@@ -78,9 +79,20 @@ def test_models_command_bad_flag_is_exit_2(capsys):
 
 
 # ---------------------------------------------------------------- --attr values
-@pytest.mark.parametrize("raw, value", [("3", 3), ("1.5", 1.5), ("true", True), ("corporate", "corporate"),
-                                        ("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"),
-                                        ("1e400", "1e400"), ("[1, 2]", "[1, 2]")])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        ("3", 3),
+        ("1.5", 1.5),
+        ("true", True),
+        ("corporate", "corporate"),
+        ("NaN", "NaN"),
+        ("Infinity", "Infinity"),
+        ("-Infinity", "-Infinity"),
+        ("1e400", "1e400"),
+        ("[1, 2]", "[1, 2]"),
+    ],
+)
 def test_attr_values_never_become_non_finite_numbers(raw, value):
     got = parse_scalar(raw)  # the --attr parser, shared with CSV attribute cells
     assert got == value and type(got) is type(value)
@@ -90,9 +102,16 @@ def test_attr_values_never_become_non_finite_numbers(raw, value):
 # ---------------------------------------------------------------- improved prompt fits the request limit
 def _failed_prompt_result() -> JudgeResult:
     return JudgeResult(
-        name="prompt_adherence", category="prompt_adherence", passed=False, confidence=0.9, weight=1.0,
-        reasoning="missing", issues=[JudgeIssue("missing_element", "missing 'a red hat'", target="a red hat"),
-                                     JudgeIssue("prohibited_element", "shows text", target="text")],
+        name="prompt_adherence",
+        category="prompt_adherence",
+        passed=False,
+        confidence=0.9,
+        weight=1.0,
+        reasoning="missing",
+        issues=[
+            JudgeIssue("missing_element", "missing 'a red hat'", target="a red hat"),
+            JudgeIssue("prohibited_element", "shows text", target="text"),
+        ],
     )
 
 
@@ -120,7 +139,7 @@ def test_directory_batch_names_the_images_it_cannot_grade(tmp_path, caplog):
     img.save(tmp_path / "a.gif")
     img.save(tmp_path / "c.bmp")
     (tmp_path / "notes.txt").write_text("not an image")
-    with caplog.at_level(logging.WARNING, logger="evaluator.manifest"):
+    with caplog.at_level(logging.WARNING, logger="imagejury.batch.manifest"):
         manifest = open_manifest(tmp_path, shared={"task_type": "x"})
         assert manifest.count_rows() == 1
         assert not caplog.records  # counting rows does not warn
@@ -141,30 +160,33 @@ def tiny_evaluator() -> Evaluator:
 
 
 def test_reference_similarity_numbers_references_by_their_place_in_the_request(tiny_evaluator):
-    from judges.reference_similarity import ReferenceSimilarityJudge
+    from imagejury.judges.reference_similarity import ReferenceSimilarityJudge
 
     judge = ReferenceSimilarityJudge(model_set=tiny_evaluator.model_set("standard"))
     judge.warmup()
     img = _shape("yellow", "square", 1)
     key = lambda im: str(hash(im.tobytes()))  # noqa: E731
     face = Image.new("RGB", (64, 64), (128, 128, 128))
-    refs = [Reference("identity", face, key=key(face)),  # reference_images[0]: not this judge's
-            Reference("object", img, key=key(img)),  # [1]: matches
-            Reference("background", _shape("green", "cross", 2), key="bg")]  # [2]: does not
+    refs = [
+        Reference("identity", face, key=key(face)),  # reference_images[0]: not this judge's
+        Reference("object", img, key=key(img)),  # [1]: matches
+        Reference("background", _shape("green", "cross", 2), key="bg"),
+    ]  # [2]: does not
     item = JudgeItem(item_id="i", image=img, image_key=key(img), references=refs, features=FeatureCache())
     (res,) = judge.judge([item])
     assert set(res.sub_point_results) == {"reference_2_object", "reference_3_background"}
     if not res.passed:  # the tiny CLIP tells a green cross from a yellow square
         assert "background reference 3" in res.reasoning and "reference 2" not in res.reasoning.replace(
-            "background reference 3", "")
+            "background reference 3", ""
+        )
 
 
 def test_identity_numbers_references_by_their_place_in_the_request():
     pytest.importorskip("dlib", reason="dlib-bin provides the dlib face backend")
-    from judges.identity import IdentityJudge
-    from models.errors import ModelUnavailableError
-    from models.provider import ModelSet
-    from models.settings import ModelSettings
+    from imagejury.judges.identity import IdentityJudge
+    from imagejury.models.errors import ModelUnavailableError
+    from imagejury.models.provider import ModelSet
+    from imagejury.models.settings import ModelSettings
     from tests.support import faces as F
 
     judge = IdentityJudge(model_set=ModelSet(ModelSettings(face_backend="dlib")))
@@ -174,11 +196,19 @@ def test_identity_numbers_references_by_their_place_in_the_request():
         pytest.skip(str(exc))
     astro = F.astronaut()
     blank = Image.new("RGB", (128, 128), (90, 90, 90))
-    refs = [Reference("garment", astro, key=F.content_key(astro)),  # reference_images[0]
-            Reference("identity", blank, key=F.content_key(blank)),  # [1]: no face
-            Reference("identity", astro, key=F.content_key(astro))]  # [2]: the same person
-    item = JudgeItem(item_id="i", image=astro, image_key=F.content_key(astro), task_type="headshot",
-                     references=refs, features=FeatureCache())
+    refs = [
+        Reference("garment", astro, key=F.content_key(astro)),  # reference_images[0]
+        Reference("identity", blank, key=F.content_key(blank)),  # [1]: no face
+        Reference("identity", astro, key=F.content_key(astro)),
+    ]  # [2]: the same person
+    item = JudgeItem(
+        item_id="i",
+        image=astro,
+        image_key=F.content_key(astro),
+        task_type="headshot",
+        references=refs,
+        features=FeatureCache(),
+    )
     (res,) = judge.judge([item])
     assert res.passed
     assert "reference 2: no face found, excluded" in res.reasoning
@@ -222,7 +252,12 @@ def test_evaluate_many_mixed_batch_keeps_order_and_fails_only_the_bad_items(tiny
     assert [e.client_ref for e in out] == ["0", "1", "2", "3", "4"]
     assert [e.status.value for e in out] == ["completed", "failed", "completed", "failed", "completed"]
     assert [getattr(e.failure_code, "value", e.failure_code) for e in out] == [
-        None, "invalid_media", None, "invalid_media", None]
+        None,
+        "invalid_media",
+        None,
+        "invalid_media",
+        None,
+    ]
     assert out[2].job_class.value == "quick" and out[0].job_class.value == "standard"
     assert out[0].weighted_pass_rate == out[4].weighted_pass_rate  # duplicates agree
     for e in out:
@@ -230,28 +265,41 @@ def test_evaluate_many_mixed_batch_keeps_order_and_fails_only_the_bad_items(tiny
 
 
 # ---------------------------------------------------------------- rubric: negated and excepted ignores
-@pytest.mark.parametrize("text", ["don't ignore the background", "do not ignore the background", "Never skip the background",
-                                  "you can't ignore the background", "don’t ignore the background"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "don't ignore the background",
+        "do not ignore the background",
+        "Never skip the background",
+        "you can't ignore the background",
+        "don’t ignore the background",
+    ],
+)
 def test_a_negated_ignore_ignores_nothing(text):
-    from judges.rubric import parse_directives
+    from imagejury.judges.rubric import parse_directives
 
     d = parse_directives(text)  # before: read as "ignore background"
     assert d.ignore == set()
     assert any("negated" in n for n in d.notes)
 
 
-@pytest.mark.parametrize("text, kept", [("ignore everything except the face", {"face"}),
-                                        ("Ignore all but the lighting and the face", {"lighting", "face"}),
-                                        ("ignore everything other than the identity", {"identity"})])
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        ("ignore everything except the face", {"face"}),
+        ("Ignore all but the lighting and the face", {"lighting", "face"}),
+        ("ignore everything other than the identity", {"identity"}),
+    ],
+)
 def test_ignore_everything_except_x_keeps_x(text, kept):
-    from judges.rubric import parse_directives
+    from imagejury.judges.rubric import parse_directives
 
     d = parse_directives(text)  # before: "ignore everything except the face" ignored the face
     assert d.ignore == set() and d.prioritise == kept
 
 
 def test_ignore_with_an_exception_ignores_only_the_head():
-    from judges.rubric import parse_directives
+    from imagejury.judges.rubric import parse_directives
 
     assert parse_directives("ignore the background except the colour").ignore == {"background"}
     assert parse_directives("ignore the text but not the logo").ignore == set()
@@ -264,30 +312,43 @@ def test_headshot_rubric_ignore_everything_but_the_face_still_checks_identity(ti
     from tests.support import faces as F
 
     img = _png_uri(F.astronaut().resize((256, 256)))
-    req = {"generated_image_url": img, "task_type": "headshot", "job_class": "quick",
-           "evaluation_instructions": "ignore everything except the face",
-           "reference_images": [{"url": img, "kind": "identity"}]}
+    req = {
+        "generated_image_url": img,
+        "task_type": "headshot",
+        "job_class": "quick",
+        "evaluation_instructions": "ignore everything except the face",
+        "reference_images": [{"url": img, "kind": "identity"}],
+    }
     e = tiny_evaluator.evaluate(req)
     names = [j.name for j in e.judges]
     assert "identity" in names and "headshot" in names
     assert e.check_summary["ignored_by_rubric"] == []
 
 
-@pytest.mark.parametrize("text, ignored", [("ignore background, text and lighting", {"background", "text", "lighting"}),
-                                           ("ignore the background, the face must be sharp", {"background"}),
-                                           ("ignore the background, focus on the face", {"background"})])
+@pytest.mark.parametrize(
+    "text, ignored",
+    [
+        ("ignore background, text and lighting", {"background", "text", "lighting"}),
+        ("ignore the background, the face must be sharp", {"background"}),
+        ("ignore the background, focus on the face", {"background"}),
+    ],
+)
 def test_ignore_reads_a_plain_list_of_aspects_after_a_comma(text, ignored):
-    from judges.rubric import parse_directives
+    from imagejury.judges.rubric import parse_directives
 
     # before: only the first item ("background") was ignored
     assert parse_directives(text).ignore == ignored
 
 
-@pytest.mark.parametrize("cell, value", [("NaN", "NaN"), ("Infinity", "Infinity"), ("1e400", "1e400"), ("2", 2), ("false", False)])
+@pytest.mark.parametrize(
+    "cell, value", [("NaN", "NaN"), ("Infinity", "Infinity"), ("1e400", "1e400"), ("2", 2), ("false", False)]
+)
 def test_csv_attribute_cells_never_become_non_finite_numbers(cell, value):
-    from evaluator.manifest import table_row_to_request
+    from imagejury.batch.manifest import table_row_to_request
 
-    got = table_row_to_request({"generated_image_url": "a.png", "task_type": "x", "attr_k": cell})["input_attributes"]["k"]
+    got = table_row_to_request({"generated_image_url": "a.png", "task_type": "x", "attr_k": cell})["input_attributes"][
+        "k"
+    ]
     assert got == value and type(got) is type(value)
 
 
@@ -296,19 +357,28 @@ def test_csv_attribute_cells_never_become_non_finite_numbers(cell, value):
 def api_only(tmp_path_factory):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from evaluator.server_app import create_app
-    from evaluator.server_config import ServerSettings
+    from imagejury.service.app import create_app
+    from imagejury.service.settings import ServerSettings
 
     folder = tmp_path_factory.mktemp("unseen_api")
-    settings = ServerSettings.load({"tokens": {"tok-unseen-0001": "unseen"}}, env={}, db_path=folder / "db.sqlite",
-                                   embedded_worker=False)
+    settings = ServerSettings.load(
+        {"tokens": {"tok-unseen-0001": "unseen"}}, env={}, db_path=folder / "db.sqlite", embedded_worker=False
+    )
     with TestClient(create_app(EvaluatorConfig(), settings)) as client:
         client.headers["Authorization"] = "Bearer tok-unseen-0001"
         yield client
 
 
-@pytest.mark.parametrize("value, says", [("NaN", "NaN"), ("-Infinity", "Infinity"), ("1e400", "1e400"),
-                                         ("9" * 5000, "digits"), ("[" * 50_000 + "]" * 50_000, "nested")])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("NaN", "NaN"),
+        ("-Infinity", "Infinity"),
+        ("1e400", "1e400"),
+        ("9" * 5000, "digits"),
+        ("[" * 50_000 + "]" * 50_000, "nested"),
+    ],
+)
 def test_submit_refuses_non_json_numbers_and_absurd_nesting_with_422(api_only, value, says):
     # before: NaN / 1e400 were admitted (and could only come back out as invalid JSON);
     # a 5,000-digit integer or 50,000 nested arrays answered 500
@@ -321,7 +391,7 @@ def test_submit_refuses_non_json_numbers_and_absurd_nesting_with_422(api_only, v
 
 def test_submit_still_takes_ordinary_numbers(api_only):
     img = _png_uri(Image.new("RGB", (8, 8), (1, 2, 3)))
-    body = {"generated_image_url": img, "task_type": "x", "input_attributes": {"a": 1.5e300, "b": 10 ** 40, "c": -0.0}}
+    body = {"generated_image_url": img, "task_type": "x", "input_attributes": {"a": 1.5e300, "b": 10**40, "c": -0.0}}
     r = api_only.post("/v1/evaluations", json=body)
     assert r.status_code == 202, r.text
 
@@ -337,23 +407,33 @@ def test_csv_row_with_surplus_cells_is_a_rejected_row_not_a_crash(tmp_path):
 
 def test_data_uri_base64_wrapped_in_lines_is_decoded(tmp_path):
     # `base64 photo.png` wraps at 76 columns; before, such a data URI was "not valid base64"
-    from evaluator.errors import InvalidMediaError
-    from evaluator.media import MediaLimits, load_request_images
+    from imagejury.core.intake.media import MediaLimits, load_request_images
+    from imagejury.errors import InvalidMediaError
 
     buf = io.BytesIO()
     _shape("red", "circle", 9).save(buf, "PNG")
     text = base64.b64encode(buf.getvalue()).decode()
-    wrapped = "\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + "\r\n"
-    req = EvaluationRequest.model_validate({"generated_image_url": "data:image/png;base64," + wrapped, "task_type": "x"})
+    wrapped = "\n".join(text[i : i + 76] for i in range(0, len(text), 76)) + "\r\n"
+    req = EvaluationRequest.model_validate(
+        {"generated_image_url": "data:image/png;base64," + wrapped, "task_type": "x"}
+    )
     main_img, _ = load_request_images(req, MediaLimits())
     assert main_img.image.size == (64, 64)
-    bad = EvaluationRequest.model_validate({"generated_image_url": "data:image/png;base64,iVBOR!!!\n", "task_type": "x"})
+    bad = EvaluationRequest.model_validate(
+        {"generated_image_url": "data:image/png;base64,iVBOR!!!\n", "task_type": "x"}
+    )
     with pytest.raises(InvalidMediaError, match="not valid base64"):
         load_request_images(bad, MediaLimits())
 
 
-@pytest.mark.parametrize("flags, says", [(["--job-class", "turbo"], "job_class"), (["--task-type", "x" * 101], "task_type"),
-                                         (["--prompt", "p" * 10_001], "generation_prompt")])
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--job-class", "turbo"], "job_class"),
+        (["--task-type", "x" * 101], "task_type"),
+        (["--prompt", "p" * 10_001], "generation_prompt"),
+    ],
+)
 def test_batch_bad_shared_flag_is_one_error_before_any_row(tmp_path, capsys, flags, says):
     # before: exit 0 and one identical "rejected" row per image
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")

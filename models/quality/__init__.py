@@ -1,6 +1,6 @@
 """No-reference image-quality scorers: BRISQUE, NIQE, PIQE, pixel signals, CLIP-IQA.
 
-``create_scorer(name)`` builds one (the registry in ``models.provider`` caches it);
+``create_scorer(name)`` builds one (the registry in ``imagejury.models.provider`` caches it);
 ``locate_scorers()`` says which are usable here and from where, without scoring.
 CLIP-IQA is the exception: it runs on a CLIP the caller already has, so it is built
 with ``ClipIQAScorer(embedder)`` and not by name.
@@ -8,9 +8,9 @@ with ``ClipIQAScorer(embedder)`` and not by name.
 
 from __future__ import annotations
 
-from models.errors import ModelUnavailableError
-from models.interfaces import QualityScorer
-from models.quality.signals import SIGNALS
+from imagejury.models.errors import ModelUnavailableError
+from imagejury.models.interfaces import QualityScorer
+from imagejury.models.quality.signals import SIGNALS
 
 NSS_SCORERS = ("brisque", "niqe", "piqe")
 SCORER_NAMES = NSS_SCORERS + ("signals",) + tuple(SIGNALS)
@@ -20,29 +20,29 @@ def create_scorer(name: str) -> QualityScorer:
     """Build the scorer called ``name`` (see ``SCORER_NAMES``)."""
     key = name.lower().strip()
     if key == "brisque":
-        from models.quality.brisque import BrisqueScorer
+        from imagejury.models.quality.brisque import BrisqueScorer
 
         return BrisqueScorer()
     if key == "niqe":
-        from models.quality.niqe import NiqeScorer
+        from imagejury.models.quality.niqe import NiqeScorer
 
         return NiqeScorer()
     if key == "piqe":
-        from models.quality.piqe import PiqeScorer
+        from imagejury.models.quality.piqe import PiqeScorer
 
         return PiqeScorer()
     if key == "signals":
-        from models.quality.signals import AllSignalsScorer
+        from imagejury.models.quality.signals import AllSignalsScorer
 
         return AllSignalsScorer()
     if key in SIGNALS:
-        from models.quality.signals import signal_scorer
+        from imagejury.models.quality.signals import signal_scorer
 
         return signal_scorer(key)
     if key == "clip_iqa" or key.startswith("clip_iqa"):
         raise ValueError(
             "clip_iqa runs on a CLIP model: build it with "
-            "models.quality.clip_iqa.ClipIQAScorer(model_set.embedder())"
+            "imagejury.models.quality.clip_iqa.ClipIQAScorer(model_set.embedder())"
         )
     raise ValueError(f"unknown quality scorer '{name}' (known: {', '.join(SCORER_NAMES)}, clip_iqa)")
 
@@ -51,14 +51,14 @@ def locate_scorers() -> list[tuple[str, bool, str]]:
     """(name, available, where) for every scorer, cheaply (no scoring, no big loads)."""
     rows: list[tuple[str, bool, str]] = []
     try:
-        from models.quality.brisque import locate_brisque_model
+        from imagejury.models.quality.brisque import locate_brisque_model
 
         svm, _ = locate_brisque_model()
         rows.append(("brisque", True, str(svm.parent)))
     except ModelUnavailableError as exc:
         rows.append(("brisque", False, str(exc)))
     try:
-        from models.quality.niqe import locate_niqe_params
+        from imagejury.models.quality.niqe import locate_niqe_params
 
         rows.append(("niqe", True, str(locate_niqe_params())))
     except ModelUnavailableError as exc:

@@ -19,16 +19,24 @@ from __future__ import annotations
 import importlib.util
 import logging
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from models.errors import ModelUnavailableError
-from models.interfaces import QualityScore
-from models.quality._common import DEFAULT_MAX_SIDE, aggd_fit, ggd_fit, gray255, mscn, resize_half, working_copy
+from imagejury.models.errors import ModelUnavailableError
+from imagejury.models.interfaces import QualityScore
+from imagejury.models.quality._common import (
+    DEFAULT_MAX_SIDE,
+    aggd_fit,
+    ggd_fit,
+    gray255,
+    mscn,
+    resize_half,
+    working_copy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +74,7 @@ class SvrModel:
     sv: np.ndarray  # (n_sv, n_features)
 
     @classmethod
-    def read(cls, path: Path, n_features: int) -> "SvrModel":
+    def read(cls, path: Path, n_features: int) -> SvrModel:
         header: dict[str, str] = {}
         coefs: list[float] = []
         rows: list[np.ndarray] = []
@@ -158,7 +166,10 @@ class BrisqueScorer:
             if min(work.size) < MIN_SIDE:
                 # too small to measure: "not measured", not a number
                 out[i] = QualityScore(
-                    self.name, float("nan"), False, self.range,
+                    self.name,
+                    float("nan"),
+                    False,
+                    self.range,
                     {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(work.size)}"},
                 )
                 continue

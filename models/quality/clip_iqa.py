@@ -13,12 +13,12 @@ it belong to the judge's config, per model.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
-from models.interfaces import ImageTextEmbedder, QualityScore
+from imagejury.models.interfaces import ImageTextEmbedder, QualityScore
 
 # The paper's default pair ("Good photo." / "Bad photo."), first; more pairs may be given.
 DEFAULT_PROMPT_PAIRS: tuple[tuple[str, str], ...] = (("Good photo.", "Bad photo."),)

@@ -21,17 +21,25 @@ parameters clean photos score about 10–14 (higher than the original MATLAB mod
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.io
 import scipy.linalg
 from PIL import Image
 
-from models.errors import ModelUnavailableError
-from models.interfaces import QualityScore
-from models.quality._common import AGGD_RATIO, GAMMA_GRID, DEFAULT_MAX_SIDE, gray255, mscn, resize_half, working_copy
+from imagejury.models.errors import ModelUnavailableError
+from imagejury.models.interfaces import QualityScore
+from imagejury.models.quality._common import (
+    AGGD_RATIO,
+    DEFAULT_MAX_SIDE,
+    GAMMA_GRID,
+    gray255,
+    mscn,
+    resize_half,
+    working_copy,
+)
 
 PATCH = 96
 # scikit-video's gen_gauss_window(3, 7/6): 7 taps
@@ -134,7 +142,10 @@ class NiqeScorer:
         if min(work.size) < self.min_side:
             # Too small for 96 px patches: report "not measured" rather than a number.
             return QualityScore(
-                self.name, float("nan"), False, self.range,
+                self.name,
+                float("nan"),
+                False,
+                self.range,
                 {"error": f"NIQE needs at least {self.min_side} px on each side, got {list(work.size)}"},
             )
         feats = niqe_features(gray255(work))

@@ -18,14 +18,14 @@ paper and the MATLAB documentation use). A uniform image scores 100.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from models.interfaces import QualityScore
-from models.quality._common import DEFAULT_MAX_SIDE, gray255, mscn, working_copy
+from imagejury.models.interfaces import QualityScore
+from imagejury.models.quality._common import DEFAULT_MAX_SIDE, gray255, mscn, working_copy
 
 BLOCK = 16
 ACTIVITY_THRESHOLD = 0.1

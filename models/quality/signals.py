@@ -11,15 +11,15 @@ not enlarged, so their "512" values are their native ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from models.interfaces import QualityScore
-from models.quality._common import DEFAULT_MAX_SIDE, gray255, to_rgb, working_copy
+from imagejury.models.interfaces import QualityScore
+from imagejury.models.quality._common import DEFAULT_MAX_SIDE, gray255, to_rgb, working_copy
 
 CANONICAL_SIDE = 512
 # Immerkær's mask; for white noise of variance s², the 4-neighbour Laplacian
@@ -146,8 +146,14 @@ def measure(image: Image.Image, max_side: int | None = DEFAULT_MAX_SIDE) -> Sign
 class SignalScorer:
     """One signal as a ``QualityScorer``; ``details`` carries the whole report."""
 
-    def __init__(self, name: str, field: str, higher_is_better: bool, range_: tuple[float, float],
-                 max_side: int | None = DEFAULT_MAX_SIDE) -> None:
+    def __init__(
+        self,
+        name: str,
+        field: str,
+        higher_is_better: bool,
+        range_: tuple[float, float],
+        max_side: int | None = DEFAULT_MAX_SIDE,
+    ) -> None:
         self.name = name
         self.field = field
         self.higher_is_better = higher_is_better
@@ -187,7 +193,7 @@ def signal_scorer(name: str, max_side: int | None = DEFAULT_MAX_SIDE) -> SignalS
     return SignalScorer(name, field, hib, rng, max_side)
 
 
-def signals_scorer(max_side: int | None = DEFAULT_MAX_SIDE) -> "AllSignalsScorer":
+def signals_scorer(max_side: int | None = DEFAULT_MAX_SIDE) -> AllSignalsScorer:
     return AllSignalsScorer(max_side)
 
 

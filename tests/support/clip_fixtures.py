@@ -53,7 +53,8 @@ def build_clip_tokenizer():
     import open_clip.tokenizer as oct
     from transformers import CLIPTokenizer
 
-    lines = gzip.open(oct.default_bpe()).read().decode("utf-8").split("\n")
+    with gzip.open(oct.default_bpe()) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
     merges = lines[1 : 49152 - 256 - 2 + 1]
     base = list(_bytes_to_unicode().values())
     vocab_list = base + [v + "</w>" for v in base] + ["".join(m.split()) for m in merges]
@@ -159,7 +160,7 @@ def tiny_clip():
     """The committed tiny shapes CLIP, loaded through ``load_embedder('local-dir:...')``."""
     import torch
 
-    from models.clip_loader import load_embedder
+    from imagejury.models.clip import load_embedder
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     return load_embedder(TINY_CLIP_SOURCE)

@@ -1,7 +1,7 @@
 """Build a tiny insightface-convention model pack, offline, for tests.
 
 The pack follows insightface's layout so that the real loading code
-(``models.face_insightface.load_insightface`` → insightface's ``model_zoo``) runs on it:
+(``imagejury.models.face.insightface_backend.load_insightface`` → insightface's ``model_zoo``) runs on it:
 
 - ``det_tiny.onnx`` — an SCRFD-layout detector: one input ``1x3xHxW`` (dynamic H, W),
   nine outputs in SCRFD's order ``score_8, score_16, score_32, bbox_8, …, kps_32``
@@ -169,7 +169,14 @@ def export_detector(path: Path) -> Path:
 def export_recognizer(path: Path, seed: int = 0, fixed_batch: bool = False, batch_one_graph: bool = False) -> Path:
     """Write the ArcFace-layout recognizer ONNX (dynamic batch unless ``fixed_batch``)."""
     axes = {} if fixed_batch else {"input.1": {0: "batch"}, "embedding": {0: "batch"}}
-    _export(_recognizer_module(seed, batch_one_graph), _torch().zeros(1, 3, REC_SIZE, REC_SIZE), path, "input.1", ["embedding"], axes)
+    _export(
+        _recognizer_module(seed, batch_one_graph),
+        _torch().zeros(1, 3, REC_SIZE, REC_SIZE),
+        path,
+        "input.1",
+        ["embedding"],
+        axes,
+    )
     return path
 
 
@@ -188,7 +195,9 @@ def export_unroutable(path: Path) -> Path:
 def write_manifest(folder: Path, style: str, roles: dict[str, str]) -> None:
     """Declare each file's role: ``style`` is ``insightface`` (manifest V2) or ``imagejury``."""
     if style == "insightface":
-        (folder / "MODEL.LICENSE").write_text("Synthetic test model built by imagejury's test suite; no rights reserved.\n")
+        (folder / "MODEL.LICENSE").write_text(
+            "Synthetic test model built by imagejury's test suite; no rights reserved.\n"
+        )
         tasks = {role: {"file": name} for name, role in roles.items()}
         document = {"manifest_version": 2, "model_id": "imagejury-tiny", "license": "MODEL.LICENSE", "tasks": tasks}
     elif style == "imagejury":
@@ -228,7 +237,7 @@ def face_image(
     squares: list[tuple[int, int]],
     side: int = FACE_SIZE,
     seed: int = 0,
-) -> "PIL.Image.Image":  # noqa: F821
+) -> PIL.Image.Image:  # noqa: F821
     """A dark RGB image with a bright patterned ``side`` square at each top-left corner.
 
     Each square is an 8x8 grid of blocks, exactly 13 of them grey (110) and the rest white,

@@ -8,7 +8,7 @@ never download anything. Distortions are deterministic (fixed seeds, Pillow code
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -22,7 +22,7 @@ JPEG_QUALITIES = (95, 50, 25, 10, 4)
 EXPOSURE_FACTORS = (1.0, 1.6, 2.2, 3.0, 4.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> np.ndarray:
     from skimage import data
 

@@ -6,16 +6,16 @@ counting stand-in embedder, so the pipeline is tested apart from any real model.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from evaluator.config import EvaluatorConfig
-from evaluator.presets import PRESETS
-from judges.base import Judge
-from judges.registry import JudgeRegistry
-from judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
-from models.errors import ModelUnavailableError
+from imagejury.core.config import EvaluatorConfig
+from imagejury.core.presets import PRESETS
+from imagejury.judges.base import Judge
+from imagejury.judges.registry import JudgeRegistry
+from imagejury.judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.models.errors import ModelUnavailableError
 
 
 class CountingEmbedder:

@@ -1,6 +1,6 @@
 """Start a REAL ``imagejury serve`` (or ``worker``) in a subprocess on 127.0.0.1, for tests.
 
-The server runs as users run it — ``python -m evaluator.cli serve --port P --db D
+The server runs as users run it — ``python -m imagejury.cli serve --port P --db D
 --config C`` — with a throw-away store, a TOML config whose ``[server]`` section the
 test chooses, and the environment's tokens and webhook secret. ``start()`` waits for
 ``/healthz``; ``kill()`` sends SIGKILL (a crash), ``restart()`` starts again on the
@@ -115,16 +115,32 @@ class ServerProcess:
     def command(self) -> list[str]:
         cfg = write_config(self.workdir / "config.toml", {"server": self.server} if self.server else {})
         return [
-            sys.executable, "-m", "evaluator.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-            "--db", str(self.db), "--config", str(cfg), "--log-level", "warning", *model_flags(), *self.extra_args,
+            sys.executable,
+            "-m",
+            "imagejury.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+            "--config",
+            str(cfg),
+            "--log-level",
+            "warning",
+            *model_flags(),
+            *self.extra_args,
         ]
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.starts += 1
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=child_env(self.env), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=child_env(self.env), stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -158,7 +174,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def restart(self) -> "ServerProcess":
+    def restart(self) -> ServerProcess:
         self.stop()
         return self.start()
 
@@ -184,7 +200,7 @@ def start_worker(workdir: Path, db: Path, server: dict[str, Any] | None = None) 
     """A standalone ``imagejury worker`` on ``db`` (stop it with .terminate())."""
     cfg = write_config(workdir / "worker.toml", {"server": server} if server else {})
     log = (workdir / "worker.log").open("wb")
-    cmd = [sys.executable, "-m", "evaluator.cli", "worker", "--db", str(db), "--config", str(cfg), *model_flags()]
+    cmd = [sys.executable, "-m", "imagejury.cli", "worker", "--db", str(db), "--config", str(cfg), *model_flags()]
     return subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -95,7 +95,12 @@ def _shape_polygon(shape: str, radius: float, angle: float) -> np.ndarray | None
         h = radius / math.sqrt(2) * 1.05
         pts = np.array([[-h, -h], [h, -h], [h, h], [-h, h]])
     elif shape == "triangle":
-        pts = np.array([[radius * math.cos(a), radius * math.sin(a)] for a in (-math.pi / 2 + k * 2 * math.pi / 3 for k in range(3))])
+        pts = np.array(
+            [
+                [radius * math.cos(a), radius * math.sin(a)]
+                for a in (-math.pi / 2 + k * 2 * math.pi / 3 for k in range(3))
+            ]
+        )
     elif shape == "cross":
         w = radius * 0.34  # half arm width
         r = radius

@@ -1,0 +1,589 @@
+"""The service's durable state in one SQLite file (WAL): evaluations, idempotency keys,
+assets, the webhook outbox and worker heartbeats.
+
+Why SQLite: one file, nothing else to start, and its write transactions are what the
+queue needs. Every state change that must be atomic is one ``BEGIN IMMEDIATE``
+transaction (a write lock taken up front, so two writers never deadlock on upgrade):
+
+- a claim re-queues expired leases and leases up to N pending jobs at once;
+- a result is written only by the lease holder, and the webhook outbox row is
+  inserted in the SAME transaction, so "completed" and "webhook due" cannot diverge;
+- admission checks the queue depth and inserts the job together (no overshoot).
+
+Times are Unix seconds (floats) in the database and UTC datetimes at the edges.
+Each thread gets its own connection; SQLite's ``busy_timeout`` serialises writers
+across threads and processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from imagejury.errors import FailureCode, ImagejuryError, InvalidRequestError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TERMINAL = ("completed", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    org_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    job_class TEXT NOT NULL,
+    client_ref TEXT,
+    run_id TEXT,
+    request_json TEXT NOT NULL,
+    cost TEXT NOT NULL,
+    attempt_number INTEGER NOT NULL DEFAULT 1,
+    parent_id TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    deadline REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    superseded_at REAL,
+    feedback_is_positive INTEGER,
+    feedback_reason TEXT,
+    lease_owner TEXT,
+    lease_expires REAL,
+    claims INTEGER NOT NULL DEFAULT 0,
+    completions INTEGER NOT NULL DEFAULT 0,
+    failure_code TEXT,
+    result_json TEXT
+);
+CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations(status, seq);
+CREATE INDEX IF NOT EXISTS evaluations_org ON evaluations(org_id, seq);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    org_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    evaluation_id TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (org_id, key)
+);
+CREATE TABLE IF NOT EXISTS assets (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    evaluation_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    url TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    ready INTEGER NOT NULL DEFAULT 0,
+    problems TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def to_dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class StoreError(ImagejuryError):
+    """A store invariant was violated (a bug or a hand-edited database), with what and where."""
+
+
+class IdempotencyConflict(InvalidRequestError):
+    """Same key, different body (→ 422)."""
+
+    def __init__(self, detail: str = "the Idempotency-Key was used with a different body") -> None:
+        super().__init__(detail)
+
+
+class IdempotencyInProgress(InvalidRequestError):
+    """Same key, the first request is still being admitted (→ 409)."""
+
+    def __init__(self, detail: str = "a request with this Idempotency-Key is still being admitted") -> None:
+        super().__init__(detail)
+
+
+class QueueFull(ImagejuryError):
+    """Past the configured queue depth (→ 429)."""
+
+    failure_code = FailureCode.dispatch_failed
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        super().__init__(f"queue is full ({depth} pending)")
+
+
+class Conflict(InvalidRequestError):
+    """The operation does not fit the evaluation's state (→ 409)."""
+
+
+@dataclass
+class Reservation:
+    """The outcome of reserving an idempotency key: new, or a replay of an existing evaluation."""
+
+    new: bool
+    evaluation_id: str | None = None
+
+
+@dataclass
+class Claimed:
+    """A job leased to a worker."""
+
+    seq: int
+    id: str
+    org_id: str
+    request_json: str
+    job_class: str
+    cost: str
+    attempt_number: int
+    parent_id: str | None
+    created_at: float
+    deadline: float
+    claims: int
+
+
+@dataclass
+class OutboxMessage:
+    id: str
+    evaluation_id: str
+    org_id: str
+    event_type: str
+    url: str
+    payload: str
+    attempts: int
+    created_at: float
+
+
+class Store:
+    """Thread-safe access to the SQLite file (one connection per thread)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn().executescript(_SCHEMA)
+        with self.write() as db:
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if int(row[0]) != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {row[0]}, this imagejury expects {SCHEMA_VERSION}")
+
+    # -- connections -------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on any error)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        return self._conn()
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:  # pragma: no cover - closing is best effort
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def ping(self) -> bool:
+        self.read().execute("SELECT 1").fetchone()
+        return True
+
+    # -- idempotency ---------------------------------------------------------------------
+    def reserve_key(self, org_id: str, key: str, body_hash: str, *, ttl_s: float, stale_s: float) -> Reservation:
+        """Reserve ``key`` for this body, or say what an earlier use of it means.
+
+        Raises IdempotencyConflict (different body) or IdempotencyInProgress (the first
+        request is still being admitted). Expired keys and admissions abandoned for
+        ``stale_s`` (a crash mid-admission) are freed first.
+        """
+        now = time.time()
+        with self.write() as db:
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE org_id=? AND key=? AND (created_at < ? OR (state='admitting' AND created_at < ?))",
+                (org_id, key, now - ttl_s, now - stale_s),
+            )
+            row = db.execute(
+                "SELECT body_hash, state, evaluation_id FROM idempotency_keys WHERE org_id=? AND key=?", (org_id, key)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO idempotency_keys(org_id, key, body_hash, state, created_at) VALUES (?,?,?,?,?)",
+                    (org_id, key, body_hash, "admitting", now),
+                )
+                return Reservation(new=True)
+            if row["body_hash"] != body_hash:
+                raise IdempotencyConflict()
+            if row["state"] != "done":
+                raise IdempotencyInProgress()
+            return Reservation(new=False, evaluation_id=row["evaluation_id"])
+
+    def release_key(self, org_id: str, key: str) -> None:
+        """Free a reservation whose admission failed (so a corrected retry may use it)."""
+        with self.write() as db:
+            db.execute("DELETE FROM idempotency_keys WHERE org_id=? AND key=? AND state='admitting'", (org_id, key))
+
+    def purge_expired_keys(self, ttl_s: float) -> int:
+        with self.write() as db:
+            return db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (time.time() - ttl_s,)).rowcount
+
+    # -- admission ------------------------------------------------------------------------
+    def admit(
+        self,
+        *,
+        evaluation_id: str,
+        org_id: str,
+        request_json: str,
+        result_json: str,
+        job_class: str,
+        client_ref: str | None,
+        run_id: str | None,
+        cost: str,
+        job_timeout_s: float,
+        max_queue_depth: int,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        attempt_number: int = 1,
+        now: float | None = None,
+    ) -> float:
+        """Insert a pending job if the queue has room (QueueFull otherwise); returns created_at.
+
+        ``result_json`` is the pending evaluation as the API shows it until the worker
+        replaces it with the result.
+
+        With ``idempotency_key`` the key is marked done in the same transaction; with
+        ``parent_id`` the parent is marked superseded in the same transaction (Conflict
+        if it already was, or is not terminal).
+        """
+        now = time.time() if now is None else now
+        with self.write() as db:
+            depth = db.execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
+            if depth >= max_queue_depth:
+                raise QueueFull(depth)
+            if parent_id is not None:
+                changed = db.execute(
+                    "UPDATE evaluations SET superseded_at=?, updated_at=? "
+                    "WHERE id=? AND org_id=? AND superseded_at IS NULL AND status IN ('completed','failed')",
+                    (now, now, parent_id, org_id),
+                ).rowcount
+                if changed != 1:
+                    raise Conflict("the evaluation is already superseded or not finished")
+            db.execute(
+                "INSERT INTO evaluations(id, org_id, status, job_class, client_ref, run_id, request_json, cost, "
+                "attempt_number, parent_id, created_at, updated_at, deadline, result_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    evaluation_id,
+                    org_id,
+                    "pending",
+                    job_class,
+                    client_ref,
+                    run_id,
+                    request_json,
+                    cost,
+                    attempt_number,
+                    parent_id,
+                    now,
+                    now,
+                    now + job_timeout_s,
+                    result_json,
+                ),
+            )
+            if idempotency_key is not None:
+                changed = db.execute(
+                    "UPDATE idempotency_keys SET state='done', evaluation_id=? WHERE org_id=? AND key=? AND state='admitting'",
+                    (evaluation_id, org_id, idempotency_key),
+                ).rowcount
+                if changed != 1:
+                    # the reservation went stale and was taken over: let the client retry
+                    raise IdempotencyInProgress()
+        return now
+
+    def queue_depth(self) -> int:
+        return self.read().execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
+
+    def status_counts(self) -> dict[str, int]:
+        rows = self.read().execute("SELECT status, COUNT(*) FROM evaluations GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, org_id: str, evaluation_id: str) -> sqlite3.Row | None:
+        return (
+            self.read().execute("SELECT * FROM evaluations WHERE id=? AND org_id=?", (evaluation_id, org_id)).fetchone()
+        )
+
+    def get_any(self, evaluation_id: str) -> sqlite3.Row | None:
+        """Without org scoping: for the worker and tests, never for an API answer."""
+        return self.read().execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
+
+    def list(
+        self,
+        org_id: str,
+        *,
+        status: str | None = None,
+        client_ref: str | None = None,
+        run_id: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 20,
+    ) -> list[sqlite3.Row]:
+        """Newest first; ``before_seq`` is the cursor (rows older than it)."""
+        sql = "SELECT * FROM evaluations WHERE org_id=?"
+        args: list[Any] = [org_id]
+        for col, val in (("status", status), ("client_ref", client_ref), ("run_id", run_id)):
+            if val is not None:
+                sql += f" AND {col}=?"
+                args.append(val)
+        if before_seq is not None:
+            sql += " AND seq<?"
+            args.append(before_seq)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        return self.read().execute(sql, args).fetchall()
+
+    def set_feedback(self, org_id: str, evaluation_id: str, is_positive: bool, reason: str | None) -> bool:
+        now = time.time()
+        with self.write() as db:
+            return (
+                db.execute(
+                    "UPDATE evaluations SET feedback_is_positive=?, feedback_reason=?, updated_at=? WHERE id=? AND org_id=?",
+                    (int(is_positive), reason, now, evaluation_id, org_id),
+                ).rowcount
+                == 1
+            )
+
+    # -- the worker's side ---------------------------------------------------------------
+    def claim(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
+        """Re-queue expired leases, then lease up to ``limit`` pending jobs, oldest first."""
+        now = time.time()
+        with self.write() as db:
+            requeued = db.execute(
+                "UPDATE evaluations SET status='pending', lease_owner=NULL, lease_expires=NULL, updated_at=? "
+                "WHERE status='running' AND lease_expires < ?",
+                (now, now),
+            ).rowcount
+            if requeued:
+                log.warning("re-queued %d job(s) whose worker lease expired (a worker died or stalled)", requeued)
+            rows = db.execute(
+                "UPDATE evaluations SET status='running', lease_owner=?, lease_expires=?, claims=claims+1, "
+                "started_at=COALESCE(started_at, ?), updated_at=? "
+                "WHERE seq IN (SELECT seq FROM evaluations WHERE status='pending' ORDER BY seq LIMIT ?) "
+                "RETURNING seq, id, org_id, request_json, job_class, cost, attempt_number, parent_id, created_at, deadline, claims",
+                (owner, now + lease_s, now, now, limit),
+            ).fetchall()
+        out = [Claimed(**dict(r)) for r in rows]
+        out.sort(key=lambda c: c.seq)
+        return out
+
+    def renew(self, owner: str, ids: list[str], lease_s: float) -> int:
+        """Extend the leases this worker still holds; returns how many it still holds."""
+        if not ids:
+            return 0
+        now = time.time()
+        marks = ",".join("?" * len(ids))
+        with self.write() as db:
+            return db.execute(
+                f"UPDATE evaluations SET lease_expires=? WHERE lease_owner=? AND status='running' AND id IN ({marks})",
+                (now + lease_s, owner, *ids),
+            ).rowcount
+
+    def finish(
+        self,
+        owner: str,
+        evaluation_id: str,
+        *,
+        status: str,
+        failure_code: str | None,
+        result_json: str,
+        outbox: tuple[str, str, str, str] | None,
+    ) -> bool:
+        """Write a result if ``owner`` still holds the lease, with its outbox row, atomically.
+
+        ``outbox`` is ``(message_id, event_type, url, payload)`` or None (no callback).
+        Returns False when the lease was lost (another worker owns the job now; its
+        result will be the one kept), so a job completes exactly once.
+        """
+        if status not in TERMINAL:
+            raise StoreError(f"finish() needs a terminal status, got {status!r}")
+        now = time.time()
+        with self.write() as db:
+            changed = db.execute(
+                "UPDATE evaluations SET status=?, failure_code=?, result_json=?, completed_at=?, updated_at=?, "
+                "lease_owner=NULL, lease_expires=NULL, completions=completions+1 "
+                "WHERE id=? AND lease_owner=? AND status='running'",
+                (status, failure_code, result_json, now, now, evaluation_id, owner),
+            ).rowcount
+            if changed != 1:
+                return False
+            if outbox is not None:
+                msg_id, event_type, url, payload = outbox
+                org = db.execute("SELECT org_id FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()[0]
+                db.execute(
+                    "INSERT INTO outbox(id, evaluation_id, org_id, event_type, url, payload, next_attempt_at, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (msg_id, evaluation_id, org, event_type, url, payload, now, now),
+                )
+        return True
+
+    def release(self, owner: str, ids: list[str]) -> int:
+        """Give leased jobs back to the queue (a worker shutting down cleanly)."""
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self.write() as db:
+            return db.execute(
+                f"UPDATE evaluations SET status='pending', lease_owner=NULL, lease_expires=NULL "
+                f"WHERE lease_owner=? AND status='running' AND id IN ({marks})",
+                (owner, *ids),
+            ).rowcount
+
+    # -- workers ----------------------------------------------------------------------------
+    def heartbeat(self, worker_id: str, *, ready: bool, problems: dict[str, str], started_at: float) -> None:
+        now = time.time()
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO workers(id, pid, host, started_at, last_seen, ready, problems) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET last_seen=excluded.last_seen, ready=excluded.ready, problems=excluded.problems",
+                (worker_id, os.getpid(), os.uname().nodename, started_at, now, int(ready), json.dumps(problems)),
+            )
+            db.execute("DELETE FROM workers WHERE last_seen < ?", (now - 86_400,))
+
+    def live_workers(self, within_s: float) -> list[sqlite3.Row]:
+        return (
+            self.read()
+            .execute("SELECT * FROM workers WHERE last_seen >= ? ORDER BY last_seen DESC", (time.time() - within_s,))
+            .fetchall()
+        )
+
+    def forget_worker(self, worker_id: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM workers WHERE id=?", (worker_id,))
+
+    # -- assets -------------------------------------------------------------------------------
+    def add_asset(self, asset_id: str, org_id: str, path: str, content_type: str, size: int, sha256: str) -> float:
+        now = time.time()
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO assets(id, org_id, path, content_type, size_bytes, sha256, created_at) VALUES (?,?,?,?,?,?,?)",
+                (asset_id, org_id, path, content_type, size, sha256, now),
+            )
+        return now
+
+    def asset_path(self, org_id: str, asset_id: str) -> Path:
+        """The file of an org's asset; KeyError when the org has no such asset."""
+        row = self.read().execute("SELECT path FROM assets WHERE id=? AND org_id=?", (asset_id, org_id)).fetchone()
+        if row is None:
+            raise KeyError(asset_id)
+        return Path(row[0])
+
+    # -- outbox ---------------------------------------------------------------------------------
+    def claim_outbox(self, limit: int, lease_s: float) -> list[OutboxMessage]:
+        now = time.time()
+        with self.write() as db:
+            rows = db.execute(
+                "UPDATE outbox SET lease_until=? WHERE seq IN (SELECT seq FROM outbox WHERE status='pending' "
+                "AND next_attempt_at<=? AND (lease_until IS NULL OR lease_until<?) ORDER BY next_attempt_at LIMIT ?) "
+                "RETURNING id, evaluation_id, org_id, event_type, url, payload, attempts, created_at",
+                (now + lease_s, now, now, limit),
+            ).fetchall()
+        return [OutboxMessage(**dict(r)) for r in rows]
+
+    def outbox_result(
+        self, msg_id: str, *, delivered: bool, give_up: bool, next_in_s: float, error: str | None
+    ) -> None:
+        now = time.time()
+        status = "delivered" if delivered else ("failed" if give_up else "pending")
+        with self.write() as db:
+            db.execute(
+                "UPDATE outbox SET status=?, attempts=attempts+1, next_attempt_at=?, lease_until=NULL, last_error=?, "
+                "delivered_at=? WHERE id=?",
+                (status, now + next_in_s, error, now if delivered else None, msg_id),
+            )
+
+    def outbox_rows(self, evaluation_id: str | None = None) -> list[sqlite3.Row]:
+        if evaluation_id is None:
+            return self.read().execute("SELECT * FROM outbox ORDER BY seq").fetchall()
+        return (
+            self.read().execute("SELECT * FROM outbox WHERE evaluation_id=? ORDER BY seq", (evaluation_id,)).fetchall()
+        )
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The seq a cursor stands for; ValueError if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not valid (use next_cursor from a previous page)") from None
+    if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
+        raise ValueError("cursor is not valid (use next_cursor from a previous page)")
+    return int(raw[1:])
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
