@@ -11,7 +11,7 @@ import pytest
 
 from imagejury.cli import EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
 from imagejury.core.schema import Evaluation
-from tests.test_schema import _shared_api
+from tests.test_schema import api_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"
@@ -68,7 +68,7 @@ def test_json_validates_and_carries_every_key_of_the_example(capsys):
     )
     data = json.loads(out)
     Evaluation.model_validate(data)
-    example = json.loads((_shared_api() / "response.example.json").read_text())
+    example = json.loads((api_docs() / "response.example.json").read_text())
     missing = _keys(example, data, "")
     missing += _keys(example["judges"][0], data["judges"][0], "judges[]")
     judge_with_issue = next(j for j in data["judges"] if j["issues"])

@@ -1,10 +1,9 @@
-"""The API schema: pinned to shared/api's examples, and every SPEC.md limit enforced by name."""
+"""The API schema: pinned to docs/api's examples, and every SPEC.md limit enforced by name."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,24 +29,17 @@ from imagejury.core.schema import (
 )
 from imagejury.errors import InvalidMediaError, InvalidRequestError, UnsafeURLError
 
+API_DOCS = Path(__file__).resolve().parents[1] / "docs" / "api"
 
-def _shared_api() -> Path:
-    """shared/api beside the clone (CI layout), or IMAGEJURY_SHARED_API."""
-    candidates = [Path(__file__).resolve().parents[2] / "shared" / "api"]
-    if os.environ.get("IMAGEJURY_SHARED_API"):
-        candidates.insert(0, Path(os.environ["IMAGEJURY_SHARED_API"]))
-    for path in candidates:
-        if (path / "response.example.json").is_file():
-            return path
-    raise FileNotFoundError(
-        f"shared/api examples not found in {[str(c) for c in candidates]}; "
-        "check out shared/ beside the repository or set IMAGEJURY_SHARED_API"
-    )
+
+def api_docs() -> Path:
+    """The API this project mirrors, as the repository keeps it (docs/api)."""
+    return API_DOCS
 
 
 @pytest.fixture(scope="module")
 def api_dir() -> Path:
-    return _shared_api()
+    return api_docs()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The API's request and evaluation shapes (pydantic v2), field for field as in ``shared/api/``.
+"""The API's request and evaluation shapes (pydantic v2), field for field as in ``docs/api/``.
 
 Limits are SPEC.md's (which takes them from the reference page). Where the page is
 silent — the child attributes of ``reference_images`` — the choice is written beside

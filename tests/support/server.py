@@ -221,7 +221,7 @@ def data_uri(png: bytes, mime: str = "image/png") -> str:
 
 
 def example_request(image_url: str, **overrides: Any) -> dict[str, Any]:
-    """A request shaped like shared/api/request.example.json, every field filled."""
+    """A request shaped like docs/api/request.example.json, every field filled."""
     req: dict[str, Any] = {
         "generated_image_url": image_url,
         "task_type": "image_generation",
