@@ -89,6 +89,67 @@ class GateFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """One raw score a judge decided on, with the rule it applied to it.
+
+    Enough to recompute the judge's vote without running a model again (``imagejury
+    rescore``) and to re-fit the threshold from people's labels (``imagejury calibrate``):
+    the value, the threshold, which side passes, the units, and the model that measured it.
+    ``band`` is the half-width of the uncertainty band around the threshold, in the same
+    units, where one was measured (e.g. the identity distances at which errors occur on
+    labeled pairs); a value inside it is *borderline*.
+    """
+
+    name: str  # stable key inside the judge: "distance", "brisque", "sub:a red hat"
+    value: float | None  # None: could not be measured on this image
+    threshold: float
+    higher_is_better: bool
+    units: str  # "euclidean distance, dlib 128-d", "probability over foils", "BRISQUE points"
+    model: str = ""  # what produced the value ("dlib_face_recognition_resnet_model_v1", "ViT-B-32:openai")
+    band: float | None = None
+    decisive: bool = True  # False: reported for information, not part of the vote
+
+    @property
+    def margin(self) -> float | None:
+        """Signed distance from the threshold, positive on the passing side."""
+        if self.value is None:
+            return None
+        return self.value - self.threshold if self.higher_is_better else self.threshold - self.value
+
+    @property
+    def passed(self) -> bool | None:
+        margin = self.margin
+        return None if margin is None else margin >= 0
+
+    @property
+    def borderline(self) -> bool:
+        margin = self.margin
+        return margin is not None and self.band is not None and abs(margin) < self.band
+
+    def with_threshold(self, threshold: float) -> Measurement:
+        return Measurement(**{**self.__dict__, "threshold": threshold})
+
+
+#: how a judge's decisive measurements combine into its vote: every one must pass ("all"),
+#: any one ("any"), or at least K of them ("at_least:K"). Unmeasured values do not count.
+DECISION_RULES = ("all", "any", "at_least:K")
+
+
+def decide(measurements: list[Measurement], rule: str) -> bool | None:
+    """The vote ``rule`` gives over ``measurements``; None when nothing decisive was measured."""
+    votes = [m.passed for m in measurements if m.decisive and m.passed is not None]
+    if not votes:
+        return None
+    if rule == "all":
+        return all(votes)
+    if rule == "any":
+        return any(votes)
+    if rule.startswith("at_least:"):
+        return sum(votes) >= int(rule.split(":", 1)[1])
+    raise ValueError(f"unknown decision rule {rule!r}; known: {', '.join(DECISION_RULES)}")
+
+
 @dataclass
 class JudgeResult:
     """One judge's vote on one item."""
@@ -110,3 +171,7 @@ class JudgeResult:
     strengths: list[str] = field(default_factory=list)
     critical: bool = False  # set by the preset: a failure fails the evaluation
     version: str = ""
+    # the raw scores the vote was decided on, and how they combine (see ``decide``);
+    # a judge that records them promises decide(measurements, decision_rule) == passed
+    measurements: list[Measurement] = field(default_factory=list)
+    decision_rule: str = "all"

@@ -228,6 +228,23 @@ class JudgeIssueOut(_Out):
     created_at: UTCDateTime = Field(default_factory=utcnow)
 
 
+class MeasurementOut(_Out):
+    """One raw score a judge decided on (imagejury's addition to the API's judge object):
+    enough to recompute the vote under other thresholds (``imagejury rescore``)."""
+
+    name: str
+    value: float | None
+    threshold: float
+    higher_is_better: bool
+    units: str
+    model: str = ""
+    band: float | None = None
+    decisive: bool = True
+    passed: bool | None = None
+    margin: float | None = None
+    borderline: bool = False
+
+
 class EvaluationJudge(_Out):
     id: uuid.UUID = Field(default_factory=new_id)
     evaluation_id: uuid.UUID
@@ -243,6 +260,9 @@ class EvaluationJudge(_Out):
     sub_points_evaluated: int = Field(default=0, ge=0)
     created_at: UTCDateTime = Field(default_factory=utcnow)
     issues: list[JudgeIssueOut] = Field(default_factory=list)
+    # imagejury's additions: the raw scores and how they combine into ``passed``
+    measurements: list[MeasurementOut] = Field(default_factory=list)
+    decision_rule: str = "all"
 
 
 class GateFailureOut(_Out):

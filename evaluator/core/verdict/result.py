@@ -14,13 +14,14 @@ from imagejury.core.schema import (
     EvaluationRequest,
     GateFailureOut,
     JudgeIssueOut,
+    MeasurementOut,
     new_id,
     utcnow,
 )
 from imagejury.core.verdict.action import Action
 from imagejury.core.verdict.aggregate import Verdict
 from imagejury.errors import ImagejuryError
-from imagejury.judges.types import JudgeResult
+from imagejury.judges.types import JudgeResult, Measurement
 
 
 @dataclass
@@ -98,6 +99,22 @@ def _base(req: EvaluationRequest, meta: EvaluationMeta, started: float) -> dict:
     }
 
 
+def _measurement_out(m: Measurement) -> MeasurementOut:
+    return MeasurementOut(
+        name=m.name,
+        value=None if m.value is None else round(float(m.value), 6),
+        threshold=float(m.threshold),
+        higher_is_better=m.higher_is_better,
+        units=m.units,
+        model=m.model,
+        band=m.band,
+        decisive=m.decisive,
+        passed=m.passed,
+        margin=None if m.margin is None else round(float(m.margin), 6),
+        borderline=m.borderline,
+    )
+
+
 def build_evaluation(
     req: EvaluationRequest,
     meta: EvaluationMeta,
@@ -124,6 +141,8 @@ def build_evaluation(
                 evidence=list(r.evidence),
                 sub_point_results=dict(r.sub_point_results),
                 sub_points_evaluated=int(r.sub_points_evaluated),
+                measurements=[_measurement_out(m) for m in r.measurements],
+                decision_rule=r.decision_rule,
                 created_at=now,
                 issues=[
                     JudgeIssueOut(
