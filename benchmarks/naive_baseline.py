@@ -86,7 +86,7 @@ def fresh_embedder(spec: str, device: str = "cpu", dtype: str = "float32", batch
 def preregister_embedder(registry: ModelRegistry, settings: ModelSettings, embedder: Any, job_class: str) -> None:
     """Put ``embedder`` in ``registry`` under the key ``ModelSet.embedder()`` looks up."""
     ms = ModelSet(settings, registry, job_class)
-    registry.get("image_text", ms.clip_source, lambda: embedder, device=settings.device, dtype=ms.dtype)
+    registry.get("image_text", ms.clip_source, lambda: embedder, device=settings.resolved_device, dtype=ms.dtype)
 
 
 class ClipScoreCheck:

@@ -17,54 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from imagejury.batch.manifest import parse_scalar
-from imagejury.core.config import EvaluatorConfig
+from imagejury.core.options import add_model_flags, config_from_args
 from imagejury.errors import ImagejuryError, InvalidRequestError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING = 0, 1, 2, 3
 log = logging.getLogger("imagejury")
-
-
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """The model and config flags shared by every command that evaluates."""
-    g = p.add_argument_group("models")
-    g.add_argument("--config", help="TOML config file (default: $IMAGEJURY_CONFIG)")
-    g.add_argument(
-        "--clip",
-        help="CLIP source: open_clip NAME:TAG (ViT-L-14:openai), NAME:/path/ckpt.pt, local-dir:PATH, "
-        "hf-hub:ORG/REPO, or a Hugging Face CLIP/SigLIP folder (default per job class: quick ViT-B-32:openai, "
-        "standard ViT-L-14:openai)",
-    )
-    g.add_argument("--face-backend", choices=["dlib", "insightface"], help="face analyzer (default dlib)")
-    g.add_argument("--face-model", help="insightface model-pack folder (e.g. ~/.insightface/models/buffalo_l)")
-    g.add_argument("--device", help="cpu or cuda[:N] (default cpu)")
-    g.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
-    g.add_argument("--threads", type=int, help="torch CPU threads")
-    g.add_argument("--aesthetic-head", help="LAION aesthetic predictor MLP weights (.pth/.safetensors)")
-    g.add_argument(
-        "--allow-missing-models",
-        action="store_true",
-        default=None,
-        help="run without judges whose model is not available here (each is listed as skipped) "
-        "instead of failing with processing_failed",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> EvaluatorConfig:
-    config = EvaluatorConfig.from_file(getattr(args, "config", None))
-    config = config.with_overrides(
-        clip=args.clip,
-        face_backend=args.face_backend,
-        face_model=args.face_model,
-        device=args.device,
-        dtype=args.dtype,
-        torch_threads=args.threads,
-        aesthetic_head=args.aesthetic_head,
-    )
-    if args.allow_missing_models:
-        config = config.model_copy(
-            update={"evaluation": config.evaluation.model_copy(update={"allow_missing_models": True})}
-        )
-    return config
 
 
 def _kv(text: str, what: str) -> tuple[str, str]:
@@ -163,7 +120,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:  # a bad flag or config file
+    except ImagejuryError as exc:  # a bad flag or config file
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     rows = ModelSet(config.models.settings()).availability()
@@ -178,10 +135,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from imagejury import __version__
+
     parser = argparse.ArgumentParser(
         prog="imagejury", description="Evaluate AI-generated images with a jury of open models."
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"imagejury {__version__}")
+    add_verbosity_flags(parser, default=0)
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help="evaluate one image")
@@ -211,15 +171,34 @@ def make_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.register(sub, add_model_flags)
+    for command in sub.choices.values():  # -v / -q work after the sub-command too
+        add_verbosity_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def add_verbosity_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``-v`` (info), ``-vv`` (debug) and ``-q`` (errors only). On a sub-command the
+    default is SUPPRESS, so a flag given before the sub-command is not reset by it."""
+    parser.add_argument("-v", "--verbose", action="count", default=default, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=default, help="less logging (errors only)")
+
+
+def log_level(verbose: int, quiet: int) -> int:
+    """WARNING by default; each -v one level more detail (-vv: DEBUG), -q: ERROR."""
+    if quiet:
+        return logging.ERROR
+    return max(logging.DEBUG, logging.WARNING - 10 * verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = make_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    level = log_level(args.verbose, args.quiet)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # basicConfig does nothing when a library already configured the root logger on
+    # import; the level the user asked for must hold all the same (-vv shows debug)
+    logging.getLogger().setLevel(level)
     return int(args.func(args) or 0)
 
 

@@ -50,7 +50,7 @@ class ModelSet:
     def dtype(self) -> str:
         if self.settings.dtype != "auto":
             return self.settings.dtype
-        return "float16" if self.settings.device.startswith("cuda") else "float32"
+        return "float16" if self.settings.resolved_device.startswith("cuda") else "float32"
 
     # -- models ------------------------------------------------------------
     def embedder(self) -> ImageTextEmbedder:
@@ -60,8 +60,8 @@ class ModelSet:
         return self.registry.get(
             "image_text",
             source,
-            lambda: load_embedder(source, device=self.settings.device, dtype=self.dtype),
-            device=self.settings.device,
+            lambda: load_embedder(source, device=self.settings.resolved_device, dtype=self.dtype),
+            device=self.settings.resolved_device,
             dtype=self.dtype,
         )
 
@@ -75,9 +75,9 @@ class ModelSet:
             return self.registry.get(
                 "face",
                 "dlib",
-                lambda: load_dlib(device=self.settings.device, **options),
+                lambda: load_dlib(device=self.settings.resolved_device, **options),
                 weights=str(sorted(options.items())),
-                device=self.settings.device,
+                device=self.settings.resolved_device,
             )
         if backend == "insightface":
             from imagejury.models.face.insightface_backend import load_insightface
@@ -96,9 +96,9 @@ class ModelSet:
             return self.registry.get(
                 "face",
                 "insightface",
-                lambda: load_insightface(pack, device=self.settings.device, **options),
+                lambda: load_insightface(pack, device=self.settings.resolved_device, **options),
                 weights=f"{pack}|{sorted(options.items())}",
-                device=self.settings.device,
+                device=self.settings.resolved_device,
             )
         raise ValueError(f"unknown face backend '{backend}' (choose dlib or insightface)")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from imagejury.core.config import EvaluatorConfig
+from imagejury.errors import ConfigError
 from imagejury.service.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,12 @@ def test_example_config_loads_and_server_section_validates():
 def test_unknown_key_is_an_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[models]\nclipp = 'ViT-B-32:openai'\n")
-    with pytest.raises(ValidationError, match="clipp"):
+    with pytest.raises(ConfigError, match="clipp"):
         EvaluatorConfig.from_file(bad)
 
 
 def test_missing_file_is_an_error(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="not found"):
         EvaluatorConfig.from_file(tmp_path / "nope.toml")
 
 

@@ -27,7 +27,7 @@ from imagejury.core.pipeline import Evaluator
 from imagejury.core.schema import GENERATION_PROMPT_MAX, EvaluationRequest
 from imagejury.core.verdict.action import _improved_prompt, decide_action
 from imagejury.core.verdict.aggregate import aggregate
-from imagejury.errors import InvalidRequestError
+from imagejury.errors import ConfigError, InvalidRequestError
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
 from tests.support import shapes
@@ -53,7 +53,7 @@ def _shape(color: str, shape: str, seed: int) -> Image.Image:
     "overrides", [{"device": "tpu"}, {"device": "cuda:x"}, {"torch_threads": -1}, {"dtype": "int8"}]
 )
 def test_bad_model_flags_are_refused_when_the_config_is_built(overrides):
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         EvaluatorConfig().with_overrides(**overrides)
 
 

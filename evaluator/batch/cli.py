@@ -76,7 +76,7 @@ def register(sub: Any, add_model_flags: Callable[[argparse.ArgumentParser], None
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from imagejury.cli import config_from_args
+    from imagejury.core.options import config_from_args
 
     config = config_from_args(args)
     updates: dict[str, Any] = {}

@@ -7,14 +7,16 @@ each section is validated by the pydantic model that owns it, so a typo is an er
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imagejury.models.settings import ModelSettings
+from imagejury.errors import ConfigError
+from imagejury.models.settings import DEVICE_HELP, ModelSettings
 
 
 class ModelsSection(BaseModel):
@@ -23,10 +25,12 @@ class ModelsSection(BaseModel):
     clip: str | None = Field(
         None, description="CLIP source; None = job-class default (quick ViT-B-32, standard ViT-L-14)"
     )
-    face_backend: str = Field("dlib", pattern="^(dlib|insightface)$")
+    face_backend: str = Field("dlib", pattern="^(dlib|insightface)$", description="dlib or insightface")
     face_model: str | None = None
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
-    dtype: str = Field("auto", pattern="^(auto|float32|float16|bfloat16)$")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description=DEVICE_HELP)
+    dtype: str = Field(
+        "auto", pattern="^(auto|float32|float16|bfloat16)$", description="auto, float32, float16 or bfloat16"
+    )
     torch_threads: int | None = Field(None, ge=1)
     aesthetic_head: str | None = None
     # backend options, e.g. [models.extra.insightface] det_size = 640, det_thresh = 0.5
@@ -67,21 +71,92 @@ class EvaluatorConfig(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> EvaluatorConfig:
-        """Load ``path`` (or ``$IMAGEJURY_CONFIG``); no file means the defaults."""
+        """Load ``path`` (or ``$IMAGEJURY_CONFIG``); no file means the defaults.
+
+        Any problem is one ``ConfigError`` sentence naming the file and the key."""
         path = path or os.environ.get("IMAGEJURY_CONFIG")
         if not path:
             return cls()
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
-        return cls.model_validate(data)
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_config_error(exc, cls, str(p))) from None
 
     def with_overrides(self, **models: Any) -> EvaluatorConfig:
         """A copy with the given ``[models]`` keys replaced (flags win over the file)."""
         changed = {k: v for k, v in models.items() if v is not None}
         # validated like the file is (model_copy would not): --device tpu or --threads -1 is a bad
-        # flag (a pydantic ValidationError, a ValueError), not a model that fails to load later
-        section = ModelsSection.model_validate({**self.models.model_dump(), **changed})
+        # flag, not a model that fails to load later
+        try:
+            section = ModelsSection.model_validate({**self.models.model_dump(), **changed})
+        except ValidationError as exc:
+            raise ConfigError(
+                describe_config_error(exc, ModelsSection, "the command line", section="models", flags=True)
+            ) from None
         return self.model_copy(update={"models": section})
+
+
+def describe_config_error(
+    exc: ValidationError, model: type[BaseModel], where: str, section: str = "", flags: bool = False
+) -> str:
+    """One plain sentence per problem: the file (or flags), the ``[section] key``, what is
+    wrong and, for an unknown key, the closest known one. Never the offending value: a
+    config may hold tokens and secrets."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ())]
+        if section:
+            loc = [section, *loc]
+        key = f"--{loc[-1].replace('_', '-')}" if flags else _key_name(loc)
+        if err.get("type") == "extra_forbidden":
+            hint = _did_you_mean(model, loc[1:] if section else loc)
+            parts.append(f"{where}: unknown key {key}{hint}")
+        else:
+            parts.append(f"{where}: {key}: {_what_is_wrong(model, loc[1:] if section else loc, err)}")
+    return "; ".join(parts)
+
+
+def _key_name(loc: list[str]) -> str:
+    if len(loc) <= 1:
+        return f"'{loc[0]}'" if loc else "(top level)"
+    return f"'{loc[-1]}' in [{'.'.join(loc[:-1])}]"
+
+
+def _did_you_mean(model: type[BaseModel], loc: list[str]) -> str:
+    """The closest known key of the section that holds ``loc[-1]``."""
+    fields = _section_fields(model, loc[:-1])
+    close = difflib.get_close_matches(loc[-1], list(fields or {}), n=1, cutoff=0.6) if loc else []
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _what_is_wrong(model: type[BaseModel], loc: list[str], err: Any) -> str:
+    """pydantic's message, or the field's own description of what it accepts when the
+    value did not match its pattern (a regex says nothing to a user)."""
+    if err.get("type") == "string_pattern_mismatch":
+        field = _field(model, loc)
+        if field is not None and field.description:
+            return f"must be {field.description}"
+    return str(err.get("msg", "invalid value"))
+
+
+def _field(model: type[BaseModel], loc: list[str]) -> Any:
+    return (_section_fields(model, loc[:-1]) or {}).get(loc[-1]) if loc else None
+
+
+def _section_fields(model: type[BaseModel], path: list[str]) -> dict[str, Any] | None:
+    """The fields of the (nested) section at ``path``; None when it is not a section."""
+    fields: dict[str, Any] = dict(model.model_fields)
+    for part in path:
+        annotation = fields[part].annotation if part in fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        fields = dict(annotation.model_fields)
+    return fields

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from imagejury.errors import ImagejuryError
+
 log = logging.getLogger("imagejury.server")
 
 
@@ -64,7 +66,7 @@ def _settings(args: argparse.Namespace, config: Any, **extra: Any) -> Any:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from imagejury.cli import config_from_args
+    from imagejury.core.options import config_from_args
 
     config = config_from_args(args)
     if args.allow_loopback_urls:
@@ -86,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = _config(args)
         settings = _settings(args, config, embedded_worker=False if args.no_worker else None)
         app = create_app(config, settings)
-    except (ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
+    except (ImagejuryError, ValueError, OSError) as exc:  # a bad config, [server] section, flag or db path
         return _setup_error(exc)
     log.info("serving on http://%s:%d (db %s)", args.host, args.port, settings.db_path)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
@@ -103,7 +105,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         config = _config(args)
         settings = _settings(args, config)
         store = Store(settings.db_path, synchronous=settings.sqlite_synchronous)
-    except (ValueError, OSError) as exc:
+    except (ImagejuryError, ValueError, OSError) as exc:
         return _setup_error(exc)
     metrics = Metrics(store.status_counts)
     if args.metrics_port:
