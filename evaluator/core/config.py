@@ -20,6 +20,8 @@ from imagejury.models.settings import DEVICE_HELP, ModelSettings
 
 
 class ModelsSection(BaseModel):
+    """``[models]``: which CLIP, face backend and device the judges use."""
+
     model_config = ConfigDict(extra="forbid")
 
     clip: str | None = Field(
@@ -41,6 +43,8 @@ class ModelsSection(BaseModel):
 
 
 class MediaSection(BaseModel):
+    """``[media]``: limits on the images an evaluation accepts (checked before decoding)."""
+
     model_config = ConfigDict(extra="forbid")
 
     max_pixels: int = Field(40_000_000, ge=1)
@@ -50,6 +54,8 @@ class MediaSection(BaseModel):
 
 
 class EvaluationSection(BaseModel):
+    """``[evaluation]``: how judging runs (missing models, batch size, draft decoding)."""
+
     model_config = ConfigDict(extra="forbid")
 
     allow_missing_models: bool = False
@@ -61,6 +67,19 @@ class EvaluationSection(BaseModel):
 
 
 class EvaluatorConfig(BaseModel):
+    """Everything an ``Evaluator`` is configured with, validated (an unknown key is an error).
+
+    Sections: ``models`` (``ModelsSection``: clip, face_backend, face_model, device, dtype,
+    torch_threads, aesthetic_head, extra), ``evaluation`` (``EvaluationSection``:
+    allow_missing_models, batch_size, draft_size), ``media`` (``MediaSection``: pixel and
+    byte caps, fetch timeout), ``judges`` (``{"NAME": {"enabled": false, "weight": 2.0,
+    ...}}``: each judge validates its own options) and ``server`` (read by ``imagejury
+    serve``).
+
+    Build it from a dict (``EvaluatorConfig.model_validate({...})``), keyword arguments, or
+    a TOML file (``EvaluatorConfig.from_file(path)``); see ``imagejury.example.toml``.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     models: ModelsSection = Field(default_factory=ModelsSection)

@@ -30,7 +30,7 @@ from imagejury.errors import ImagejuryError, InvalidMediaError, InvalidRequestEr
 from imagejury.judges.base import Judge
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.registry import JudgeRegistry, judge_registry
-from imagejury.judges.types import JudgeItem, JudgeResult, Reference
+from imagejury.judges.types import Directives, JudgeItem, JudgeResult, Reference
 from imagejury.models.errors import ModelError, ModelUnavailableError
 from imagejury.models.provider import ModelSet
 from imagejury.models.registry import ModelRegistry, default_registry
@@ -68,10 +68,31 @@ class _JudgingRun:
 
 
 class Evaluator:
-    """Evaluate generated images with a jury of judges; answers with API-shaped JSON.
+    """Evaluate generated images with a jury of judges; answers with the API's JSON.
 
-    >>> ev = Evaluator()
-    >>> ev.evaluate({"generated_image_url": "photo.jpg", "task_type": "headshot"})
+    One ``Evaluator`` holds one set of models (loaded lazily, once, on first use) and the
+    judge instances for each job class; keep it and reuse it. It is thread-safe.
+
+    Args:
+        config: models, evaluation, media and per-judge settings (``EvaluatorConfig``;
+            ``EvaluatorConfig.from_file("imagejury.toml")`` reads a TOML file).
+        registry: the model registry to load through (default: the process-wide one, so
+            two evaluators with the same models share one copy).
+        judges: the judge registry (default: every judge of the ``imagejury.judges``
+            entry-point group).
+        allow_local_paths: accept local file paths as image URLs (the library and CLI do;
+            the HTTP service does not).
+
+    Methods: ``evaluate(request)`` for one request, ``evaluate_many(requests)`` for many
+    (batched through the judges: one forward pass per image and model), ``warmup()`` to
+    load every model up front. A request is a dict (or ``EvaluationRequest``) shaped like
+    the API's request body; the answer is an ``Evaluation`` whose ``to_api()`` is the
+    API's response JSON. Invalid requests raise ``InvalidRequestError``; images that cannot
+    be used and models that cannot run give a ``failed`` evaluation with a
+    ``failure_code``.
+
+    >>> ev = Evaluator(EvaluatorConfig.model_validate({"evaluation": {"allow_missing_models": True}}))
+    >>> ev.evaluate({"generated_image_url": "photo.jpg", "task_type": "headshot"}).overall_passed
     """
 
     def __init__(
@@ -192,7 +213,7 @@ class Evaluator:
             return prepared
         finally:
             prepared.decode_ms = (time.perf_counter() - t0) * 1000
-        directives = None
+        directives = Directives()
         if req.evaluation_instructions:
             from imagejury.judges.rubric import parse_directives
 
@@ -209,7 +230,7 @@ class Evaluator:
             attributes=dict(req.input_attributes or {}),
             references=refs,
             job_class=job_class_of(req),
-            **({"directives": directives} if directives is not None else {}),
+            directives=directives,
         )
         return prepared
 

@@ -208,7 +208,9 @@ class DlibFaceAnalyzer:
         det_img = rgb
         if max(h, w) > self.max_side:
             scale = self.max_side / max(h, w)
-            small = image.convert("RGB").resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+            small = image.convert("RGB").resize(
+                (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
+            )
             det_img = np.ascontiguousarray(np.asarray(small, dtype=np.uint8))
         rects = self._detect(det_img)
         if not rects:

@@ -323,10 +323,11 @@ def load_insightface(
 
 
 # -- the analyzer -------------------------------------------------------------------------
-def _ort_errors() -> tuple[type[BaseException], ...]:
+def _ort_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
+    """onnxruntime's own exception classes (imported late: onnxruntime is optional), plus ``more``."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    return (state.Fail, state.InvalidArgument, state.RuntimeException)
+    return (*more, state.Fail, state.InvalidArgument, state.RuntimeException)
 
 
 def _to_bgr(image: Image.Image) -> np.ndarray:
@@ -377,11 +378,11 @@ class InsightFaceAnalyzer:
                 f"{folder / self.roles['detection']}: this detector gives no 5-point keypoints, "
                 "which ArcFace alignment needs; use a *_kps / *_bnkps SCRFD"
             )
-        size = (det_size, det_size) if isinstance(det_size, int) else tuple(int(v) for v in det_size)
+        size = (det_size, det_size) if isinstance(det_size, int) else (int(det_size[0]), int(det_size[1]))
         static = getattr(self.detector, "static_input_size", None)
         if static is not None and tuple(static) != size:
             log.warning("%s has a fixed input size %s; det_size %s ignored", self.roles["detection"], static, size)
-            size = tuple(static)
+            size = (int(static[0]), int(static[1]))
         self.det_size: tuple[int, int] = size
         ctx_id = 0 if device.startswith("cuda") else -1
         self.detector.prepare(ctx_id, input_size=self.det_size, det_thresh=self.det_thresh)
@@ -426,7 +427,7 @@ class InsightFaceAnalyzer:
                         raise ValueError(f"{len(chunk)} faces in, output of shape {out.shape} out")
                     feats.append(out)
                 return np.concatenate(feats, axis=0).astype(np.float32)
-            except (ValueError, *_ort_errors()) as exc:
+            except _ort_errors(ValueError) as exc:
                 log.warning(
                     "%s does not run batched (%s); falling back to one recognition call per face",
                     self.roles["recognition"],

@@ -153,7 +153,7 @@ def _system_resolve(host: str, port: int) -> list[str]:
         raise UnsafeURLError(f"resolving host {host!r} took longer than {RESOLVE_TIMEOUT_S:g} s")
     if "error" in result:
         raise UnsafeURLError(f"host {host!r} could not be resolved ({result['error']})")
-    ips = result.get("ips") or []
+    ips: list[str] = result.get("ips") or []  # type: ignore[assignment]
     if not ips:
         raise UnsafeURLError(f"host {host!r} resolved to no address")
     return list(dict.fromkeys(ips))  # de-duplicated, order kept
