@@ -115,3 +115,17 @@ def test_bad_reference_names_its_field():
     e = ev.evaluate(_req(reference_images=[{"url": "data:image/gif;base64,R0lGODlhAQABAAAAACw=", "kind": "garment"}]))
     assert e.failure_code == "invalid_media"
     assert "reference_images[0]" in e.failure_message
+
+
+def test_warmup_problems_are_said_once_per_problem() -> None:
+    from imagejury.core.pipeline import summarize_problems
+
+    missing_l = "model 'ViT-L-14:openai' is not available: looked in ... To supply it: ..."
+    missing_b = "model 'ViT-B-32:openai' is not available: looked in ... To supply it: ..."
+    problems = {f"{j} (standard)": missing_l for j in ("safety", "aesthetics", "prompt_adherence")}
+    problems |= {f"{j} (quick)": missing_b for j in ("safety", "prompt_adherence")}
+    lines = summarize_problems(problems)
+    assert lines == [
+        f"{missing_l} [judges: safety (standard), aesthetics (standard), prompt_adherence (standard)]",
+        f"{missing_b} [judges: safety (quick), prompt_adherence (quick)]",
+    ]

@@ -416,4 +416,15 @@ def _validation_message(exc: ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-__all__ = ["Evaluator", "EvaluationMeta", "PreparedItem", "ImagejuryError"]
+__all__ = ["Evaluator", "EvaluationMeta", "ImagejuryError", "PreparedItem", "summarize_problems"]
+
+
+def summarize_problems(problems: dict[str, str]) -> list[str]:
+    """``warmup()``'s problems, one line per distinct problem with the judges it stops.
+
+    A missing CLIP stops six judges in two job classes; its how-to is said once, not
+    twelve times."""
+    by_problem: dict[str, list[str]] = {}
+    for judge, problem in problems.items():
+        by_problem.setdefault(problem, []).append(judge)
+    return [f"{problem} [judges: {', '.join(judges)}]" for problem, judges in by_problem.items()]
