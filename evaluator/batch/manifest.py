@@ -268,15 +268,42 @@ def read_csv(path: Path) -> Iterator[ManifestRow]:
     base = path.parent
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        if not reader.fieldnames:
+        # strict: a quote that is never closed is an error, not a cell that silently
+        # swallows every following line (quoted cells may still hold line breaks)
+        reader = csv.DictReader(fh, delimiter=delimiter, strict=True)
+        try:
+            header = reader.fieldnames
+        except csv.Error as exc:
+            raise ManifestError(f"{path}: the header row cannot be read ({exc})") from None
+        if not header:
             raise ManifestError(f"{path}: the CSV has no header row (request field names)")
         index = 0
-        for cells in reader:
+        while True:
+            first = reader.reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield _csv_error_row(path, exc, first, reader.reader.line_num, index, base)
+                index += 1
+                continue
             if not any((v or "").strip() for k, v in cells.items() if k is not None and isinstance(v, str)):
                 continue
-            yield table_row(cells, index, reader.line_num, base)
+            yield table_row(cells, index, first, base)
             index += 1
+
+
+def _csv_error_row(path: Path, exc: csv.Error, first: int, last: int, index: int, base: Path) -> ManifestRow:
+    """The lines a broken quote ran over, as one rejected row that names them."""
+    span = f"line {first}" if last <= first else f"lines {first}-{last}"
+    detail = (
+        f"{span} cannot be read as CSV ({exc}): most likely a quote that is never closed, which runs "
+        f"over the following lines; the rows on {span} are not evaluated — fix the quoting and run again"
+    )
+    return ManifestRow(
+        row_id=hash_id(f"{path.name}:{first}:{last}"), index=index, line=first, base_dir=base, error=detail
+    )
 
 
 def read_parquet(path: Path, batch_rows: int = 1024) -> Iterator[ManifestRow]:
@@ -314,7 +341,10 @@ def iter_image_files(root: Path, *, warn: bool = True) -> Iterator[Path]:
             if entry.is_dir(follow_symlinks=False):
                 subdirs.append(Path(entry.path))
             elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
-                yield Path(entry.path)
+                if _is_regular(entry):
+                    yield Path(entry.path)
+                elif warn:  # a named pipe or device would block whoever opens it
+                    log.warning("%s is not a regular file (a pipe, socket or device); skipped", entry.path)
             elif Path(entry.name).suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES:
                 unsupported.append(entry.name)
         if unsupported and warn:  # images in a format the evaluator refuses: said, not silently dropped
@@ -325,6 +355,13 @@ def iter_image_files(root: Path, *, warn: bool = True) -> Iterator[Path]:
                 ", ".join(unsupported[:5]) + (", ..." if len(unsupported) > 5 else ""),
             )
         stack.extend(reversed(subdirs))
+
+
+def _is_regular(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:
+        return False
 
 
 def read_directory(root: Path, shared: dict[str, Any]) -> Iterator[ManifestRow]:
