@@ -132,7 +132,8 @@ def unwritable_reason(value: Any, max_depth: int = MAX_NESTING) -> str | None:
         elif isinstance(item, str) and not _encodable(item):
             return f"{where or 'a value'} has a lone surrogate (not valid Unicode text)"
         elif isinstance(item, float) and not math.isfinite(item):
-            return f"{where or 'a value'} is {item!r}, which JSON cannot represent"
+            spelt = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+            return f"{where or 'a value'} is {spelt}, which is not a JSON number"
     return None
 
 
