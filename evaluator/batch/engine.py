@@ -167,13 +167,14 @@ def encode_record(record: dict[str, Any]) -> str:
         return text
     except (ValueError, TypeError, RecursionError, UnicodeEncodeError) as exc:
         log.error("the record of row %r could not be written as JSON: %s", _plain(record.get("batch_row")), exc)
-        links = record.get("links") if isinstance(record.get("links"), dict) else {}
-        substitute = {
+        raw_links = record.get("links")
+        links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
+        substitute: dict[str, Any] = {
             "id": _plain(record.get("id")),
             "status": "rejected",
             "failure_code": "invalid_request",
             "failure_message": "the result of this row could not be written as JSON "
-            f"({type(exc).__name__}: {_plain(str(exc))[:300]}); check the row's text for "
+            f"({type(exc).__name__}: {str(_plain(str(exc)))[:300]}); check the row's text for "
             "invalid Unicode, non-finite numbers or deep nesting",
             "errors": [],
             "batch_row": _plain(record.get("batch_row") or links.get("batch_row")),
@@ -404,8 +405,8 @@ class ResultsFile:
             self._drop(retryable)
         out: dict[str, str | None] = {}
         for r in self.records():
-            links = r.get("links") if isinstance(r.get("links"), dict) else {}
-            fp = links.get(FINGERPRINT_KEY)
+            links = r.get("links")
+            fp = links.get(FINGERPRINT_KEY) if isinstance(links, dict) else None
             out[str(r["id"])] = fp if isinstance(fp, str) else None
         return out
 

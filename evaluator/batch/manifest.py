@@ -243,15 +243,15 @@ def table_row_to_request(cells: dict[str, Any]) -> dict[str, Any]:
         else:
             data[key] = value
     if attrs:
-        merged = data.get("input_attributes") if isinstance(data.get("input_attributes"), dict) else {}
-        data["input_attributes"] = {**merged, **attrs}
+        given = data.get("input_attributes")
+        data["input_attributes"] = {**(given if isinstance(given, dict) else {}), **attrs}
     if refs:
-        existing = data.get("reference_images") if isinstance(data.get("reference_images"), list) else []
-        data["reference_images"] = list(existing) + refs
+        existing = data.get("reference_images")
+        data["reference_images"] = (list(existing) if isinstance(existing, list) else []) + refs
     return data
 
 
-def table_row(cells: dict[str, Any], index: int, line: int | None, base: Path) -> ManifestRow:
+def table_row(cells: dict[str, Any], index: int, line: int | None, base: Path | None) -> ManifestRow:
     """One CSV/Parquet row as a row; never raises (see ``jsonl_row``)."""
     try:
         data = table_row_to_request(cells)

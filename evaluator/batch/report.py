@@ -126,9 +126,9 @@ def thumbnail(url: Any, base_dir: Path | None, px: int = THUMB_PX) -> str | None
     try:
         if not path.is_file():  # a named pipe would block open() forever; a device is no image
             return None
-        with Image.open(path) as img:
-            img.draft("RGB", (px, px))
-            img = img.convert("RGB")
+        with Image.open(path) as opened:
+            opened.draft("RGB", (px, px))
+            img = opened.convert("RGB")
             img.thumbnail((px, px))
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=THUMB_QUALITY)
@@ -345,9 +345,10 @@ def _slim(rec: dict[str, Any]) -> dict[str, Any]:
     """What the report needs of a record (drops the echo of long prompts, ids, timestamps)."""
     out = {k: rec.get(k) for k in _KEEP if k in rec}
     cs = rec.get("check_summary") or {}
-    out["check_summary"] = {"skipped_checks": cs.get("skipped_checks") or []}
+    summary: dict[str, Any] = {"skipped_checks": cs.get("skipped_checks") or []}
     if isinstance(cs.get("incomplete"), bool):
-        out["check_summary"]["incomplete"] = cs["incomplete"]
+        summary["incomplete"] = cs["incomplete"]
+    out["check_summary"] = summary
     out["judges"] = [
         {k: j.get(k) for k in ("name", "passed", "confidence", "weight", "reasoning")}
         | {
