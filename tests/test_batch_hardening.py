@@ -177,7 +177,7 @@ def test_resuming_with_another_prompt_is_refused_and_overwrite_redoes_those_rows
     lines = (tmp_path / "m.jsonl").read_text().splitlines()
     lines[2] = ROW % (2, 2, ', "generation_prompt": "a blue square"')  # same client_ref, new prompt
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(SettingsChangedError, match="1 rows .* other settings .*--overwrite"):
+    with pytest.raises(SettingsChangedError, match="1 rows .* other settings .*another request.*--overwrite"):
         _run(tmp_path)
     again = _run(tmp_path, overwrite=True)
     assert again.stats.done == 1 and again.stats.already_done == 5

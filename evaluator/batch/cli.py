@@ -295,8 +295,7 @@ def check_models(config: Any) -> str | None:
             except ModelError as exc:
                 broken.append(f"judge '{name}' could not load its model: {exc}")
     lines = [
-        f"model '{model}' is not available, needed by the judges {', '.join(sorted(judges))}: {text}"
-        for model, (text, judges) in sorted(missing.items())
+        f"{text}\n  needed by the judges: {', '.join(sorted(judges))}" for _, (text, judges) in sorted(missing.items())
     ]
     if lines:
         lines.append(

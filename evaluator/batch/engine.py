@@ -274,6 +274,21 @@ def retryable(record: dict[str, Any]) -> bool:
     return record.get("status") == "failed" and record.get("failure_code") not in ROW_FAILURES
 
 
+def _changed_message(path: Path, changed: dict[str, list[str]]) -> str:
+    what = {
+        "request": "another request (prompt or fields, or --task-type/--job-class defaults)",
+        "configuration": "another configuration (models, judge settings or --allow-missing-models)",
+    }
+    parts = [f"{len(ids)} with {what[kind]}" for kind, ids in changed.items() if ids]
+    total = sum(len(ids) for ids in changed.values())
+    return (
+        f"{total} rows already in {path} were evaluated with other settings than this run's: "
+        + "; ".join(parts)
+        + ". Resuming would keep their old results: pass --overwrite to evaluate them again with "
+        "this run's settings, or write to another output"
+    )
+
+
 def reconcile_settings(
     results: ResultsFile,
     manifest: Manifest,
@@ -301,15 +316,7 @@ def reconcile_settings(
     if not ids:
         return set(done)
     if not overwrite:
-        parts = [f"{len(v)} with another {k}" for k, v in changed.items() if v]
-        what = "request (prompt, fields or --task-type/--job-class)" if changed["request"] else ""
-        raise SettingsChangedError(
-            f"{len(ids)} rows already in {results.path} were evaluated with other settings ("
-            + ", ".join(parts)
-            + (f"; the {what} differs" if what else "; the models, judge settings or --allow-missing-models differ")
-            + "). Resuming would keep their old results: pass --overwrite to evaluate them again "
-            "with this run's settings, or write to another output"
-        )
+        raise SettingsChangedError(_changed_message(results.path, changed))
     dropped = results.drop_ids(ids)
     log.warning("--overwrite: %d rows evaluated with other settings will be evaluated again", dropped)
     return set(done) - ids
