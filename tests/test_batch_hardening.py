@@ -367,3 +367,17 @@ def test_results_file_done_reads_fingerprints(tmp_path: Path) -> None:
         json.dumps({"id": "a", "links": {"batch_fingerprint": "x-y"}}) + "\n" + json.dumps({"id": "b"}) + "\n"
     )
     assert ResultsFile(out).done() == {"a": "x-y", "b": None}
+
+
+def test_a_rejected_row_that_was_fixed_is_evaluated_again_without_overwrite(tmp_path: Path) -> None:
+    _manifest(tmp_path, 3)
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    lines[1] = lines[1].replace('"task_type": "image_generation"', '"task_type": 7')
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    _run(tmp_path)
+    assert sorted(r["status"] for r in records(tmp_path / "out.jsonl")) == ["completed", "completed", "rejected"]
+    lines[1] = lines[1].replace('"task_type": 7', '"task_type": "image_generation"')
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    again = _run(tmp_path)
+    assert again.stats.done == 1 and again.stats.already_done == 2
+    assert sorted(r["status"] for r in records(tmp_path / "out.jsonl")) == ["completed"] * 3

@@ -301,25 +301,33 @@ def reconcile_settings(
     """The ids to skip on resume. Every row already in the output is checked against
     the fingerprint of what this run would evaluate; when any differs, raise
     ``SettingsChangedError`` — or, with ``overwrite``, drop those records to redo them.
+    A row that was rejected and has been edited since (the fix of a bad row) is always
+    evaluated again: its old record holds no result to keep.
 
     Reads the manifest once more before the run (only when the output has records)."""
     if not done:
         return set()
     changed: dict[str, list[str]] = {"request": [], "configuration": []}
+    fixed: set[str] = set()
     for row in manifest.rows():
         eid = evaluation_id(row.row_id)
         if eid in done:
-            what = settings_changed(done[eid], row_fingerprint(row, defaults, config_fp))
-            if what:
+            old = done[eid]
+            what = settings_changed(old, row_fingerprint(row, defaults, config_fp))
+            if what and old is not None and old.endswith("-"):  # a rejected record (no config half)
+                fixed.add(eid)
+            elif what:
                 changed[what].append(eid)
     ids = {i for v in changed.values() for i in v}
-    if not ids:
-        return set(done)
-    if not overwrite:
+    if ids and not overwrite:
         raise SettingsChangedError(_changed_message(results.path, changed))
-    dropped = results.drop_ids(ids)
-    log.warning("--overwrite: %d rows evaluated with other settings will be evaluated again", dropped)
-    return set(done) - ids
+    if fixed:
+        log.warning("%d rejected rows were edited since; they are evaluated again", len(fixed))
+    if ids:
+        log.warning("--overwrite: %d rows evaluated with other settings are evaluated again", len(ids))
+    if ids or fixed:
+        results.drop_ids(ids | fixed)
+    return set(done) - ids - fixed
 
 
 def _lock(path: Path) -> int:
