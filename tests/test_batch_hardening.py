@@ -381,3 +381,21 @@ def test_a_rejected_row_that_was_fixed_is_evaluated_again_without_overwrite(tmp_
     again = _run(tmp_path)
     assert again.stats.done == 1 and again.stats.already_done == 2
     assert sorted(r["status"] for r in records(tmp_path / "out.jsonl")) == ["completed"] * 3
+
+
+def test_a_file_name_that_is_not_utf8_is_a_rejected_row_not_a_crash(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    Image.new("RGB", (24, 24), RED).save(folder / "good.png")
+    try:
+        (folder / os.fsdecode(b"bad-\xff.png")).write_bytes((folder / "good.png").read_bytes())
+    except (OSError, UnicodeError):
+        pytest.skip("this filesystem refuses non-UTF-8 names")
+    manifest = open_manifest(folder, shared={"task_type": "image_generation"})
+    batch = LocalBatch(_evaluator(), manifest, tmp_path / "out.jsonl", BatchOptions(batch_size=4, progress=False))
+    batch.run()
+    recs = {r["status"]: r for r in records(tmp_path / "out.jsonl")}
+    assert sorted(recs) == ["completed", "rejected"]
+    assert "not valid UTF-8" in recs["rejected"]["failure_message"]

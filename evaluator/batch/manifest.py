@@ -369,6 +369,15 @@ def read_directory(root: Path, shared: dict[str, Any]) -> Iterator[ManifestRow]:
     """One request per image file, all with the ``shared`` fields (prompt, task type, ...)."""
     for index, file in enumerate(iter_image_files(root)):
         rel = file.relative_to(root).as_posix()
+        if not _encodable(rel):  # a name that is not UTF-8 (os gives it lone surrogates)
+            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield ManifestRow(
+                row_id=hash_id(os.fsencode(rel).hex()),
+                index=index,
+                base_dir=root,
+                error=f"the file name {shown!r} is not valid UTF-8; rename the file to grade it",
+            )
+            continue
         data = {k: v for k, v in shared.items() if v is not None}
         data["generated_image_url"] = rel
         if len(rel) <= CLIENT_REF_MAX:
