@@ -399,3 +399,17 @@ def test_a_file_name_that_is_not_utf8_is_a_rejected_row_not_a_crash(tmp_path: Pa
     recs = {r["status"]: r for r in records(tmp_path / "out.jsonl")}
     assert sorted(recs) == ["completed", "rejected"]
     assert "not valid UTF-8" in recs["rejected"]["failure_message"]
+
+
+def test_a_resume_that_skips_earlier_processing_failures_says_retry_failed(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    out.write_text(
+        json.dumps({"id": "a", "status": "failed", "failure_code": "processing_failed"})
+        + "\n"
+        + json.dumps({"id": "b", "status": "failed", "failure_code": "invalid_media"})
+        + "\n"
+    )
+    stats = BatchStats()
+    stats.already_done = 2  # this run wrote nothing new: both rows were skipped
+    hint = batch_cli.retry_hint(stats, out)
+    assert hint and "1 rows" in hint and "processing_failed: 1" in hint and "--retry-failed" in hint

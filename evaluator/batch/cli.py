@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -230,19 +231,13 @@ def _run(args: argparse.Namespace, config: Any, manifest: Any, options: Any) -> 
 
 def _finish(args: argparse.Namespace, manifest: Any, stats: Any, judge_seconds: dict[str, float]) -> int:
     """Summary, hints, Parquet and report; the exit code of a run that happened."""
-    from imagejury.batch.engine import ROW_FAILURES, jsonl_to_parquet
+    from imagejury.batch.engine import jsonl_to_parquet
     from imagejury.batch.progress import render_summary
 
     print(render_summary(stats, judge_seconds), file=sys.stderr)
-    outside = {code: n for code, n in stats.failed_rows.items() if code not in ROW_FAILURES}
-    if outside:
-        codes = ", ".join(f"{code}: {n}" for code, n in sorted(outside.items()))
-        print(
-            f"note: {sum(outside.values())} rows failed for reasons outside the row ({codes}). A plain re-run "
-            "skips them; once the cause is fixed (a model supplied, or --allow-missing-models), re-run with "
-            "--retry-failed to evaluate them again.",
-            file=sys.stderr,
-        )
+    hint = retry_hint(stats, Path(args.output))
+    if hint:
+        print(hint, file=sys.stderr)
     if args.parquet_out:
         n = jsonl_to_parquet(args.output, args.parquet_out)
         print(f"wrote {n} rows to {args.parquet_out}", file=sys.stderr)
@@ -257,6 +252,26 @@ def _finish(args: argparse.Namespace, manifest: Any, stats: Any, judge_seconds: 
         )
         return EXIT_NOTHING_EVALUATED
     return EXIT_OK
+
+
+def retry_hint(stats: Any, output: Path) -> str | None:
+    """Say so when rows failed for reasons outside the row (``processing_failed``): a plain
+    re-run skips them, and only ``--retry-failed`` evaluates them again. Counts this run's
+    rows, or — when the run resumed an output — every such row in the output."""
+    from imagejury.batch.engine import ROW_FAILURES, ResultsFile, retryable
+
+    if stats.already_done:
+        outside: Counter = Counter(str(r.get("failure_code")) for r in ResultsFile(output).records() if retryable(r))
+    else:
+        outside = Counter({code: n for code, n in stats.failed_rows.items() if code not in ROW_FAILURES})
+    if not outside:
+        return None
+    codes = ", ".join(f"{code}: {n}" for code, n in sorted(outside.items()))
+    return (
+        f"note: {sum(outside.values())} rows in {output} failed for reasons outside the row ({codes}). "
+        "A plain re-run skips them; once the cause is fixed (a model supplied, or --allow-missing-models), "
+        "re-run with --retry-failed to evaluate them again."
+    )
 
 
 def check_device(device: str) -> str | None:
