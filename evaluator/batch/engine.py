@@ -20,11 +20,17 @@ Why it is built this way:
 - **Resume**: re-running the same command skips every row whose evaluation id is in the
   output already. The id is ``uuid5(NAMESPACE, row_id)``, so it is the same in every
   run and in the Ray engine; the judge, issue, gate and action ids are derived from it
-  too, so two runs over the same manifest write the same ids.
-- **A bad row never stops the batch**: unreadable or invalid rows become ``rejected``
-  records; missing or corrupt images become ``failed`` evaluations with
+  too, so two runs over the same manifest write the same ids. Each record keeps a
+  fingerprint of its request and of the verdict-changing configuration
+  (``links.batch_fingerprint``); a resume whose rows would now be evaluated differently
+  is refused (``SettingsChangedError``) unless ``overwrite`` redoes them.
+- **A bad row never stops the batch**: unreadable or invalid rows (bad JSON, a lone
+  surrogate, nesting past ``manifest.MAX_NESTING``, a number JSON cannot hold) become
+  ``rejected`` records; missing or corrupt images become ``failed`` evaluations with
   ``failure_code: invalid_media``; a judge that breaks on one item fails that item
-  (``processing_failed``) and the rest go on.
+  (``processing_failed``, by ``Evaluator.run_prepared``'s one isolation policy — the
+  engine never re-runs items itself) and the rest go on. Lines are written by
+  ``encode_record``, which cannot fail.
 
 Output records: a completed or failed evaluation is the API's evaluation JSON
 (``Evaluation.to_api()``), with ``links.batch_row`` = the row id. A row that is not a
