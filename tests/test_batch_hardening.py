@@ -413,3 +413,16 @@ def test_a_resume_that_skips_earlier_processing_failures_says_retry_failed(tmp_p
     stats.already_done = 2  # this run wrote nothing new: both rows were skipped
     hint = batch_cli.retry_hint(stats, out)
     assert hint and "1 rows" in hint and "processing_failed: 1" in hint and "--retry-failed" in hint
+
+
+def test_a_judge_that_does_not_set_up_is_exit_3_not_a_traceback(tmp_path: Path, monkeypatch, capsys) -> None:
+    from imagejury.judges.registry import JudgeRegistryError
+
+    _manifest(tmp_path, 2)
+
+    def broken(self, job_class):
+        raise JudgeRegistryError("entry point 'imagejury.judges: broken' does not load")
+
+    monkeypatch.setattr(Evaluator, "pool", broken)
+    code = main(["batch", str(tmp_path / "m.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--no-progress"])
+    assert code == 3 and "the judges could not be set up" in capsys.readouterr().err

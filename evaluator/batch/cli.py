@@ -295,14 +295,21 @@ def check_models(config: Any) -> str | None:
     them on the driver's CPU). Returns the message naming the models and their judges."""
     if config.evaluation.allow_missing_models:
         return None
+    from pydantic import ValidationError
+
     from imagejury.core.pipeline import Evaluator
+    from imagejury.judges.registry import JudgeRegistryError
     from imagejury.models.errors import ModelError, ModelUnavailableError
 
     evaluator = Evaluator(config, allow_local_paths=True)
+    try:
+        pools = [evaluator.pool(job_class) for job_class in ("standard", "quick")]
+    except (JudgeRegistryError, ValidationError) as exc:
+        return f"the judges could not be set up: {exc}"
     missing: dict[str, tuple[str, set[str]]] = {}
     broken: list[str] = []
-    for job_class in ("standard", "quick"):
-        for name, judge in evaluator.pool(job_class).items():
+    for pool in pools:
+        for name, judge in pool.items():
             try:
                 judge.warmup()
             except ModelUnavailableError as exc:
