@@ -23,7 +23,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._key_locks: dict[RegistryKey, threading.Lock] = {}
         self._models: dict[RegistryKey, Any] = {}
-        self._failures: dict[RegistryKey, ModelUnavailableError] = {}
+        self._failures: dict[RegistryKey, ModelUnavailableError] = {}  # tracebackless facts
         self.load_counts: dict[RegistryKey, int] = {}
 
     def get(
@@ -39,7 +39,10 @@ class ModelRegistry:
         """Return the cached model for the key, calling ``loader`` at most once.
 
         A ``ModelUnavailableError`` is cached too: asking again for a model that is not
-        there answers at once instead of searching again.
+        there answers at once instead of searching again. What is cached is the failure's
+        facts, and every ask raises a *fresh* exception: re-raising one instance would
+        chain each raise's traceback onto it, keeping every caller's frames (a batch's
+        decoded images, its feature cache) alive for as long as the registry lives.
         """
         key: RegistryKey = (kind, name, weights, device, dtype)
         if key in self._models:
@@ -50,12 +53,12 @@ class ModelRegistry:
             if key in self._models:
                 return self._models[key]
             if key in self._failures:
-                raise self._failures[key]
+                raise _fresh(self._failures[key])
             log.info("loading model %s", key)
             try:
                 model = loader()
             except ModelUnavailableError as exc:
-                self._failures[key] = exc
+                self._failures[key] = _fresh(exc)  # no traceback: the loader's frames may go
                 raise
             self._models[key] = model
             self.load_counts[key] = self.load_counts.get(key, 0) + 1
@@ -70,6 +73,15 @@ class ModelRegistry:
             self._failures.clear()
             self._key_locks.clear()
             self.load_counts.clear()
+
+
+def _fresh(exc: ModelUnavailableError) -> ModelUnavailableError:
+    """A new exception with the same facts (model, where we looked, how to supply it),
+    carrying no traceback, cause or context (a subclass keeps its class)."""
+    new = type(exc).__new__(type(exc), *exc.args)
+    new.args = exc.args
+    new.__dict__.update(exc.__dict__)
+    return new
 
 
 _default = ModelRegistry()

@@ -124,10 +124,12 @@ def test_unusable_input_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["batch", str(tmp_path / "m.jsonl"), "-o", str(tmp_path), *FLAGS]) == 2
 
 
-def test_a_batch_of_only_bad_rows_still_exits_zero(tmp_path: Path) -> None:
+def test_a_batch_of_only_bad_rows_writes_them_and_exits_4(tmp_path: Path) -> None:
+    # every row is in the output with its failure; but a run that evaluated nothing is
+    # not a success (issue 15: an offline batch used to exit 0 with every row failed)
     (tmp_path / "m.jsonl").write_text(
         '{"task_type": "x"}\nnot json\n' + json.dumps({"generated_image_url": "gone.jpg", "task_type": "x"}) + "\n"
     )
     out = tmp_path / "out.jsonl"
-    assert main(["batch", str(tmp_path / "m.jsonl"), "-o", str(out), *FLAGS, *model_flags()]) == 0
+    assert main(["batch", str(tmp_path / "m.jsonl"), "-o", str(out), *FLAGS, *model_flags()]) == 4
     assert sorted(r["status"] for r in records(out)) == ["failed", "rejected", "rejected"]

@@ -154,7 +154,7 @@ def test_resume_after_an_interrupted_run(tmp_path: Path) -> None:
     assert third.stats.done == 0 and third.stats.already_done == 11
 
 
-def test_retry_failed_reruns_processing_failures_once(tmp_path: Path) -> None:
+def test_retry_failed_reruns_processing_failures_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     extra = [
         json.dumps(
             {"generated_image_url": "img/0.png", "task_type": "x", "client_ref": "boom", "generation_prompt": "explode"}
@@ -165,7 +165,13 @@ def test_retry_failed_reruns_processing_failures_once(tmp_path: Path) -> None:
     _run(tmp_path, "out.jsonl")
     before = {r["client_ref"]: r["failure_code"] for r in records(tmp_path / "out.jsonl")}
     assert before["boom"] == "processing_failed" and before["missing"] == "invalid_media"
-    batch, recs = _run(tmp_path, "out.jsonl", ev=_evaluator(enabled=("t_redness",)), retry_failed=True)
+    # the cause outside the row is gone (the judge is fixed); the same settings otherwise
+    monkeypatch.setattr(
+        pj.ExplodingJudge,
+        "judge",
+        lambda self, batch: [self.result(passed=True, confidence=0.7, reasoning="fixed") for _ in batch],
+    )
+    batch, recs = _run(tmp_path, "out.jsonl", retry_failed=True)
     assert batch.stats.done == 1  # only the processing failure ran again; invalid media is the row's own
     assert len(recs) == 5 and len({r["id"] for r in recs}) == 5
     assert {r["client_ref"]: r["status"] for r in recs}["boom"] == "completed"

@@ -78,3 +78,16 @@ def test_ray_reads_parquet(local_ray, manifest: Path, tmp_path: Path) -> None:
     )
     a = _by_id(local)
     assert len(a) == 18 and a == _by_id(on_ray)
+
+
+def test_ray_with_cuda_on_a_cluster_without_gpus_refuses_at_once(
+    local_ray, manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: the judge actors asked for a GPU the cluster did not have and waited forever
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray cluster has GPUs")
+    out = tmp_path / "ray.jsonl"
+    code = main(["batch", str(manifest), "-o", str(out), "--engine", "ray", "--device", "cuda", *FLAGS, *model_flags()])
+    assert code == 3
+    assert "the Ray cluster has no GPU" in capsys.readouterr().err
+    assert not out.exists() or not records(out)

@@ -129,3 +129,85 @@ def test_report_data_is_escaped(tmp_path: Path) -> None:
     html = (tmp_path / "r.html").read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>ref</b>" not in html
+
+
+# ---------------------------------------------------------------- an opened card at 1400 px
+MEASURE = """
+<script>
+window.addEventListener("load", function () {
+  var card = document.querySelector('[data-id="long"]');
+  card.querySelector("details").open = true;
+  setTimeout(function () {
+    var box = card.getBoundingClientRect(), clipped = [];
+    card.querySelectorAll("table.judges td").forEach(function (td) {
+      var r = td.getBoundingClientRect();
+      if (r.right > box.right + 1 || r.left < box.left - 1 || td.scrollWidth > td.clientWidth + 1) {
+        clipped.push(td.textContent.slice(0, 24));
+      }
+    });
+    document.body.dataset.cardWidth = String(Math.round(box.width));
+    document.body.dataset.clipped = clipped.join(" | ") || "none";
+    document.body.dataset.cells = String(card.querySelectorAll("table.judges tbody tr").length);
+  }, 200);
+});
+</script>
+"""
+
+
+def test_an_opened_card_shows_every_judges_reasoning_unclipped_at_1400px(tmp_path: Path) -> None:
+    # before: `.card {overflow: hidden}` and a widening rule on <details> (not a grid item),
+    # so the opened judges table ran past a 200 px card and its reasoning was cut off
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "a.png")
+    judges = [
+        {
+            "name": f"judge_{k}",
+            "passed": k % 2 == 0,
+            "confidence": 0.7,
+            "weight": 1,
+            "reasoning": f"judge {k} explains at length: "
+            + "the image shows a red square " * 12
+            + "and_one_very_long_unbroken_token_" * 4,
+        }
+        for k in range(5)
+    ]
+    recs = [
+        {"id": f"n{i}", "status": "completed", "overall_passed": True, "client_ref": f"n{i}", "judges": judges[:1]}
+        for i in range(7)
+    ]
+    recs.insert(
+        2,
+        {
+            "id": "long",
+            "status": "completed",
+            "overall_passed": False,
+            "client_ref": "long",
+            "generated_image_url": "a.png",
+            "judges": judges,
+            "check_summary": {"skipped_checks": [{"judge": "safety", "reason": "model x missing", "model": "x"}]},
+        },
+    )
+    (tmp_path / "out.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_report(tmp_path / "out.jsonl", tmp_path / "r.html", base_dir=tmp_path)
+    page = tmp_path / "measure.html"
+    page.write_text((tmp_path / "r.html").read_text().replace("</body>", MEASURE + "</body>"))
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            "--window-size=1400,1000",
+            "--virtual-time-budget=5000",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = re.search(r"<body([^>]*)>", proc.stdout)
+    assert m
+    body = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', m.group(1)))
+    assert body.get("data-cells") == "6", body  # five judges and one skipped check
+    assert body["data-clipped"] == "none", f"cells cut off by the card: {body['data-clipped']}"
+    assert int(body["data-card-width"]) >= 1000, f"the opened card is only {body['data-card-width']} px wide"

@@ -20,11 +20,17 @@ Why it is built this way:
 - **Resume**: re-running the same command skips every row whose evaluation id is in the
   output already. The id is ``uuid5(NAMESPACE, row_id)``, so it is the same in every
   run and in the Ray engine; the judge, issue, gate and action ids are derived from it
-  too, so two runs over the same manifest write the same ids.
-- **A bad row never stops the batch**: unreadable or invalid rows become ``rejected``
-  records; missing or corrupt images become ``failed`` evaluations with
+  too, so two runs over the same manifest write the same ids. Each record keeps a
+  fingerprint of its request and of the verdict-changing configuration
+  (``links.batch_fingerprint``); a resume whose rows would now be evaluated differently
+  is refused (``SettingsChangedError``) unless ``overwrite`` redoes them.
+- **A bad row never stops the batch**: unreadable or invalid rows (bad JSON, a lone
+  surrogate, nesting past ``manifest.MAX_NESTING``, a number JSON cannot hold) become
+  ``rejected`` records; missing or corrupt images become ``failed`` evaluations with
   ``failure_code: invalid_media``; a judge that breaks on one item fails that item
-  (``processing_failed``) and the rest go on.
+  (``processing_failed``, by ``Evaluator.run_prepared``'s one isolation policy — the
+  engine never re-runs items itself) and the rest go on. Lines are written by
+  ``encode_record``, which cannot fail.
 
 Output records: a completed or failed evaluation is the API's evaluation JSON
 (``Evaluation.to_api()``), with ``links.batch_row`` = the row id. A row that is not a
@@ -35,6 +41,7 @@ is written as ``{"id", "status": "rejected", "failure_code": "invalid_request",
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -47,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagejury.batch.manifest import Manifest, ManifestRow, apply_defaults
+from imagejury.batch.manifest import Manifest, ManifestRow, apply_defaults, canonical_json
 from imagejury.batch.progress import BatchProgress, BatchStats
 from imagejury.core.pipeline import Evaluator, PreparedItem
 from imagejury.core.schema import EvaluationRequest, parse_request
@@ -68,6 +75,45 @@ def evaluation_id(row_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, row_id))
 
 
+# ---------------------------------------------------------------- settings fingerprints
+#: key under a record's ``links`` holding what the row was evaluated with
+FINGERPRINT_KEY = "batch_fingerprint"
+#: configuration that does not change a verdict: where and how fast the models run
+_NOT_FINGERPRINTED = {"models": {"device", "torch_threads"}, "evaluation": {"batch_size"}, "media": {"fetch_timeout_s"}}
+
+
+def config_fingerprint(config: Any) -> str:
+    """12 hex digits over the configuration that can change a verdict: models and their
+    weights, judge settings, missing-model policy, draft decoding, media limits."""
+    dump = config.model_dump(mode="json", exclude={"server"})
+    for section, keys in _NOT_FINGERPRINTED.items():
+        for key in keys:
+            dump.get(section, {}).pop(key, None)
+    return hashlib.sha256(canonical_json(dump).encode("utf-8")).hexdigest()[:12]
+
+
+def row_fingerprint(row: ManifestRow, defaults: dict[str, Any] | None, config_fp: str) -> str:
+    """``REQUEST-CONFIG``: 12 hex digits of the request as evaluated (the row plus the
+    command line's defaults), a dash, the config's. A rejected record keeps only the
+    request half (its verdict does not depend on the models)."""
+    request = apply_defaults(row.data, defaults or {}) if row.data is not None else {"unreadable": row.error}
+    return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()[:12] + "-" + config_fp
+
+
+def settings_changed(old: str | None, new: str) -> str | None:
+    """What differs between a stored fingerprint and this run's: None (same, or an old
+    record without one), "request" or "configuration"."""
+    if not old:
+        return None
+    old_req, _, old_cfg = old.partition("-")
+    new_req, _, new_cfg = new.partition("-")
+    if old_req != new_req:
+        return "request"
+    if old_cfg and old_cfg != new_cfg:
+        return "configuration"
+    return None
+
+
 # ---------------------------------------------------------------- records
 def stabilise_ids(record: dict[str, Any]) -> dict[str, Any]:
     """Derive every nested id from the evaluation id, so reruns and engines agree."""
@@ -86,15 +132,19 @@ def stabilise_ids(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def evaluation_record(evaluation: Any, row_id: str) -> dict[str, Any]:
+def evaluation_record(evaluation: Any, row_id: str, fingerprint: str | None = None) -> dict[str, Any]:
     record = stabilise_ids(evaluation.to_api())
     links = dict(record.get("links") or {})
     links["batch_row"] = row_id
+    if fingerprint:
+        links[FINGERPRINT_KEY] = fingerprint
     record["links"] = links
     return record
 
 
-def rejected_record(row: ManifestRow, detail: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def rejected_record(
+    row: ManifestRow, detail: str, errors: list[dict[str, Any]] | None = None, fingerprint: str | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": evaluation_id(row.row_id),
         "status": "rejected",
@@ -102,7 +152,7 @@ def rejected_record(row: ManifestRow, detail: str, errors: list[dict[str, Any]] 
         "failure_message": detail,
         "errors": errors or [],
         "batch_row": row.row_id,
-        "links": {"batch_row": row.row_id},
+        "links": {"batch_row": row.row_id, **({FINGERPRINT_KEY: fingerprint} if fingerprint else {})},
     }
     if row.line is not None:  # where to look; the Ray engine cannot know lines, so it is not in `comparable`
         record["batch_line"] = row.line
@@ -111,6 +161,39 @@ def rejected_record(row: ManifestRow, detail: str, errors: list[dict[str, Any]] 
         if isinstance(value, str):
             record[key] = value[:2000]
     return record
+
+
+def encode_record(record: dict[str, Any]) -> str:
+    """One results line (no newline). Cannot fail: a record that ``json.dumps`` refuses
+    (it should not happen — ``manifest.unwritable_reason`` refuses such rows as they are
+    read) is replaced by a rejected record that says why, so one row never stops a batch."""
+    try:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")  # a lone surrogate passes dumps but not the file's encoding
+        return text
+    except (ValueError, TypeError, RecursionError, UnicodeEncodeError) as exc:
+        log.error("the record of row %r could not be written as JSON: %s", _plain(record.get("batch_row")), exc)
+        raw_links = record.get("links")
+        links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
+        substitute: dict[str, Any] = {
+            "id": _plain(record.get("id")),
+            "status": "rejected",
+            "failure_code": "invalid_request",
+            "failure_message": "the result of this row could not be written as JSON "
+            f"({type(exc).__name__}: {str(_plain(str(exc)))[:300]}); check the row's text for "
+            "invalid Unicode, non-finite numbers or deep nesting",
+            "errors": [],
+            "batch_row": _plain(record.get("batch_row") or links.get("batch_row")),
+            "links": {k: _plain(v) for k, v in links.items() if k in ("batch_row", FINGERPRINT_KEY)},
+        }
+        return json.dumps(substitute, ensure_ascii=False, separators=(",", ":"))
+
+
+def _plain(value: Any) -> str | None:
+    """A value as text that always encodes (lone surrogates replaced)."""
+    if value is None:
+        return None
+    return str(value).encode("utf-8", "replace").decode("utf-8")
 
 
 #: keys that change from run to run (clock, durations); everything else is deterministic
@@ -141,19 +224,26 @@ class Intake:
     request: EvaluationRequest | None = None
     meta: EvaluationMeta | None = None
     record: dict[str, Any] | None = None
+    fingerprint: str = ""  # row_fingerprint(): written with the result, checked on resume
 
 
-def intake(row: ManifestRow, defaults: dict[str, Any] | None = None) -> Intake:
+def intake(row: ManifestRow, defaults: dict[str, Any] | None = None, config_fp: str = "") -> Intake:
     """Validate a manifest row into a request (or a rejected record). Never raises."""
+    fingerprint = row_fingerprint(row, defaults, config_fp)
+    request_fp = fingerprint.partition("-")[0] + "-"
     if row.error is not None or row.data is None:
-        return Intake(row, record=rejected_record(row, row.error or "empty row"))
+        return Intake(row, record=rejected_record(row, row.error or "empty row", fingerprint=request_fp))
     data = apply_defaults(row.data, defaults or {})
     try:
         request = parse_request(data)
     except InvalidRequestError as exc:
-        return Intake(row, record=rejected_record(row, exc.detail, exc.errors))
+        return Intake(row, record=rejected_record(row, exc.detail, exc.errors, fingerprint=request_fp))
+    except Exception as exc:  # noqa: BLE001 - a validator's crash is this row's problem alone
+        log.exception("validating row %s failed", row.row_id)
+        detail = f"the row could not be validated ({type(exc).__name__}: {exc})"
+        return Intake(row, record=rejected_record(row, detail, fingerprint=request_fp))
     meta = EvaluationMeta(id=evaluation_id(row.row_id), source="api")
-    return Intake(row, request=request, meta=meta)
+    return Intake(row, request=request, meta=meta, fingerprint=fingerprint)
 
 
 def decode(evaluator: Evaluator, item: Intake) -> PreparedItem:
@@ -178,6 +268,72 @@ def judge_prepared(evaluator: Evaluator, prepared: list[PreparedItem]) -> list[A
 # ---------------------------------------------------------------- results file
 class OutputBusyError(InvalidRequestError):
     """Another batch is writing to the same output file right now."""
+
+
+class SettingsChangedError(InvalidRequestError):
+    """Rows in the output were evaluated with another request or configuration than
+    this run's; resuming would silently keep the old results."""
+
+
+def retryable(record: dict[str, Any]) -> bool:
+    """A failed record whose cause lay outside the row (``--retry-failed`` re-runs it)."""
+    return record.get("status") == "failed" and record.get("failure_code") not in ROW_FAILURES
+
+
+def _changed_message(path: Path, changed: dict[str, list[str]]) -> str:
+    what = {
+        "request": "another request (prompt or fields, or --task-type/--job-class defaults)",
+        "configuration": "another configuration (models, judge settings or --allow-missing-models)",
+    }
+    parts = [f"{len(ids)} with {what[kind]}" for kind, ids in changed.items() if ids]
+    total = sum(len(ids) for ids in changed.values())
+    return (
+        f"{total} rows already in {path} were evaluated with other settings than this run's: "
+        + "; ".join(parts)
+        + ". Resuming would keep their old results: pass --overwrite to evaluate them again with "
+        "this run's settings, or write to another output"
+    )
+
+
+def reconcile_settings(
+    results: ResultsFile,
+    manifest: Manifest,
+    done: dict[str, str | None],
+    *,
+    defaults: dict[str, Any],
+    config_fp: str,
+    overwrite: bool,
+) -> set[str]:
+    """The ids to skip on resume. Every row already in the output is checked against
+    the fingerprint of what this run would evaluate; when any differs, raise
+    ``SettingsChangedError`` — or, with ``overwrite``, drop those records to redo them.
+    A row that was rejected and has been edited since (the fix of a bad row) is always
+    evaluated again: its old record holds no result to keep.
+
+    Reads the manifest once more before the run (only when the output has records)."""
+    if not done:
+        return set()
+    changed: dict[str, list[str]] = {"request": [], "configuration": []}
+    fixed: set[str] = set()
+    for row in manifest.rows():
+        eid = evaluation_id(row.row_id)
+        if eid in done:
+            old = done[eid]
+            what = settings_changed(old, row_fingerprint(row, defaults, config_fp))
+            if what and old is not None and old.endswith("-"):  # a rejected record (no config half)
+                fixed.add(eid)
+            elif what:
+                changed[what].append(eid)
+    ids = {i for v in changed.values() for i in v}
+    if ids and not overwrite:
+        raise SettingsChangedError(_changed_message(results.path, changed))
+    if fixed:
+        log.warning("%d rejected rows were edited since; they are evaluated again", len(fixed))
+    if ids:
+        log.warning("--overwrite: %d rows evaluated with other settings are evaluated again", len(ids))
+    if ids or fixed:
+        results.drop_ids(ids | fixed)
+    return set(done) - ids - fixed
 
 
 def _lock(path: Path) -> int:
@@ -257,13 +413,27 @@ class ResultsFile:
                     yield rec
 
     def done_ids(self, *, retry_failed: bool = False) -> set[str]:
-        """Ids already in the output. With ``retry_failed``, rows that failed for a reason
+        """Ids already in the output (see ``done``)."""
+        return set(self.done(retry_failed=retry_failed))
+
+    def done(self, *, retry_failed: bool = False) -> dict[str, str | None]:
+        """Id → settings fingerprint (None in records written before fingerprints) of
+        every record in the output. With ``retry_failed``, rows that failed for a reason
         outside the row (``processing_failed``, ``timed_out``) are first removed from the
         file so they run again and every row still appears once."""
         self.repair_tail()
         if retry_failed:
-            self._drop(lambda r: r.get("status") == "failed" and r.get("failure_code") not in ROW_FAILURES)
-        return {str(r["id"]) for r in self.records()}
+            self._drop(retryable)
+        out: dict[str, str | None] = {}
+        for r in self.records():
+            links = r.get("links")
+            fp = links.get(FINGERPRINT_KEY) if isinstance(links, dict) else None
+            out[str(r["id"])] = fp if isinstance(fp, str) else None
+        return out
+
+    def drop_ids(self, ids: set[str]) -> int:
+        """Remove the records of ``ids`` (to evaluate them again); returns how many."""
+        return self._drop(lambda r: str(r.get("id")) in ids)
 
     def _drop(self, predicate: Callable[[dict[str, Any]], bool]) -> int:
         if not self.path.exists():
@@ -300,7 +470,7 @@ class ResultsFile:
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """All records in one write() of whole lines, then fsync: a kill loses at most this batch."""
-        data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records).encode("utf-8")
+        data = "".join(encode_record(r) + "\n" for r in records).encode("utf-8")
         if not data:
             return
         assert self._fd is not None, "ResultsFile.open() first"
@@ -333,6 +503,7 @@ class BatchOptions:
     prefetch: int | None = None  # decoded items waiting ahead of the models; None: 2 batches
     defaults: dict[str, Any] = field(default_factory=dict)  # fields a row lacks: task_type, job_class
     retry_failed: bool = False
+    overwrite: bool = False  # redo rows already in the output whose settings changed (else refuse)
     progress: bool = True
 
     def window(self) -> int:
@@ -344,6 +515,7 @@ class _Entry:
     row: ManifestRow
     future: Future | None = None
     record: dict[str, Any] | None = None
+    fingerprint: str = ""
 
 
 class LocalBatch:
@@ -359,11 +531,19 @@ class LocalBatch:
         self.manifest = manifest
         self.results = ResultsFile(output)
         self.stats = BatchStats()
+        self.config_fp = config_fingerprint(evaluator.config)
 
     def run(self, on_batch: Callable[[list[dict[str, Any]]], None] | None = None) -> BatchStats:
         opts = self.options
         with self.results:  # the lock first: nobody else may repair or append meanwhile
-            done = self.results.done_ids(retry_failed=opts.retry_failed)
+            done = reconcile_settings(
+                self.results,
+                self.manifest,
+                self.results.done(retry_failed=opts.retry_failed),
+                defaults=opts.defaults,
+                config_fp=self.config_fp,
+                overwrite=opts.overwrite,
+            )
             _count_in_background(self.manifest, self.stats)
             pool = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="imagejury-decode")
             try:
@@ -409,11 +589,12 @@ class LocalBatch:
                 row = next(rows, None)
                 if row is None:
                     return
-                it = intake(row, opts.defaults)
+                it = intake(row, opts.defaults, self.config_fp)
                 if it.record is not None:
                     pending.append(_Entry(row, record=it.record))
                 else:
-                    pending.append(_Entry(row, future=pool.submit(decode, self.evaluator, it)))
+                    future = pool.submit(decode, self.evaluator, it)
+                    pending.append(_Entry(row, future=future, fingerprint=it.fingerprint))
                     decoding += 1
 
         fill()
@@ -434,7 +615,7 @@ class LocalBatch:
                 if e.record is not None:
                     records.append(e.record)
                 else:
-                    records.append(evaluation_record(next(evaluations), e.row.row_id))
+                    records.append(evaluation_record(next(evaluations), e.row.row_id, e.fingerprint))
             self.results.append(records)
             self.stats.add_many(records)
             if on_batch is not None:
@@ -483,11 +664,16 @@ def jsonl_to_parquet(jsonl: str | Path, parquet: str | Path, *, chunk_rows: int 
             ("record_json", pa.string()),
         ]
     )
+    source = ResultsFile(jsonl)
+    # first pass: where each id's last record is (the file is read twice, never held)
+    last = {str(rec["id"]): n for n, rec in enumerate(source.records())}
     tmp = Path(str(parquet) + ".tmp")
     n = 0
     with pq.ParquetWriter(tmp, schema) as writer:
         chunk: list[dict[str, Any]] = []
-        for rec in ResultsFile(jsonl).records():
+        for position, rec in enumerate(source.records()):
+            if last.get(str(rec["id"])) != position:
+                continue  # an earlier record of an id written again later
             url = rec.get("generated_image_url")
             chunk.append(
                 {
@@ -504,7 +690,7 @@ def jsonl_to_parquet(jsonl: str | Path, parquet: str | Path, *, chunk_rows: int 
                     "primary_action_code": rec.get("primary_action_code"),
                     "top_issues": [str(x) for x in rec.get("top_issues") or []],
                     "judges_passed": [(j.get("name"), bool(j.get("passed"))) for j in rec.get("judges") or []],
-                    "record_json": json.dumps(rec, ensure_ascii=False, separators=(",", ":")),
+                    "record_json": encode_record(rec),
                 }
             )
             if len(chunk) >= chunk_rows:
@@ -523,8 +709,16 @@ __all__ = [
     "Intake",
     "LocalBatch",
     "NAMESPACE",
+    "FINGERPRINT_KEY",
     "OutputBusyError",
     "ResultsFile",
+    "SettingsChangedError",
+    "config_fingerprint",
+    "encode_record",
+    "reconcile_settings",
+    "retryable",
+    "row_fingerprint",
+    "settings_changed",
     "comparable",
     "decode",
     "evaluation_id",

@@ -57,6 +57,9 @@ REF_PREFIX = "ref_"
 REF_SEPARATOR = "|"
 #: the API's client_ref limit (SPEC.md): longer relative paths get a hash id instead
 CLIENT_REF_MAX = 255
+#: deepest nesting a row may have (the row object is level 1; a flat attribute is level 2).
+#: Far above any real request, far below what the parser, pydantic and the writer take.
+MAX_NESTING = 64
 
 
 class ManifestError(InvalidRequestError):
@@ -103,19 +106,76 @@ def apply_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return out
 
 
+# ---------------------------------------------------------------- what a row may hold
+def unwritable_reason(value: Any, max_depth: int = MAX_NESTING) -> str | None:
+    """Why ``value`` could not be carried through to a results line, or None when it can.
+
+    A row is refused when it reads: whatever passes here is written by ``json.dumps``
+    (``allow_nan=False``, UTF-8) without fail. Checked without recursion, so a row
+    nested a million deep is answered, not a ``RecursionError``: nesting deeper than
+    ``max_depth``, a lone surrogate (``"\\udfff"``: not encodable as UTF-8) in a string or
+    key, a number JSON has no text for (NaN, Infinity).
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth > max_depth:
+                return f"{where or 'the row'} is nested more than {max_depth} levels deep"
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    if isinstance(key, str) and not _encodable(key):
+                        return f"a key in {where or 'the row'} has a lone surrogate (not valid Unicode text)"
+                    stack.append((sub, depth + 1, f"{where}.{key}" if where else str(key)))
+            else:
+                stack.extend((sub, depth + 1, f"{where}[{n}]") for n, sub in enumerate(item))
+        elif isinstance(item, str) and not _encodable(item):
+            return f"{where or 'a value'} has a lone surrogate (not valid Unicode text)"
+        elif isinstance(item, float) and not math.isfinite(item):
+            spelt = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+            return f"{where or 'a value'} is {spelt}, which is not a JSON number"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _non_json_constant(name: str) -> float:
+    """``json.loads`` hook: NaN and Infinity are not JSON; kept as floats so the check names them."""
+    return float(name)
+
+
+def _load_json(text: str) -> tuple[Any, str | None]:
+    """Parse JSON text; every parser failure is an answer, never an exception.
+
+    Besides malformed text: an integer of more than 4,300 digits (``ValueError``) and
+    arrays or objects nested deeper than the interpreter's stack (``RecursionError``)."""
+    try:
+        return json.loads(text, parse_constant=_non_json_constant), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return None, f"not valid JSON (nested too deeply; at most {MAX_NESTING} levels)"
+    except ValueError as exc:  # int too long for int(str): "Exceeds the limit (4300 digits) ..."
+        return None, f"not valid JSON ({exc})"
+
+
 # ---------------------------------------------------------------- JSONL
 def jsonl_row(text: str, index: int, line: int | None, base: Path | None) -> ManifestRow:
-    """One JSONL line (already stripped, not blank) as a row; shared with the Ray engine."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return ManifestRow(
-            row_id=row_id_for(None, text),
-            index=index,
-            line=line,
-            base_dir=base,
-            error=f"not valid JSON ({exc.msg} at column {exc.colno})",
-        )
+    """One JSONL line (already stripped, not blank) as a row; shared with the Ray engine.
+
+    Never raises: a line that does not parse, is not an object, or holds what could not
+    be written back out (see ``unwritable_reason``) is a row with ``error`` set."""
+    data, problem = _load_json(text)
+    if problem is None and isinstance(data, dict):
+        problem = unwritable_reason(data)
+    if problem is not None:
+        return ManifestRow(row_id=row_id_for(None, text), index=index, line=line, base_dir=base, error=problem)
     if not isinstance(data, dict):
         return ManifestRow(
             row_id=row_id_for(None, text),
@@ -146,7 +206,7 @@ def parse_scalar(text: str) -> Any:
     too: the API's JSON has no such numbers."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # malformed, or an integer of more than 4,300 digits
         return text
     if isinstance(value, float) and not math.isfinite(value):
         return text
@@ -167,6 +227,8 @@ def table_row_to_request(cells: dict[str, Any]) -> dict[str, Any]:
         key = key.strip()
         if value is None or (isinstance(value, str) and value.strip() == ""):
             continue
+        if isinstance(value, float) and math.isnan(value):  # a missing value in a pandas-written float column
+            continue
         if key.startswith(ATTR_PREFIX) and len(key) > len(ATTR_PREFIX):
             attrs[key[len(ATTR_PREFIX) :]] = parse_scalar(value) if isinstance(value, str) else value
         elif key.startswith(REF_PREFIX) and len(key) > len(REF_PREFIX):
@@ -174,24 +236,28 @@ def table_row_to_request(cells: dict[str, Any]) -> dict[str, Any]:
             urls = value.split(REF_SEPARATOR) if isinstance(value, str) else list(value)
             refs += [{"url": u.strip(), "kind": kind} for u in urls if str(u).strip()]
         elif key in JSON_COLUMNS and isinstance(value, str):
-            try:
-                data[key] = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"column '{key}' is not valid JSON ({exc.msg} at column {exc.colno})") from None
+            parsed, problem = _load_json(value)
+            if problem is not None:
+                raise ValueError(f"column '{key}' is {problem}")
+            data[key] = parsed
         else:
             data[key] = value
     if attrs:
-        merged = data.get("input_attributes") if isinstance(data.get("input_attributes"), dict) else {}
-        data["input_attributes"] = {**merged, **attrs}
+        given = data.get("input_attributes")
+        data["input_attributes"] = {**(given if isinstance(given, dict) else {}), **attrs}
     if refs:
-        existing = data.get("reference_images") if isinstance(data.get("reference_images"), list) else []
-        data["reference_images"] = list(existing) + refs
+        existing = data.get("reference_images")
+        data["reference_images"] = (list(existing) if isinstance(existing, list) else []) + refs
     return data
 
 
-def table_row(cells: dict[str, Any], index: int, line: int | None, base: Path) -> ManifestRow:
+def table_row(cells: dict[str, Any], index: int, line: int | None, base: Path | None) -> ManifestRow:
+    """One CSV/Parquet row as a row; never raises (see ``jsonl_row``)."""
     try:
         data = table_row_to_request(cells)
+        problem = unwritable_reason(data)
+        if problem is not None:
+            raise ValueError(problem)
     except ValueError as exc:
         # str keys: csv puts a row's surplus cells under the key None, which sort_keys cannot order
         text = canonical_json({str(k): v for k, v in cells.items()})
@@ -203,15 +269,42 @@ def read_csv(path: Path) -> Iterator[ManifestRow]:
     base = path.parent
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        if not reader.fieldnames:
+        # strict: a quote that is never closed is an error, not a cell that silently
+        # swallows every following line (quoted cells may still hold line breaks)
+        reader = csv.DictReader(fh, delimiter=delimiter, strict=True)
+        try:
+            header = reader.fieldnames
+        except csv.Error as exc:
+            raise ManifestError(f"{path}: the header row cannot be read ({exc})") from None
+        if not header:
             raise ManifestError(f"{path}: the CSV has no header row (request field names)")
         index = 0
-        for cells in reader:
+        while True:
+            first = reader.reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield _csv_error_row(path, exc, first, reader.reader.line_num, index, base)
+                index += 1
+                continue
             if not any((v or "").strip() for k, v in cells.items() if k is not None and isinstance(v, str)):
                 continue
-            yield table_row(cells, index, reader.line_num, base)
+            yield table_row(cells, index, first, base)
             index += 1
+
+
+def _csv_error_row(path: Path, exc: csv.Error, first: int, last: int, index: int, base: Path) -> ManifestRow:
+    """The lines a broken quote ran over, as one rejected row that names them."""
+    span = f"line {first}" if last <= first else f"lines {first}-{last}"
+    detail = (
+        f"{span} cannot be read as CSV ({exc}): most likely a quote that is never closed, which runs "
+        f"over the following lines; the rows on {span} are not evaluated — fix the quoting and run again"
+    )
+    return ManifestRow(
+        row_id=hash_id(f"{path.name}:{first}:{last}"), index=index, line=first, base_dir=base, error=detail
+    )
 
 
 def read_parquet(path: Path, batch_rows: int = 1024) -> Iterator[ManifestRow]:
@@ -249,7 +342,10 @@ def iter_image_files(root: Path, *, warn: bool = True) -> Iterator[Path]:
             if entry.is_dir(follow_symlinks=False):
                 subdirs.append(Path(entry.path))
             elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
-                yield Path(entry.path)
+                if _is_regular(entry):
+                    yield Path(entry.path)
+                elif warn:  # a named pipe or device would block whoever opens it
+                    log.warning("%s is not a regular file (a pipe, socket or device); skipped", entry.path)
             elif Path(entry.name).suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES:
                 unsupported.append(entry.name)
         if unsupported and warn:  # images in a format the evaluator refuses: said, not silently dropped
@@ -262,10 +358,26 @@ def iter_image_files(root: Path, *, warn: bool = True) -> Iterator[Path]:
         stack.extend(reversed(subdirs))
 
 
+def _is_regular(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:
+        return False
+
+
 def read_directory(root: Path, shared: dict[str, Any]) -> Iterator[ManifestRow]:
     """One request per image file, all with the ``shared`` fields (prompt, task type, ...)."""
     for index, file in enumerate(iter_image_files(root)):
         rel = file.relative_to(root).as_posix()
+        if not _encodable(rel):  # a name that is not UTF-8 (os gives it lone surrogates)
+            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield ManifestRow(
+                row_id=hash_id(os.fsencode(rel).hex()),
+                index=index,
+                base_dir=root,
+                error=f"the file name {shown!r} is not valid UTF-8; rename the file to grade it",
+            )
+            continue
         data = {k: v for k, v in shared.items() if v is not None}
         data["generated_image_url"] = rel
         if len(rel) <= CLIENT_REF_MAX:
@@ -382,4 +494,5 @@ __all__ = [
     "read_parquet",
     "row_id_for",
     "table_row_to_request",
+    "unwritable_reason",
 ]

@@ -37,11 +37,14 @@ from typing import Any
 from imagejury.batch.engine import (
     BatchOptions,
     ResultsFile,
+    config_fingerprint,
     decode,
+    encode_record,
     evaluation_id,
     evaluation_record,
     intake,
     judge_prepared,
+    reconcile_settings,
 )
 from imagejury.batch.manifest import Manifest, jsonl_row, table_row
 from imagejury.batch.progress import BatchProgress, BatchStats
@@ -93,7 +96,14 @@ def _decoder(config_json: str) -> Any:
 
 
 def intake_and_decode(
-    batch: Any, *, kind: str, base_dir: str | None, defaults: dict[str, Any], config_json: str, done_ref: Any
+    batch: Any,
+    *,
+    kind: str,
+    base_dir: str | None,
+    defaults: dict[str, Any],
+    config_json: str,
+    config_fp: str,
+    done_ref: Any,
 ) -> Any:
     """Rows in (``text`` lines, table columns, or pickled rows) → ``eid`` + pickled payload out.
 
@@ -115,14 +125,14 @@ def intake_and_decode(
         eid = evaluation_id(row.row_id)
         if eid in done:
             continue
-        it = intake(row, defaults)
+        it = intake(row, defaults, config_fp)
         if it.record is not None:
             payload: Any = it.record
         else:
             prepared = decode(evaluator, it)
             if prepared.item is not None:
                 prepared.item.features = None  # type: ignore[assignment]  # a lock: rebuilt by run_prepared
-            payload = (row.row_id, prepared)
+            payload = (row.row_id, prepared, it.fingerprint)
         eids.append(eid)
         payloads.append(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
     return pa.table({"eid": pa.array(eids, pa.string()), "payload": pa.array(payloads, pa.large_binary())})
@@ -143,6 +153,8 @@ class JudgeActor:
         self._reported: dict[str, float] = {}
 
     def __call__(self, batch: Any) -> Any:
+        """Judge one batch. ``run_prepared`` is the one error-isolation policy: a row that
+        breaks a judge fails alone; nothing is retried here."""
         import pyarrow as pa
 
         payloads = [pickle.loads(b) for b in batch.column("payload").to_pylist()]
@@ -150,8 +162,8 @@ class JudgeActor:
         evaluations = iter(judge_prepared(self.evaluator, prepared) if prepared else [])
         out = []
         for p in payloads:
-            record = p if isinstance(p, dict) else evaluation_record(next(evaluations), p[0])
-            out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            record = p if isinstance(p, dict) else evaluation_record(next(evaluations), p[0], p[2])
+            out.append(encode_record(record))
         # judge seconds since the last batch, on the first row (the driver sums them)
         now = dict(self.evaluator.judge_seconds)
         delta = {k: v - self._reported.get(k, 0.0) for k, v in now.items()}
@@ -182,6 +194,19 @@ def _absolute_sources(config: EvaluatorConfig) -> EvaluatorConfig:
     return config.model_copy(update={"models": m.model_copy(update=updates)}) if updates else config
 
 
+def _check_gpus(ray: Any, actors: int) -> None:
+    """``--device cuda`` gives each judge actor one GPU; an actor that asks for a GPU the
+    cluster does not have waits forever, so refuse at once instead (as the local engine
+    refuses a device torch cannot see)."""
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    if gpus < actors:
+        have = "no GPU" if gpus == 0 else f"{gpus} GPU(s)"
+        raise RayBatchError(
+            f"--device cuda gives each of the {actors} judge actor(s) one GPU, but the Ray cluster has {have}; "
+            "use --device cpu, fewer --actors, or a cluster with GPUs (--ray-address)"
+        )
+
+
 def _source(ray: Any, manifest: Manifest) -> Any:
     if manifest.kind == "jsonl":
         return ray.data.read_text(str(manifest.path), drop_empty_lines=True)
@@ -206,11 +231,19 @@ def run_ray_batch(
         import ray
     except ImportError as exc:
         raise RayBatchError("--engine ray needs Ray Data: pip install 'imagejury[ray]'") from exc
+    config_fp = config_fingerprint(config)  # before the paths are made absolute: the local engine's value
     config = _absolute_sources(config)
     config_json = config.model_dump_json()
     results = ResultsFile(output).open()  # the lock first, then the scan (see ResultsFile)
     try:
-        done = results.done_ids(retry_failed=options.retry_failed)
+        done = reconcile_settings(
+            results,
+            manifest,
+            results.done(retry_failed=options.retry_failed),
+            defaults=options.defaults,
+            config_fp=config_fp,
+            overwrite=options.overwrite,
+        )
     except BaseException:
         results.close()
         raise
@@ -228,10 +261,12 @@ def run_ray_batch(
                 log_to_driver=False,
                 runtime_env={"env_vars": env} if env else None,
             )
+        gpu = config.models.device.startswith("cuda")
+        if gpu:
+            _check_gpus(ray, actors)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         done_ref = ray.put(done)
-        gpu = config.models.device.startswith("cuda")
         ds = _source(ray, manifest)
         ds = ds.map_batches(
             intake_and_decode,
@@ -242,6 +277,7 @@ def run_ray_batch(
                 "base_dir": str(manifest.base_dir),
                 "defaults": options.defaults,
                 "config_json": config_json,
+                "config_fp": config_fp,
                 "done_ref": done_ref,
             },
             num_cpus=decode_cpus,

@@ -3,8 +3,11 @@
 What it holds: headline counts; a chart per judge of how its votes are spread; a grid of
 thumbnails (small JPEGs embedded as base64) with a verdict badge each; filters by
 verdict and by issue; and, per image, every judge's vote, confidence, reasoning and
-issues. Charts are inline SVG drawn here, filters a few lines of plain JavaScript
-(no CDN, no framework), so the file works offline and in a mail attachment.
+issues; a banner naming the checks that were skipped (and on how many rows). The page
+is a Jinja2 template (``templates/report.html``, autoescaped: text from the records can
+never become markup or template syntax); charts are inline SVG drawn here, filters a few
+lines of plain JavaScript (no CDN, no framework), so the file works offline and in a
+mail attachment. Rows whose checks were skipped are "incomplete", never a green pass.
 
 Scores per judge: the API gives each judge ``passed`` and ``confidence`` (distance from
 its threshold, 0.5 = on the line). The chart shows ``p(pass)`` = confidence when the
@@ -25,9 +28,12 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from PIL import Image
 
 from imagejury.batch.engine import ResultsFile
@@ -35,7 +41,8 @@ from imagejury.core.intake.media import classify_source
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = Path(__file__).with_name("templates") / "report.html"
+TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATE_NAME = "report.html"
 THUMB_PX = 160  # thumbnail longest side: sharp on a 4-column grid, ~5 KB as JPEG q70
 THUMB_QUALITY = 70
 BINS = 10
@@ -53,10 +60,49 @@ class JudgeDist:
 
 
 def verdict_of(rec: dict[str, Any]) -> str:
-    """pass | fail | error (the row could not be evaluated)."""
-    if rec.get("status") == "completed":
-        return "pass" if rec.get("overall_passed") else "fail"
-    return "error"
+    """pass | fail | incomplete | error (the row could not be evaluated).
+
+    ``incomplete``: the verdict came out passing but some checks were skipped (a model
+    not here, ``--allow-missing-models``) — never shown as a plain pass. A failing
+    verdict stays ``fail`` whatever was skipped: the checks that ran failed it."""
+    if rec.get("status") != "completed":
+        return "error"
+    if not rec.get("overall_passed"):
+        return "fail"
+    return "incomplete" if is_incomplete(rec) else "pass"
+
+
+def is_incomplete(rec: dict[str, Any]) -> bool:
+    """``check_summary.incomplete`` when the record has it; older records: any skipped check."""
+    summary = rec.get("check_summary") or {}
+    flag = summary.get("incomplete")
+    if isinstance(flag, bool):
+        return flag
+    return bool(summary.get("skipped_checks"))
+
+
+def skip_cause(entry: dict[str, Any]) -> str:
+    """Why a check was skipped, in a few words: the model when the record names it
+    (``skipped_checks[].model``), else the recorded reason."""
+    model = entry.get("model")
+    if isinstance(model, str) and model:
+        return f"model {model} not available"
+    return str(entry.get("reason") or entry.get("detail") or "no reason recorded")
+
+
+def skipped_lines(skips: Counter, evaluated: int) -> list[str]:
+    """The banner: one line per cause and row count, its judges named together —
+    "safety and prompt_adherence skipped on all 40 rows: model ViT-L-14:openai not available"."""
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for (judge, cause), n in skips.items():
+        groups[(cause, n)].append(judge)
+    lines = []
+    for (cause, n), judges in sorted(groups.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+        names = sorted(judges)
+        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        where = f"all {n} rows" if n == evaluated else f"{n} of {evaluated} evaluated rows"
+        lines.append(f"{who} skipped on {where}: {cause}")
+    return lines
 
 
 def issue_codes(rec: dict[str, Any]) -> list[str]:
@@ -78,9 +124,11 @@ def thumbnail(url: Any, base_dir: Path | None, px: int = THUMB_PX) -> str | None
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        with Image.open(path) as img:
-            img.draft("RGB", (px, px))
-            img = img.convert("RGB")
+        if not path.is_file():  # a named pipe would block open() forever; a device is no image
+            return None
+        with Image.open(path) as opened:
+            opened.draft("RGB", (px, px))
+            img = opened.convert("RGB")
             img.thumbnail((px, px))
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=THUMB_QUALITY)
@@ -124,55 +172,69 @@ def _svg_chart(name: str, dist: JudgeDist) -> str:
     )
 
 
-def _card(rec: dict[str, Any], thumb: str | None) -> str:
-    e = html.escape
+def card_view(rec: dict[str, Any], thumb: str | None) -> dict[str, Any]:
+    """What the template shows of one record (plain values: the template escapes them)."""
     verdict = verdict_of(rec)
-    codes = issue_codes(rec)
-    label = (
+    label = str(
         rec.get("client_ref")
         or rec.get("generated_image_url")
         or (rec.get("links") or {}).get("batch_row")
         or rec.get("id")
     )
-    label = str(label)
-    img = f'<img src="{thumb}" alt="{e(label)}" loading="lazy">' if thumb else '<div class="noimg">no preview</div>'
+    skipped = [
+        {"judge": str(s.get("judge")), "cause": skip_cause(s)}
+        for s in (rec.get("check_summary") or {}).get("skipped_checks") or []
+    ]
     rate = rec.get("weighted_pass_rate")
-    badge = {"pass": "PASS", "fail": "FAIL", "error": "NOT EVALUATED"}[verdict]
-    rows = []
-    for j in rec.get("judges") or []:
-        issues = "".join(
-            f"<li>{e(str(i.get('subcategory')))}: {e(str(i.get('detail')))}</li>" for i in j.get("issues") or []
-        )
-        rows.append(
-            f'<tr class="{"jp" if j.get("passed") else "jf"}"><td>{e(str(j.get("name")))}</td>'
-            f"<td>{'pass' if j.get('passed') else 'FAIL'}</td><td>{float(j.get('confidence') or 0):.2f}</td>"
-            f"<td>{float(j.get('weight') or 0):g}</td><td>{e(str(j.get('reasoning') or ''))}"
-            f"{'<ul>' + issues + '</ul>' if issues else ''}</td></tr>"
-        )
-    for s in (rec.get("check_summary") or {}).get("skipped_checks") or []:
-        rows.append(
-            f'<tr class="js"><td>{e(str(s.get("judge")))}</td><td>skipped</td><td></td><td></td>'
-            f"<td>{e(str(s.get('reason') or ''))}</td></tr>"
-        )
-    if verdict == "error":
-        body = f'<p class="err">{e(str(rec.get("failure_code")))}: {e(str(rec.get("failure_message") or ""))}</p>'
-    else:
-        body = (
-            '<table class="judges"><thead><tr><th>judge</th><th>vote</th><th>conf.</th><th>weight</th><th>reasoning</th></tr>'
-            f"</thead><tbody>{''.join(rows)}</tbody></table>"
-        )
-        if rec.get("override_reason"):
-            body = f'<p class="override">{e(str(rec["override_reason"]))}</p>' + body
-        action = rec.get("action") or {}
-        if action.get("primary_action"):
-            body += f'<p class="action">action: {e(str(action["primary_action"]))}</p>'
-    rate_txt = f"{rate:.2f}" if isinstance(rate, (int, float)) and verdict != "error" else ""
-    return (
-        f'<article class="card v-{verdict}" data-verdict="{verdict}" data-issues="{e("|".join(codes))}" data-id="{e(str(rec.get("id")))}">'
-        f'{img}<div class="meta"><span class="badge b-{verdict}">{badge}</span> <span class="rate">{rate_txt}</span>'
-        f'<div class="name" title="{e(label)}">{e(label[-60:])}</div></div>'
-        f"<details><summary>judges</summary>{body}</details></article>"
-    )
+    action = rec.get("action") or {}
+    return {
+        "id": str(rec.get("id")),
+        "verdict": verdict,
+        "badge": BADGES[verdict],
+        "badge_title": "skipped: " + ", ".join(s["judge"] for s in skipped) if verdict == "incomplete" else "",
+        "issues": "|".join(issue_codes(rec)),
+        "label": label,
+        "thumb": thumb,
+        "rate": f"{rate:.2f}" if isinstance(rate, (int, float)) and verdict != "error" else "",
+        "failure_code": str(rec.get("failure_code")),
+        "failure_message": str(rec.get("failure_message") or ""),
+        "override": str(rec.get("override_reason") or ""),
+        "action": str(action.get("primary_action") or ""),
+        "judges": [
+            {
+                "name": str(j.get("name")),
+                "passed": bool(j.get("passed")),
+                "confidence": float(j.get("confidence") or 0),
+                "weight": f"{float(j.get('weight') or 0):g}",
+                "reasoning": str(j.get("reasoning") or ""),
+                "issues": [f"{i.get('subcategory')}: {i.get('detail')}" for i in j.get("issues") or []],
+            }
+            for j in rec.get("judges") or []
+        ],
+        "skipped": skipped,
+    }
+
+
+BADGES = {"pass": "PASS", "fail": "FAIL", "incomplete": "INCOMPLETE", "error": "NOT EVALUATED"}
+
+
+@dataclass
+class Tally:
+    """Counts over every record (the grid may show fewer)."""
+
+    dists: dict[str, JudgeDist] = field(default_factory=lambda: defaultdict(JudgeDist))
+    counts: Counter = field(default_factory=Counter)  # verdict -> rows
+    issues: Counter = field(default_factory=Counter)  # issue code -> rows
+    skips: Counter = field(default_factory=Counter)  # (judge, cause) -> rows
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.counts[verdict_of(rec)] += 1
+        self.issues.update(issue_codes(rec))
+        for j in rec.get("judges") or []:
+            self.dists[str(j.get("name"))].add(bool(j.get("passed")), float(j.get("confidence") or 0.5))
+        if rec.get("status") == "completed":
+            for entry in (rec.get("check_summary") or {}).get("skipped_checks") or []:
+                self.skips[(str(entry.get("judge")), skip_cause(entry))] += 1
 
 
 def build_report(
@@ -182,63 +244,58 @@ def build_report(
     limit: int = 5000,
     title: str = "imagejury batch report",
     total_records: int | None = None,
-    dists: dict[str, JudgeDist] | None = None,
-    counts: Counter | None = None,
-    issue_counts: Counter | None = None,
+    totals: Tally | None = None,
+    template: str = TEMPLATE_NAME,
 ) -> str:
-    """The report's HTML for ``records`` (the grid); charts and counts from the
-    precomputed tallies when given (all records), else from ``records``."""
-    if dists is None or counts is None or issue_counts is None:
-        dists, counts, issue_counts = tally(records)
+    """The report's HTML for ``records`` (the grid); counts, charts and the skipped-checks
+    banner from ``totals`` when given (all records), else from ``records``.
+
+    ``template``: a template in ``templates/`` — one that extends ``report.html`` can fill
+    its blocks (``card_actions``, ``toolbar``, ``page_scripts``, ``head_extra``)."""
+    if totals is None:
+        totals = tally(records)
     shown = records[:limit]
     with ThreadPoolExecutor(max_workers=4) as pool:
         thumbs = list(pool.map(lambda r: thumbnail(r.get("generated_image_url"), base_dir), shown))
-    cards = "".join(_card(r, t) for r, t in zip(shown, thumbs))
-    total = total_records if total_records is not None else len(records)
-    evaluated = counts["pass"] + counts["fail"]
-    rate = f"{counts['pass'] / evaluated:.1%}" if evaluated else "-"
-    issue_opts = "".join(
-        f'<option value="{html.escape(c)}">{html.escape(c)} ({n})</option>' for c, n in issue_counts.most_common()
+    counts = totals.counts
+    evaluated = counts["pass"] + counts["fail"] + counts["incomplete"]
+    page = (
+        _environment()
+        .get_template(template)
+        .render(
+            title=title,
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            total=total_records if total_records is not None else len(records),
+            shown=len(shown),
+            counts={k: counts[k] for k in BADGES},
+            pass_rate=f"{counts['pass'] / evaluated:.1%}" if evaluated else "-",
+            skipped_lines=skipped_lines(totals.skips, evaluated),
+            charts=[Markup(_svg_chart(name, d)) for name, d in sorted(totals.dists.items())],
+            top_issues=totals.issues.most_common(8),
+            issue_options=totals.issues.most_common(),
+            cards=[card_view(r, t) for r, t in zip(shown, thumbs)],
+        )
     )
-    charts = "".join(_svg_chart(name, d) for name, d in sorted(dists.items())) or "<p>No judge ran.</p>"
-    note = (
-        f'<p class="note">The grid shows the first {len(shown)} of {total} results; counts and charts cover all.</p>'
-        if len(shown) < total
-        else ""
-    )
-    top = "".join(f"<li>{html.escape(c)}: {n}</li>" for c, n in issue_counts.most_common(8))
-    template = TEMPLATE.read_text(encoding="utf-8")
-    values = {
-        "TITLE": html.escape(title),
-        "GENERATED": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "TOTAL": str(total),
-        "PASSED": str(counts["pass"]),
-        "FAILED": str(counts["fail"]),
-        "ERRORS": str(counts["error"]),
-        "PASS_RATE": rate,
-        "ISSUE_OPTIONS": issue_opts,
-        "TOP_ISSUES": top or "<li>none</li>",
-        "CHARTS": charts,
-        "NOTE": note,
-        "CARDS": cards,
-        "SHOWN": str(len(shown)),
-    }
-    for key, value in values.items():
-        template = template.replace("{{" + key + "}}", value)
-    return template
+    return page
 
 
-def tally(records: Any) -> tuple[dict[str, JudgeDist], Counter, Counter]:
-    dists: dict[str, JudgeDist] = defaultdict(JudgeDist)
-    counts: Counter = Counter()
-    issue_counts: Counter = Counter()
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    # autoescape on for everything: the template is HTML and every value comes from user data
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+
+
+def tally(records: Any) -> Tally:
+    totals = Tally()
     for rec in records:
-        counts[verdict_of(rec)] += 1
-        for code in issue_codes(rec):
-            issue_counts[code] += 1
-        for j in rec.get("judges") or []:
-            dists[str(j.get("name"))].add(bool(j.get("passed")), float(j.get("confidence") or 0.5))
-    return dict(dists), counts, issue_counts
+        totals.add(rec)
+    return totals
 
 
 def write_report(results: str | Path, report: str | Path, *, base_dir: Path | None = None, limit: int = 5000) -> int:
@@ -249,29 +306,16 @@ def write_report(results: str | Path, report: str | Path, *, base_dir: Path | No
     """
     seen: set[str] = set()
     shown: list[dict[str, Any]] = []
-    dists: dict[str, JudgeDist] = defaultdict(JudgeDist)
-    counts: Counter = Counter()
-    issue_counts: Counter = Counter()
+    totals = Tally()
     for rec in ResultsFile(results).records():
         rid = str(rec["id"])
         if rid in seen:
             continue
         seen.add(rid)
-        counts[verdict_of(rec)] += 1
-        issue_counts.update(issue_codes(rec))
-        for j in rec.get("judges") or []:
-            dists[str(j.get("name"))].add(bool(j.get("passed")), float(j.get("confidence") or 0.5))
+        totals.add(rec)
         if len(shown) < limit:
             shown.append(_slim(rec))
-    page = build_report(
-        shown,
-        base_dir=base_dir,
-        limit=limit,
-        total_records=len(seen),
-        dists=dict(dists),
-        counts=counts,
-        issue_counts=issue_counts,
-    )
+    page = build_report(shown, base_dir=base_dir, limit=limit, total_records=len(seen), totals=totals)
     out = Path(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -301,7 +345,10 @@ def _slim(rec: dict[str, Any]) -> dict[str, Any]:
     """What the report needs of a record (drops the echo of long prompts, ids, timestamps)."""
     out = {k: rec.get(k) for k in _KEEP if k in rec}
     cs = rec.get("check_summary") or {}
-    out["check_summary"] = {"skipped_checks": cs.get("skipped_checks") or []}
+    summary: dict[str, Any] = {"skipped_checks": cs.get("skipped_checks") or []}
+    if isinstance(cs.get("incomplete"), bool):
+        summary["incomplete"] = cs["incomplete"]
+    out["check_summary"] = summary
     out["judges"] = [
         {k: j.get(k) for k in ("name", "passed", "confidence", "weight", "reasoning")}
         | {
@@ -317,4 +364,16 @@ def _slim(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["build_report", "issue_codes", "tally", "thumbnail", "verdict_of", "write_report"]
+__all__ = [
+    "Tally",
+    "build_report",
+    "card_view",
+    "is_incomplete",
+    "issue_codes",
+    "skip_cause",
+    "skipped_lines",
+    "tally",
+    "thumbnail",
+    "verdict_of",
+    "write_report",
+]

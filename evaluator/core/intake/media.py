@@ -359,6 +359,8 @@ def fetch_url(
                 raise InvalidMediaError(
                     f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field
                 ) from None
+            except httpx.InvalidURL as exc:  # httpx builds the redirect target itself (a data: URI, say)
+                raise InvalidMediaError(f"{desc} redirected to a URL that cannot be fetched ({exc})", field) from None
             except (httpx.HTTPError, OSError, ValueError) as exc:  # httpx maps most; the rest is still bad media
                 raise InvalidMediaError(f"could not fetch {desc} ({exc.__class__.__name__}: {exc})", field) from None
 
