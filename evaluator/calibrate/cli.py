@@ -32,6 +32,13 @@ def register(sub: Any, add_model_flags: Callable[[argparse.ArgumentParser], None
     r.add_argument("results", metavar="RESULTS.jsonl")
     r.add_argument("--config", required=True, help="config overlay (e.g. written by `imagejury calibrate`)")
     r.add_argument("-o", "--output", required=True, help="rescored JSONL (a new file; the input is never edited)")
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that parse and rescore chunks of lines (default 1; JSON decoding is most of the time, "
+        "so more help on a machine with idle cores)",
+    )
     r.set_defaults(func=cmd_rescore)
 
     c = sub.add_parser(
@@ -65,7 +72,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         overlay = Overlay.from_file(args.config)
-        stats = rescore_file(args.results, overlay, args.output)
+        stats = rescore_file(args.results, overlay, args.output, workers=args.workers)
     except ImagejuryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
