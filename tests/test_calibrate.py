@@ -355,3 +355,28 @@ def test_calibrate_refuses_clearly_with_too_few_labels(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "too few labels" in err and "2 labelled pass and 8 labelled fail" in err
     assert not (tmp_path / "c.toml").exists()
+
+
+def test_rescore_in_worker_processes_gives_the_same_file_and_counts(tmp_path):
+    src = tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(make_record(0.5 + i / 100)) + "\n" for i in range(40)))
+    ov = overlay("[judges.identity.calibration]\nsimilarity = 0.7\n", tmp_path)
+    from imagejury.calibrate import rescore as R
+
+    one = rescore_file(src, ov, tmp_path / "one.jsonl")
+    old = R.CHUNK_LINES
+    R.CHUNK_LINES = 7  # several chunks, so order across processes is exercised
+    try:
+        two = rescore_file(src, ov, tmp_path / "two.jsonl", workers=2)
+    finally:
+        R.CHUNK_LINES = old
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+    assert one.flips == two.flips and one.rows == two.rows == 40 and one.flips[("identity", "pass->fail")] == 10
+
+
+def test_a_broken_line_is_a_clear_error_and_leaves_no_output(tmp_path):
+    src = tmp_path / "r.jsonl"
+    src.write_text(json.dumps(make_record(0.7)) + "\n{not json\n")
+    with pytest.raises(InvalidRequestError, match=r"r.jsonl:2: not a JSON line"):
+        rescore_file(src, Overlay(), tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists() and not (tmp_path / "o.jsonl.part").exists()
