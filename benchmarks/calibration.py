@@ -210,7 +210,7 @@ def agreement(votes: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return acc, bacc
 
 
-def evaluate_set(ds: Labelled, work: Path) -> dict:
+def evaluate_set(ds: Labelled, work: Path, extra: tuple[str, ...] = ()) -> dict:
     cal, held = split(ds.truth)
     recs = [record(r, ds.task_type, f"{ds.judge}-{i}") for i, r in enumerate(ds.results)]
     cal_path, held_path, labels = work / "cal.jsonl", work / "held.jsonl", work / "labels.csv"
@@ -223,7 +223,7 @@ def evaluate_set(ds: Labelled, work: Path) -> dict:
     overlay = work / "calibrated.toml"
     printed = io.StringIO()
     with redirect_stdout(printed):
-        code = imagejury_main(["calibrate", str(cal_path), "--labels", str(labels), "-o", str(overlay)])
+        code = imagejury_main(["calibrate", str(cal_path), "--labels", str(labels), "-o", str(overlay), *extra])
     if code != 0:
         raise SystemExit(f"calibrate failed on {ds.name}")
     rescore_file(held_path, Overlay.from_file(overlay), work / "held_rescored.jsonl")
@@ -234,11 +234,12 @@ def evaluate_set(ds: Labelled, work: Path) -> dict:
     truth = ds.truth[held]
     line = [x for x in printed.getvalue().splitlines() if x.startswith(ds.judge)][0]
     return {
-        "set": ds.name,
+        "set": ds.name + (f" ({' '.join(extra)})" if extra else ""),
         "n": f"{len(cal)} / {len(held)}",
         "pos": int(ds.truth.sum()),
         "before": agreement(before, truth),
         "after": agreement(after, truth),
+        "far": (float(np.mean(before[~truth])), float(np.mean(after[~truth]))),
         "calibrate": line,
         "synth": f"{ds.reproduced}/{ds.synthesized}" if ds.synthesized else "judge's own",
     }
@@ -305,20 +306,22 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    sets = [
-        identity_set(None),
-        identity_set(0.25),
-        identity_set(0.55),
-        shapes_set(None, args.shapes),
-        shapes_set(0.9, args.shapes),
+    shapes_default = shapes_set(None, args.shapes)
+    runs: list[tuple[Labelled, tuple[str, ...]]] = [
+        (identity_set(None), ()),
+        (identity_set(0.25), ()),
+        (identity_set(0.55), ()),
+        (shapes_default, ()),
+        (shapes_default, ("--max-false-accept", "0.05")),
+        (shapes_set(0.9, args.shapes), ()),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for ds in sets:
-            work = Path(tmp) / ds.name.replace(" ", "_").replace(",", "")
+        for n, (ds, extra) in enumerate(runs):
+            work = Path(tmp) / str(n)
             work.mkdir()
-            rows.append(evaluate_set(ds, work))
-            log.info("%s done", ds.name)
+            rows.append(evaluate_set(ds, work, extra))
+            log.info("%s %s done", ds.name, " ".join(extra))
         speed_row = speed(args.speed_rows, Path(tmp)) if args.speed_rows else None
     print(
         "| set | labels (pass) | cal / held-out | held-out accuracy before → after | balanced accuracy before → after | measurement |"
@@ -328,14 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         n_all = sum(int(x) for x in r["n"].split(" / "))
         print(
             f"| {r['set']} | {n_all} ({r['pos']}) | {r['n']} | {r['before'][0]:.3f} → {r['after'][0]:.3f} "
-            f"| {r['before'][1]:.3f} → {r['after'][1]:.3f} | {r['synth']} |"
+            f"| {r['before'][1]:.3f} → {r['after'][1]:.3f} | {r['far'][0]:.3f} → {r['far'][1]:.3f} | {r['synth']} |"
         )
     print(
         "\n`imagejury calibrate` on each calibration half (threshold before → after; its own 5-fold CV, 95% bootstrap):\n"
     )
     print("```")
     for r in rows:
-        print(" ".join(r["calibrate"].split()))
+        print(r["set"].split(",")[0], "|", " ".join(r["calibrate"].split()))
     print("```")
     if speed_row:
         print("\n| rescore rows | input MB | seconds | rows/s | judge votes flipped | verdicts flipped |")

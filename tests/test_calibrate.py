@@ -380,3 +380,33 @@ def test_a_broken_line_is_a_clear_error_and_leaves_no_output(tmp_path):
     with pytest.raises(InvalidRequestError, match=r"r.jsonl:2: not a JSON line"):
         rescore_file(src, Overlay(), tmp_path / "o.jsonl")
     assert not (tmp_path / "o.jsonl").exists() and not (tmp_path / "o.jsonl.part").exists()
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[1] / "tests/assets/tiny_shapes_clip").is_dir(), reason="no tiny CLIP"
+)
+def test_calibration_benchmark_runs_small(tmp_path):
+    """benchmarks/calibration.py end to end on a small shapes set and a small rescore file."""
+    import torch
+
+    from benchmarks import calibration as bench
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ds = bench.shapes_set(0.9, 20)
+        row = bench.evaluate_set(ds, tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert row["n"] == "30 / 30" and ds.synthesized in (0, len(ds.results))
+    assert row["calibrate"].startswith("prompt_adherence")
+    (tmp_path / "s").mkdir()
+    speed = bench.speed(64, tmp_path / "s")
+    assert speed["rows"] == 64 and speed["flips"] > 0
+
+
+def test_an_overlay_naming_other_measurements_changes_no_vote(tmp_path):
+    record = make_record(0.65)
+    record["judges"][0]["passed"] = False  # a vote the measurements alone would not give
+    out = Rescorer(overlay("[judges.identity.calibration]\ndistance = 0.1\n", tmp_path)).rescore(record)
+    assert out["judges"][0]["passed"] is False

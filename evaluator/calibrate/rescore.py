@@ -170,10 +170,12 @@ class Rescorer:
         if not stored:
             self.stats.unmeasured_judges[name] += 1
             return JudgeChange(name, old, old)
-        ms = [measurement_from_json(m) for m in stored]
-        ms = [m.with_threshold(self.overlay.threshold(name, m.name, m.model, m.threshold)) for m in ms]
-        vote = decide(ms, str(j.get("decision_rule") or "all"))
+        stored_ms = [measurement_from_json(m) for m in stored]
+        ms = [m.with_threshold(self.overlay.threshold(name, m.name, m.model, m.threshold)) for m in stored_ms]
         self.stats.rescored_judges[name] += 1
+        if ms == stored_ms:
+            return JudgeChange(name, old, old)  # the overlay names none of its measurements: nothing to recompute
+        vote = decide(ms, str(j.get("decision_rule") or "all"))
         j["measurements"] = [measurement_to_json(m) for m in ms]
         new = old if vote is None else vote
         if new != old:
