@@ -3,14 +3,17 @@
 A judge's vote is recomputed from its stored measurements (``decide`` over them with the
 overlay's thresholds); the verdict and action come from the same ``aggregate`` and
 ``decide_action`` the evaluator uses, over judge results rebuilt from the record. What
-cannot be recomputed is kept and said: a judge without measurements keeps its vote, and
-confidences stay as the judge wrote them (a judge's confidence scale is its own).
+cannot be recomputed is kept and said: a judge without measurements keeps its vote. A
+judge's confidence is recomputed at the new margin when it has one decisive measurement
+(``rescaled_confidence``: the judges' ``confidence_from_margin`` with the scale recovered from
+the stored confidence and margin), else kept as the judge wrote it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import uuid
 from collections import Counter
@@ -71,8 +74,26 @@ def measurement_to_json(m: Measurement) -> dict[str, Any]:
     }
 
 
+def rescaled_confidence(confidence: float, before: list[Measurement], after: list[Measurement]) -> float | None:
+    """The confidence at the new margin, for a judge with one decisive measurement whose
+    confidence follows ``confidence_from_margin`` (0.5 + 0.5·tanh(|margin| / scale)): the scale is
+    recovered from the stored confidence and margin. None (keep the stored one) otherwise."""
+    old = [m for m in before if m.decisive and m.margin is not None]
+    new = [m for m in after if m.decisive and m.margin is not None]
+    if len(old) != 1 or len(new) != 1:
+        return None
+    c = 2.0 * confidence - 1.0
+    old_margin, new_margin = abs(old[0].margin or 0.0), abs(new[0].margin or 0.0)
+    if not 0.0 < c < 1.0 or old_margin == 0.0:
+        return None
+    scale = old_margin / math.atanh(c)
+    return round(0.5 + 0.5 * math.tanh(new_margin / scale), 4)
+
+
 def judge_result_from_json(j: dict[str, Any], *, critical: bool) -> JudgeResult:
-    """A ``JudgeResult`` back from the API's judge object (what aggregate and action read)."""
+    """A ``JudgeResult`` back from the API's judge object, with what ``aggregate`` and
+    ``decide_action`` read (measurements, evidence and sub-points are not needed for that).
+    Issue severities are not in the API's JSON: they count as 1.0."""
     return JudgeResult(
         name=str(j["name"]),
         category=str(j.get("category") or ""),
@@ -80,13 +101,8 @@ def judge_result_from_json(j: dict[str, Any], *, critical: bool) -> JudgeResult:
         confidence=float(j.get("confidence") or 0.0),
         weight=float(j.get("weight") or 0.0),
         reasoning=str(j.get("reasoning") or ""),
-        description=str(j.get("description") or ""),
-        evidence=list(j.get("evidence") or []),
-        sub_point_results=dict(j.get("sub_point_results") or {}),
-        sub_points_evaluated=int(j.get("sub_points_evaluated") or 0),
         issues=[JudgeIssue(str(i.get("subcategory") or ""), str(i.get("detail") or "")) for i in j.get("issues") or []],
         critical=critical,
-        measurements=[measurement_from_json(m) for m in j.get("measurements") or []],
         decision_rule=str(j.get("decision_rule") or "all"),
     )
 
@@ -96,6 +112,7 @@ class JudgeChange:
     name: str
     old: bool
     new: bool
+    confidence_changed: bool = False
 
 
 @dataclass
@@ -151,7 +168,7 @@ class Rescorer:
         self.stats.completed += 1
         changes = [self._revote(j) for j in record["judges"]]
         weights_changed = self._reweigh(record["judges"])
-        if not weights_changed and all(c.old == c.new for c in changes):
+        if not weights_changed and all(c.old == c.new and not c.confidence_changed for c in changes):
             return record  # nothing the verdict reads has changed: keep it byte for byte
         old_verdict, old_action = record.get("overall_passed"), record.get("primary_action_code")
         self._reverdict(record, changes)
@@ -176,6 +193,10 @@ class Rescorer:
         if ms == stored_ms:
             return JudgeChange(name, old, old)  # the overlay names none of its measurements: nothing to recompute
         vote = decide(ms, str(j.get("decision_rule") or "all"))
+        confidence = rescaled_confidence(float(j.get("confidence") or 0.0), stored_ms, ms)
+        confidence_changed = confidence is not None and confidence != j.get("confidence")
+        if confidence_changed:
+            j["confidence"] = confidence
         j["measurements"] = [measurement_to_json(m) for m in ms]
         new = old if vote is None else vote
         if new != old:
@@ -184,7 +205,7 @@ class Rescorer:
                 f"{j.get('reasoning') or ''} [rescored under calibrated thresholds: "
                 f"{'passed' if new else 'failed'}, was {'passed' if old else 'failed'}]"
             ).strip()
-        return JudgeChange(name, old, new)
+        return JudgeChange(name, old, new, confidence_changed)
 
     def _reweigh(self, judges: list[dict[str, Any]]) -> bool:
         changed = False
@@ -249,10 +270,10 @@ def _gates(record: dict[str, Any], changes: list[JudgeChange]) -> list[tuple[str
 
 def _gates_to_json(record: dict[str, Any], gates: list[tuple[str, GateFailure]]) -> list[dict[str, Any]]:
     stored = {(g.get("module"), g.get("output_key"), g.get("reason")): g for g in record.get("gate_failures") or []}
-    ns = uuid.UUID(str(record["id"])) if _is_uuid(record.get("id")) else uuid.NAMESPACE_OID
     out = []
     for i, (_, g) in enumerate(gates):
         kept = stored.get((g.module, g.output_key, g.reason))
+        ns = uuid.UUID(str(record["id"])) if _is_uuid(record.get("id")) else uuid.NAMESPACE_OID
         out.append(
             kept
             or {
