@@ -4,6 +4,7 @@ thresholds fitted to labels with cross-validation, and the overlay that carries 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sqlite3
 import time
@@ -410,3 +411,44 @@ def test_an_overlay_naming_other_measurements_changes_no_vote(tmp_path):
     record["judges"][0]["passed"] = False  # a vote the measurements alone would not give
     out = Rescorer(overlay("[judges.identity.calibration]\ndistance = 0.1\n", tmp_path)).rescore(record)
     assert out["judges"][0]["passed"] is False
+
+
+def test_calibrate_from_the_service_store(tmp_path, capsys):
+    from imagejury.service.store import Store
+
+    db = tmp_path / "s.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    for i, sim in enumerate(np.linspace(0.45, 0.95, 30)):
+        rec = make_record(float(sim))
+        conn.execute(
+            "INSERT INTO evaluations (id, org_id, status, job_class, request_json, cost, created_at, updated_at, "
+            "deadline, feedback_is_positive, result_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (rec["id"], "org1", "completed", "standard", "{}", "0", i, i, i, int(sim >= 0.7), json.dumps(rec)),
+        )
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    out = tmp_path / "c.toml"
+    assert main(["calibrate", "--db", str(db), "--org", "org1", "-o", str(out), "--bootstrap", "100"]) == 0
+    fitted = tomllib.loads(out.read_text())["judges"]["identity"]["calibration"]["similarity"][DLIB]
+    assert 0.68 < fitted < 0.72
+    assert db.read_bytes() == before  # read-only
+    assert main(["calibrate", "--db", str(db), "--org", "other", "-o", str(out)]) == 2
+    assert "no labelled judge vote" in capsys.readouterr().err
+
+
+def test_a_fit_that_does_not_beat_the_judge_out_of_fold_is_not_written(tmp_path):
+    rng = np.random.default_rng(7)
+    values = rng.uniform(0, 1, 80)
+    labels = rng.uniform(0, 1, 80) < 0.5  # labels unrelated to the score: nothing to learn
+    report = calibrate_set(_set(values, labels), Objective(), bootstrap=0)
+    assert report.improves == (report.cv_after.mean >= report.cv_before.mean)
+    from imagejury.calibrate.cli import overlay_text
+
+    good = calibrate_set(_set(np.linspace(0, 1, 80), np.linspace(0, 1, 80) >= 0.7), Objective(), bootstrap=0)
+    assert good.improves
+    bad = dataclasses.replace(good, judge="k", improves=False)
+    text = overlay_text([good, bad], Objective(), "r.jsonl")
+    assert '[judges."j".calibration."score"]' in text and '"k"' not in text.split("\n[", 1)[1]
+    assert "kept k" in text

@@ -154,7 +154,7 @@ def overlay_text(reports: list[Any], objective: Any, source: str) -> str:
 
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     fits = []
-    for r in reports:
+    for r in (r for r in reports if r.improves):
         for key, before, after in zip(r.keys, r.before, r.after):
             fits.append(
                 FittedThreshold(
@@ -174,6 +174,11 @@ def overlay_text(reports: list[Any], objective: Any, source: str) -> str:
     header = [
         f"imagejury calibrate, {today}, from {source}",
         "load with --config (evaluate, batch, serve, rescore); each value's provenance is above it",
+    ] + [
+        f"kept {r.judge} ({r.model or 'any model'}) as it is: the fit ({', '.join(f'{a:.6g}' for a in r.after)}) "
+        f"does not beat its own threshold out of fold ({r.cv_before} -> {r.cv_after})"
+        for r in reports
+        if not r.improves
     ]
     return render_overlay(fits, header)
 
@@ -188,5 +193,10 @@ def before_after_table(reports: list[Any], refused: list[str]) -> str:
                 f"{f'{before:.4g} -> {after:.4g}':>19}  {str(r.cv_before):>25}  {str(r.cv_after):>25}  "
                 f"{f'{r.far_before:.2f}->{r.far_after:.2f}':>12}"
             )
+    lines += [
+        f"kept {r.judge} ({r.model or '-'}): the fit does not beat its own threshold out of fold"
+        for r in reports
+        if not r.improves
+    ]
     lines += [f"not fitted: {why}" for why in refused]
     return "\n".join(lines)

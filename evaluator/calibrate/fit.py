@@ -161,6 +161,8 @@ class FitReport:
     cv_after: Interval  # balanced accuracy of out-of-fold votes under thresholds fitted on the other folds
     far_before: float
     far_after: float  # out-of-fold
+    # the objective out of fold is at least the stored votes': only then is the fit written
+    improves: bool = True
 
 
 def calibrate_set(
@@ -203,6 +205,7 @@ def calibrate_set(
         cv_after=_bootstrap(oof, js.label, bootstrap, rng),
         far_before=false_accept_rate(before_votes, js.label),
         far_after=false_accept_rate(oof, js.label),
+        improves=objective.score(oof, js.label) >= objective.score(before_votes, js.label),
     )
 
 
