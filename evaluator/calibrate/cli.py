@@ -154,7 +154,7 @@ def overlay_text(reports: list[Any], objective: Any, source: str) -> str:
 
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     fits = []
-    for r in (r for r in reports if r.improves):
+    for r in (r for r in reports if r.improves and r.after != r.before):
         for key, before, after in zip(r.keys, r.before, r.after):
             fits.append(
                 FittedThreshold(
