@@ -612,6 +612,7 @@ CAPS = (
     "weight",
     "vocabulary",
     "model_profiles",
+    "calibration",  # the base config's overrides table (imagejury calibrate), empty by default
 )
 
 

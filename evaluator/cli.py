@@ -163,7 +163,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_model_flags(mo)
     mo.set_defaults(func=cmd_models)
 
-    for module in ("imagejury.batch.cli", "imagejury.service.cli"):
+    for module in ("imagejury.batch.cli", "imagejury.service.cli", "imagejury.calibrate.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

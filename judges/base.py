@@ -7,10 +7,35 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from imagejury.judges.types import JudgeItem, JudgeResult
 from imagejury.models.provider import ModelSet
+
+#: threshold overrides of one judge, keyed by measurement name: one number for every model,
+#: or a table model → number ("*" for any other model). ``[judges.identity.calibration]
+#: similarity = 0.55`` or ``[judges.identity.calibration.similarity] "dlib_..." = 0.55``.
+#: A key also matches the measurements named ``KEY:...`` ("sub" matches "sub:a red hat").
+ThresholdTable = dict[str, float | dict[str, float]]
+
+
+def threshold_lookup(table: ThresholdTable, name: str, model: str, default: float) -> float:
+    """The overridden threshold of measurement ``name`` measured by ``model``, else ``default``.
+
+    The exact name wins over its ``KEY:`` prefix, an exact model over ``"*"``; a
+    measurement without an override keeps the judge's own threshold.
+    """
+    for key in (name, name.split(":", 1)[0]) if ":" in name else (name,):
+        entry = table.get(key)
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            return float(entry)
+        if model in entry:
+            return float(entry[model])
+        if "*" in entry:
+            return float(entry["*"])
+    return default
 
 
 class JudgeConfig(BaseModel):
@@ -19,6 +44,11 @@ class JudgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weight: float | None = None  # None: the judge's default_weight
+    calibration: ThresholdTable = Field(
+        default_factory=dict,
+        description="threshold overrides by measurement name (and model), e.g. fitted by `imagejury calibrate`; "
+        "they replace the judge's own thresholds wherever the judge reads them through threshold_for()",
+    )
 
 
 class Judge(ABC):
@@ -52,6 +82,12 @@ class Judge(ABC):
     @property
     def weight(self) -> float:
         return self.config.weight if self.config.weight is not None else self.default_weight
+
+    def threshold_for(self, measurement: str, default: float, model: str = "") -> float:
+        """The threshold this judge applies to ``measurement`` (from ``model``): the config's
+        ``calibration`` override when there is one (``imagejury calibrate`` writes them),
+        else ``default``, the judge's own. Judges read every decisive threshold through it."""
+        return threshold_lookup(self.config.calibration, measurement, model, default)
 
     def applies(self, item: JudgeItem) -> bool:
         return all(_has(item, need) for need in self.requires)
