@@ -105,7 +105,8 @@ def test_a_child_template_can_add_card_actions(tmp_path: Path, monkeypatch: pyte
         '{% block card_actions %}<button class="label" data-for="{{ card.id }}">label</button>{% endblock %}'
         "{% block page_scripts %}<script>window.labelling = true;</script>{% endblock %}"
     )
-    (tmp_path / "report.html").write_text((report.TEMPLATES / "report.html").read_text())
+    for template in report.TEMPLATES.glob("*.html"):  # the report and the partials it includes
+        (tmp_path / template.name).write_text(template.read_text())
     monkeypatch.setattr(report, "TEMPLATES", tmp_path)
     report._environment.cache_clear()
     try:
@@ -155,3 +156,8 @@ def test_a_directory_input_skips_named_pipes_and_says_so(tmp_path: Path, caplog:
         files = [p.name for p in iter_image_files(tmp_path)]
     assert files == ["a.png"]
     assert "b.png is not a regular file" in caplog.text
+
+
+def test_the_report_carries_the_labelling_bar() -> None:
+    page = build_report([_completed("a"), _completed("b")], base_dir=None)
+    assert 'id="lbl-bar"' in page and "labels.csv" in page
