@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import uuid
 from collections import Counter
@@ -27,6 +26,7 @@ from imagejury.core.presets import PRESETS, preset_for
 from imagejury.core.verdict.action import decide_action
 from imagejury.core.verdict.aggregate import SkippedCheck, aggregate
 from imagejury.errors import InvalidRequestError
+from imagejury.judges.calibration import rescaled_confidence
 from imagejury.judges.types import GateFailure, JudgeIssue, JudgeResult, Measurement, decide
 
 try:  # ~5x faster reading and writing of large results files; the json module otherwise
@@ -72,22 +72,6 @@ def measurement_to_json(m: Measurement) -> dict[str, Any]:
         "margin": None if margin is None else round(margin, 6),
         "borderline": m.borderline,
     }
-
-
-def rescaled_confidence(confidence: float, before: list[Measurement], after: list[Measurement]) -> float | None:
-    """The confidence at the new margin, for a judge with one decisive measurement whose
-    confidence follows ``confidence_from_margin`` (0.5 + 0.5·tanh(|margin| / scale)): the scale is
-    recovered from the stored confidence and margin. None (keep the stored one) otherwise."""
-    old = [m for m in before if m.decisive and m.margin is not None]
-    new = [m for m in after if m.decisive and m.margin is not None]
-    if len(old) != 1 or len(new) != 1:
-        return None
-    c = 2.0 * confidence - 1.0
-    old_margin, new_margin = abs(old[0].margin or 0.0), abs(new[0].margin or 0.0)
-    if not 0.0 < c < 1.0 or old_margin == 0.0:
-        return None
-    scale = old_margin / math.atanh(c)
-    return round(0.5 + 0.5 * math.tanh(new_margin / scale), 4)
 
 
 def judge_result_from_json(j: dict[str, Any], *, critical: bool) -> JudgeResult:

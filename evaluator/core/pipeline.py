@@ -28,6 +28,7 @@ from imagejury.core.verdict.aggregate import SkippedCheck, aggregate
 from imagejury.core.verdict.result import EvaluationMeta, build_evaluation, failed_evaluation, job_class_of
 from imagejury.errors import ImagejuryError, InvalidMediaError, InvalidRequestError, ProcessingError
 from imagejury.judges.base import Judge
+from imagejury.judges.calibration import recalibrate
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.registry import JudgeRegistry, judge_registry
 from imagejury.judges.types import Directives, JudgeItem, JudgeResult, Reference
@@ -289,6 +290,8 @@ class Evaluator:
             # otherwise the plan's weight (preset, config, rubric priority) applies
             res.weight = pj.weight if res.weight > 0 else 0.0
             res.critical = pj.critical
+            if judge.config.calibration:  # thresholds fitted by `imagejury calibrate`
+                res = recalibrate(res, judge.threshold_for, is_gate=judge.is_gate)
             run.results[out_idx].append(res)
 
     def _warm(self, run: _JudgingRun, judge: Judge, members: list[tuple[int, PlannedJudge]]) -> bool:

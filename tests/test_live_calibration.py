@@ -1,0 +1,63 @@
+"""A calibrated config changes live votes the way ``imagejury rescore`` changes stored ones:
+the judge's recorded measurements are re-decided under the overridden thresholds."""
+
+from __future__ import annotations
+
+from imagejury.judges.calibration import recalibrate
+from imagejury.judges.types import JudgeResult, Measurement
+
+
+def _result(value: float, *, passed: bool, confidence: float = 0.8) -> JudgeResult:
+    m = Measurement("distance", value, 0.6, higher_is_better=False, units="euclidean", model="dlib")
+    return JudgeResult(
+        name="identity",
+        category="identity",
+        passed=passed,
+        confidence=confidence,
+        weight=3.0,
+        reasoning="same person",
+        measurements=[m],
+        decision_rule="all",
+    )
+
+
+def _table(table: dict):
+    def lookup(name: str, default: float, model: str) -> float:
+        entry = table.get(name, default)
+        return float(entry.get(model, entry.get("*", default))) if isinstance(entry, dict) else float(entry)
+
+    return lookup
+
+
+def test_a_stricter_calibrated_threshold_flips_the_vote_and_says_why() -> None:
+    res = recalibrate(_result(0.5, passed=True), _table({"distance": {"dlib": 0.45}}))
+    assert res.passed is False
+    assert res.measurements[0].threshold == 0.45 and res.measurements[0].passed is False
+    assert "calibrated thresholds (distance 0.45): failed" in res.reasoning
+    assert [i.subcategory for i in res.issues] == ["calibrated_threshold"]
+
+
+def test_a_looser_threshold_passes_and_a_gate_drops_its_failure() -> None:
+    from imagejury.judges.types import GateFailure
+
+    res = _result(0.65, passed=False)
+    res.gate_failures = [GateFailure("image", "identity", "too far")]
+    res = recalibrate(res, _table({"distance": 0.7}), is_gate=True)
+    assert res.passed is True and res.gate_failures == []
+
+
+def test_a_failing_gate_gains_its_gate_failure() -> None:
+    res = recalibrate(_result(0.5, passed=True), _table({"distance": 0.4}), is_gate=True)
+    assert res.passed is False and [g.module for g in res.gate_failures] == ["identity"]
+
+
+def test_other_models_and_unnamed_measurements_are_left_alone() -> None:
+    before = _result(0.5, passed=True)
+    res = recalibrate(before, _table({"distance": {"insightface": 0.2}}))
+    assert res.passed is True and res.measurements[0].threshold == 0.6 and res.issues == []
+    assert recalibrate(_result(0.5, passed=True), _table({"other": 0.1})).passed is True
+
+
+def test_confidence_follows_the_new_margin() -> None:
+    res = recalibrate(_result(0.5, passed=True, confidence=0.8), _table({"distance": 0.55}))
+    assert res.passed is True and res.confidence < 0.8  # margin 0.1 -> 0.05
