@@ -109,6 +109,7 @@ class Measurement:
     model: str = ""  # what produced the value ("dlib_face_recognition_resnet_model_v1", "ViT-B-32:openai")
     band: float | None = None
     decisive: bool = True  # False: reported for information, not part of the vote
+    band_source: str = ""  # where the band comes from ("errors on 520 labeled pairs lie within it")
 
     @property
     def margin(self) -> float | None:

@@ -117,3 +117,46 @@ def test_no_improved_prompt_for_an_unsafe_image():
     ]
     a = act(res)
     assert a.primary_action == "reject" and a.improved_prompt is None
+
+
+def test_the_action_follows_what_failed_not_what_was_skipped():
+    from imagejury.core.verdict.aggregate import SkippedCheck
+
+    safety_skipped = [SkippedCheck("safety", "safety", "model ViT-L-14:openai not available", gate=True)]
+    blank = [r("technical_signals", False, issues=[JudgeIssue("blank", "the image is blank")])]
+    v = aggregate(blank, pass_threshold=0.7, skipped=safety_skipped)
+    # a broken image gets the same advice whether or not safety ran
+    assert decide_action(v, blank, "a hat").primary_action == "enhance_quality"
+    assert act(blank).primary_action == "enhance_quality"
+    framing = [r("headshot", False, issues=[JudgeIssue("framing", "face too small")])]
+    v = aggregate(framing, pass_threshold=0.7, skipped=safety_skipped)
+    assert decide_action(v, framing, "a hat").primary_action == "regenerate"
+
+
+def test_enhance_quality_only_when_nothing_but_quality_failed():
+    # a quality failure next to a framing failure is not fixed by upscaling: regenerate
+    res = [
+        r("technical_signals", False, issues=[JudgeIssue("blur", "blurred")]),
+        r("headshot", False, issues=[JudgeIssue("framing", "face too small")]),
+    ]
+    assert act(res).primary_action == "regenerate"
+
+
+def test_a_critical_pass_inside_its_uncertainty_band_goes_to_manual_review():
+    from imagejury.judges.types import Measurement
+
+    def identity(value):
+        m = Measurement("similarity", value, 0.4, True, "1 - dlib distance", band=0.04, band_source="labeled pairs")
+        res = r("identity", True, critical=True)
+        res.measurements, res.decision_rule = [m], "all"
+        return res
+
+    close = [identity(0.42), r("technical_signals", True)]
+    a = act(close)
+    assert a.primary_action == "manual_review"
+    assert "identity" in a.failure_summary and "±0.04" in a.failure_summary and "labeled pairs" in a.failure_summary
+    assert act([identity(0.55), r("technical_signals", True)]).primary_action == "accept"
+    # the same close call on a judge the preset does not mark critical is not escalated
+    loose = identity(0.42)
+    loose.critical = False
+    assert act([loose, r("technical_signals", True)]).primary_action == "accept"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagejury.cli import EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
+from imagejury.cli import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
 from imagejury.core.schema import Evaluation
 from tests.test_schema import api_docs
 
@@ -133,6 +133,22 @@ def test_missing_model_exits_3_naming_it(capsys, monkeypatch, tmp_path):
     )
     assert code == EXIT_PROCESSING
     assert "processing_failed" in out and "ViT-B-32:openai" in out and "--allow-missing-models" in out
+
+
+def test_skipped_checks_are_never_a_bare_pass(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    argv = ["evaluate", str(EX / "coffee.jpg"), "--prompt", "a cup of coffee", "--clip", "ViT-B-32:openai"]
+    code, out, _ = _run(capsys, *argv, "--allow-missing-models")
+    assert code == EXIT_INCOMPLETE == 4, out
+    assert out.startswith("INCOMPLETE") and not out.startswith("PASS")
+    assert "not run: prompt_adherence" in out and "safety" in out
+    # the how-to once for the one missing model, not once per judge
+    assert out.count("To supply it") == 1 and "imagejury models" in out
+    code, out, _ = _run(capsys, *argv, "--allow-missing-models", "--json")
+    data = json.loads(out)
+    assert data["check_summary"]["incomplete"] is True
+    assert {s["model"] for s in data["check_summary"]["skipped_checks"]} == {"ViT-B-32:openai"}
 
 
 def test_console_script_runs(tmp_path):

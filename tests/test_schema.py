@@ -416,11 +416,13 @@ def test_enum_and_uuid_fields_refuse_bad_values(field: str, value: str) -> None:
 def test_enum_values_are_exactly_the_specs() -> None:
     assert [s.value for s in Status] == ["pending", "running", "completed", "failed"]
     assert [s.value for s in Source] == ["platform", "api"]
-    # the spec's four codes, plus imagejury's invalid_request (batch rows that could not be read;
+    # the spec's four codes, plus imagejury's invalid_request and fetch_failed (the network, not the input);
+    # invalid_request: (batch rows that could not be read;
     # the service answers those with a 4xx and never stores them as evaluations)
     assert [f.value for f in FailureCode] == [
         "invalid_request",
         "invalid_media",
+        "fetch_failed",
         "dispatch_failed",
         "processing_failed",
         "timed_out",

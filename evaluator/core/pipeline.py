@@ -26,7 +26,7 @@ from imagejury.core.schema import Evaluation, EvaluationRequest
 from imagejury.core.verdict.action import decide_action
 from imagejury.core.verdict.aggregate import SkippedCheck, aggregate
 from imagejury.core.verdict.result import EvaluationMeta, build_evaluation, failed_evaluation, job_class_of
-from imagejury.errors import ImagejuryError, InvalidMediaError, InvalidRequestError, ProcessingError
+from imagejury.errors import FetchFailedError, ImagejuryError, InvalidMediaError, InvalidRequestError, ProcessingError
 from imagejury.judges.base import Judge
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.registry import JudgeRegistry, judge_registry
@@ -187,7 +187,7 @@ class Evaluator:
                 Reference(kind=ref.kind or "identity", image=d.image, description=ref.description, key=d.key)
                 for ref, d in zip(req.reference_images, decoded_refs)
             ]
-        except InvalidMediaError as exc:
+        except (InvalidMediaError, FetchFailedError) as exc:
             prepared.error = exc
             return prepared
         finally:
@@ -279,10 +279,16 @@ class Evaluator:
         except ModelUnavailableError as exc:
             for idx, pj in members:
                 if self.config.evaluation.allow_missing_models:
-                    short = f"model '{exc.model}' is not available here (see check_summary.skipped_checks)"
+                    short = f"model {exc.model} not available"
                     run.skipped[idx].append(
                         SkippedCheck(
-                            judge.name, judge.category, short, str(exc), critical=pj.critical, gate=judge.is_gate
+                            judge.name,
+                            judge.category,
+                            short,
+                            str(exc),
+                            critical=pj.critical,
+                            gate=judge.is_gate,
+                            model=exc.model,
                         )
                     )
                 else:

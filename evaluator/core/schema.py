@@ -239,6 +239,7 @@ class MeasurementOut(_Out):
     units: str
     model: str = ""
     band: float | None = None
+    band_source: str = ""
     decisive: bool = True
     passed: bool | None = None
     margin: float | None = None

@@ -7,7 +7,7 @@ Action codes (``primary_action_code``):
 | code | when |
 |---|---|
 | ``accept`` | passed, and the deciding judges were confident |
-| ``manual_review`` | low-confidence votes (mean confidence < 0.6), or a critical check or a gate could not run |
+| ``manual_review`` | passed what ran, but a critical check or a gate could not run, or a critical judge passed inside its uncertainty band; or low-confidence votes (mean confidence < 0.6) |
 | ``reject`` | a gate failed (unsafe content, no face where identity is required) |
 | ``fix_identity`` | the identity check (critical in headshots) failed |
 | ``regenerate_with_prompt`` | what was asked is missing: prompt, rubric or attributes failed |
@@ -66,40 +66,81 @@ class Action:
 
 
 def decide_action(verdict: Verdict, results: Sequence[JudgeResult], prompt: str | None) -> Action:
+    """The action follows what *failed*, never what was skipped: a broken image is
+    ``regenerate`` / ``enhance_quality`` whether or not safety ran; only an image that
+    passes every check that ran turns into ``manual_review`` because a gate or critical
+    check was skipped, or because a critical judge passed inside its uncertainty band."""
     failed = [r for r in results if not r.passed]
-    mean_conf = sum(r.confidence for r in results) / len(results) if results else 0.0
-    failed_names = {r.name for r in failed}
-
-    unchecked = list(verdict.check_summary.get("critical_skipped", [])) + list(
-        verdict.check_summary.get("gates_skipped", [])
-    )
+    summary_of_checks = verdict.check_summary
+    unchecked = list(summary_of_checks.get("critical_skipped", [])) + [
+        g for g in summary_of_checks.get("gates_skipped", []) if g not in summary_of_checks.get("critical_skipped", [])
+    ]
+    borderline = borderline_critical(results)
     if verdict.gate_failures:
         code = "reject"
-    elif unchecked:
-        code = "manual_review"  # a critical check or a gate could not run: a person must look
-    elif verdict.overall_passed:
-        code = "accept" if mean_conf >= LOW_CONFIDENCE else "manual_review"
-    elif not results:
-        code = "manual_review"
-    elif "identity" in failed_names:
-        code = "fix_identity"
-    elif failed_names & PROMPT_JUDGES:
-        code = "regenerate_with_prompt"
-    elif failed_names and failed_names <= QUALITY_JUDGES:
-        code = "enhance_quality"
-    elif mean_conf < LOW_CONFIDENCE:
-        code = "manual_review"
+    elif _passes_what_ran(verdict, results):
+        if unchecked or borderline:
+            code = "manual_review"  # a person must look: a gate did not run, or the call was too close
+        else:
+            code = "accept" if _mean_confidence(results) >= LOW_CONFIDENCE else "manual_review"
+    elif failed:
+        code = _code_for_failures(failed, results)
     else:
-        code = "regenerate"
+        code = "manual_review"  # nothing failed and nothing passed enough to decide (no check ran)
 
     summary = None if code == "accept" else _summary(verdict, failed)
-    if unchecked and verdict.overall_passed:
-        summary = f"Passed the checks that ran, but {', '.join(unchecked)} could not run; please review."
+    if code == "manual_review" and not failed and not verdict.gate_failures:
+        if unchecked:
+            summary = f"Passed the checks that ran, but {', '.join(unchecked)} could not run; please review."
+        elif borderline:
+            summary = "Passed, but inside the uncertainty band: " + "; ".join(borderline) + "; please review."
 
     unsafe = any(g.module == "safety" for _, g in verdict.gate_failures)
     # no rewrite of a prompt whose image was stopped as unsafe: that is not a quality fix
     improved = _improved_prompt(prompt, failed) if not verdict.overall_passed and not unsafe else None
     return Action(primary_action=code, failure_summary=summary, improved_prompt=improved)
+
+
+def _mean_confidence(results: Sequence[JudgeResult]) -> float:
+    return sum(r.confidence for r in results) / len(results) if results else 0.0
+
+
+def _passes_what_ran(verdict: Verdict, results: Sequence[JudgeResult]) -> bool:
+    """The verdict the checks that ran give, leaving aside the ones that were skipped."""
+    if not results or verdict.gate_failures or any(r.critical and not r.passed for r in results):
+        return False
+    threshold = float(verdict.check_summary.get("pass_threshold", 0.0))
+    return verdict.weighted_pass_rate is not None and verdict.weighted_pass_rate >= threshold
+
+
+def _code_for_failures(failed: Sequence[JudgeResult], results: Sequence[JudgeResult]) -> str:
+    failed_names = {r.name for r in failed}
+    if "identity" in failed_names:
+        return "fix_identity"
+    if failed_names & PROMPT_JUDGES:
+        return "regenerate_with_prompt"
+    if failed_names <= QUALITY_JUDGES:  # only quality judges failed: the content is right
+        return "enhance_quality"
+    if _mean_confidence(results) < LOW_CONFIDENCE:
+        return "manual_review"
+    return "regenerate"
+
+
+def borderline_critical(results: Sequence[JudgeResult]) -> list[str]:
+    """Critical judges that passed with a decisive measurement inside its uncertainty band,
+    each as a sentence that states the margin, the band and where the band comes from."""
+    out = []
+    for r in results:
+        if not (r.critical and r.passed):
+            continue
+        for m in r.measurements:
+            if m.decisive and m.borderline and m.margin is not None:
+                source = f" ({m.band_source})" if m.band_source else ""
+                out.append(
+                    f"{r.name} {m.name} {m.value:.3f} is {m.margin:+.3f} from the threshold {m.threshold:.3f}, "
+                    f"within the band ±{m.band:g}{source}"
+                )
+    return out
 
 
 def _summary(verdict: Verdict, failed: Sequence[JudgeResult]) -> str:
