@@ -22,6 +22,7 @@ from typing import Any
 from imagejury.batch.manifest import parse_scalar
 from imagejury.core.config import EvaluatorConfig
 from imagejury.errors import ImagejuryError, InvalidRequestError
+from imagejury.judges.taxonomy import REFERENCE_KINDS, TASK_TYPES, known_values
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 log = logging.getLogger("imagejury")
@@ -114,6 +115,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    for issue in (evaluation.check_summary or {}).get("input_issues", []):
+        print(f"warning: {issue['message']} (set [evaluation] strict = true to refuse)", file=sys.stderr)
     if args.json:
         print(json.dumps(evaluation.to_api(), indent=2))
     else:
@@ -225,10 +228,19 @@ def make_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate one image")
     ev.add_argument("image", help="image path, https:// URL or data: URI")
     ev.add_argument("--prompt", help="the generation prompt")
-    ev.add_argument("--task-type", default="image_generation", help="headshot, image_generation, product, ...")
+    ev.add_argument(
+        "--task-type",
+        default="image_generation",
+        help=f"task type (case-insensitive; aliases in brackets): {known_values(TASK_TYPES)}",
+    )
     ev.add_argument("--task-description")
     ev.add_argument("--instructions", help="free-text rubric")
-    ev.add_argument("--ref", action="append", metavar="KIND=PATH", help="reference image (identity=me.jpg); up to 4")
+    ev.add_argument(
+        "--ref",
+        action="append",
+        metavar="KIND=PATH",
+        help=f"reference image (identity=me.jpg); up to 4. Kinds: {known_values(REFERENCE_KINDS)}",
+    )
     ev.add_argument("--attr", action="append", metavar="KEY=VALUE", help="input attribute (style=corporate)")
     ev.add_argument("--job-class", default="standard", help="standard or quick")
     ev.add_argument("--client-ref")

@@ -26,20 +26,12 @@ from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
+from imagejury.judges.taxonomy import CLASS_ASPECT
 from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
 from imagejury.judges.vocabulary import Vocabulary, fix_articles, load_vocabulary, tokenize
 
-# rubric aspect of each attribute key (an ignored aspect skips the key)
-KEY_ASPECT = {
-    "colour": "colour",
-    "background": "background",
-    "setting": "background",
-    "lighting": "lighting",
-    "weather": "lighting",
-    "shot": "composition",
-    "clothing": "clothing",
-    "style": "aesthetics",
-}
+# rubric aspect of each attribute key (an ignored aspect skips the key): taxonomy's table
+KEY_ASPECT = CLASS_ASPECT
 
 
 class AttributesConfig(JudgeConfig):

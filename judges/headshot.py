@@ -67,20 +67,16 @@ from imagejury.judges.face_common import (
     signed_score,
     split_weak,
 )
+from imagejury.judges.taxonomy import HEADSHOT_CHECK_ASPECT, canonical_task_type
 from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
 from imagejury.models.interfaces import Face, FaceAnalyzer
 
 log = logging.getLogger(__name__)
 
 SHARPNESS_SIDE = 128  # face crops are resampled to this square before measuring
-# what a rubric may say to switch a check off (item.directives.ignore)
-IGNORE_WORDS = {
-    "framing": {"framing", "composition", "crop"},
-    "sharpness": {"blur", "sharpness", "focus"},
-    "eyes_open": {"eyes", "eyes_open", "blink"},
-    "pose": {"pose", "head_pose"},
-    "one_face": {"multiple_faces", "other_faces"},
-}
+# what a rubric may say to switch a check off (item.directives.ignore holds the aspect
+# names of taxonomy.ASPECTS: "ignore the blur" skips the face-sharpness check only)
+IGNORE_ASPECTS: dict[str, str] = HEADSHOT_CHECK_ASPECT
 
 
 class HeadshotConfig(JudgeConfig):
@@ -128,7 +124,8 @@ class HeadshotJudge(FaceJudge):
     Config = HeadshotConfig
 
     def applies(self, item: JudgeItem) -> bool:
-        return item.task_type == "headshot" and super().applies(item)
+        # aliases and case count: 'Headshot', 'portrait', 'profile-photo' (taxonomy.TASK_TYPES)
+        return canonical_task_type(item.task_type) == "headshot" and super().applies(item)
 
     def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
         if not batch:
@@ -160,7 +157,7 @@ class HeadshotJudge(FaceJudge):
                 sub_point_results={"one_face": {"text": detail, "passed": False, "score": 0.0}},
                 sub_points_evaluated=1,
             )
-        ignored = {c for c, words in IGNORE_WORDS.items() if words & {w.lower() for w in item.directives.ignore}}
+        ignored = {check for check, aspect in IGNORE_ASPECTS.items() if aspect in item.directives.ignore}
         face = counted[0]
         evidence.append(
             f"main face {fmt_box(face)} (score {face.score:.2f}) in a {item.image.width}x{item.image.height} image"

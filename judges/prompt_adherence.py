@@ -26,6 +26,7 @@ from pydantic import Field
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, ThresholdTable, contrast
 from imagejury.judges.prompt_parser import ATTRIBUTE_CLASSES, ParsedPrompt, PromptParser, SubPoint
+from imagejury.judges.taxonomy import CLASS_ASPECT
 from imagejury.judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult
 from imagejury.judges.vocabulary import load_vocabulary
 
@@ -48,16 +49,9 @@ THRESHOLDS = ThresholdTable(
     ),
 )
 
-# which rubric aspect a foil class belongs to (an ignored aspect drops those foils)
-FOIL_ASPECT = {
-    "colour": "colour",
-    "setting": "background",
-    "background": "background",
-    "lighting": "lighting",
-    "weather": "lighting",
-    "shot": "composition",
-    "clothing": "clothing",
-}
+# which rubric aspect a foil class belongs to (an ignored aspect drops those foils): the
+# one table in taxonomy.py, shared with the attributes judge and the rubric parser
+FOIL_ASPECT = CLASS_ASPECT
 WHOLE = "whole prompt"
 
 

@@ -11,8 +11,10 @@ from typing import Any
 from PIL import Image
 
 from imagejury.judges.features import FeatureCache
+from imagejury.judges.taxonomy import REFERENCE_KINDS, canonical_reference_kind, is_identity_kind
 
-IDENTITY_KINDS = frozenset({"identity", "face", "person"})
+#: the kinds that feed the identity judge (the canonical kind and its aliases; taxonomy.py)
+IDENTITY_KINDS = frozenset({"identity", *REFERENCE_KINDS["identity"]})
 
 
 @dataclass
@@ -59,15 +61,16 @@ class JudgeItem:
         return self.original_size or self.image.size
 
     def references_of(self, kinds: frozenset[str] | set[str]) -> list[Reference]:
-        return [r for r in self.references if r.kind.lower() in kinds]
+        """References whose canonical kind (aliases resolved, case-insensitive) is in ``kinds``."""
+        return [r for r in self.references if canonical_reference_kind(r.kind) in kinds]
 
     @property
     def identity_references(self) -> list[Reference]:
-        return self.references_of(IDENTITY_KINDS)
+        return [r for r in self.references if is_identity_kind(r.kind)]
 
     @property
     def other_references(self) -> list[Reference]:
-        return [r for r in self.references if r.kind.lower() not in IDENTITY_KINDS]
+        return [r for r in self.references if not is_identity_kind(r.kind)]
 
 
 @dataclass

@@ -121,3 +121,20 @@ def test_bad_reference_names_its_field():
     e = ev.evaluate(_req(reference_images=[{"url": "data:image/gif;base64,R0lGODlhAQABAAAAACw=", "kind": "garment"}]))
     assert e.failure_code == "invalid_media"
     assert "reference_images[0]" in e.failure_message
+
+
+def test_a_typo_in_task_type_or_kind_is_reported_and_refused_when_strict():
+    req = _req(task_type="headsot", reference_images=[{"url": _png((1, 2, 3)), "kind": "identiy"}])
+    e = _evaluator(["t_redness"]).evaluate(req)
+    assert e.status == "completed"
+    fields = [(i["field"], i["suggestion"]) for i in e.check_summary["input_issues"]]
+    assert fields == [("task_type", "headshot"), ("reference_images[0].kind", "identity")]
+    assert any("did you mean 'identity'?" in t for t in e.top_issues)
+    strict = pj.make_config(["t_redness"])
+    strict = strict.model_copy(update={"evaluation": strict.evaluation.model_copy(update={"strict": True})})
+    with pytest.raises(InvalidRequestError, match="unknown task_type 'headsot'.*did you mean 'headshot'") as err:
+        Evaluator(strict, judges=pj.make_registry()).evaluate(req)
+    assert err.value.failure_code == "invalid_request" and "known task types" in err.value.detail
+    # known values and aliases pass strict mode untouched
+    ok = Evaluator(strict, judges=pj.make_registry()).evaluate(_req(task_type="Portrait"))
+    assert ok.status == "completed" and ok.check_summary["input_issues"] == []
