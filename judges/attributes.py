@@ -27,7 +27,7 @@ from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshol
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
 from imagejury.judges.taxonomy import CLASS_ASPECT
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.judges.vocabulary import Vocabulary, fix_articles, load_vocabulary, tokenize
 
 # rubric aspect of each attribute key (an ignored aspect skips the key): taxonomy's table
@@ -218,6 +218,18 @@ class AttributesJudge(ClipTextJudge):
             sub_points_evaluated=len(scored),
             issues=issues,
             strengths=strengths[:5],
+            measurements=[
+                Measurement(
+                    f"{c.key}={c.value}",
+                    r.score,
+                    t,
+                    True,
+                    f"softmax probability of the value over {r.n_foils} other values of its key",
+                    model=self.clip_source,
+                )
+                for c, r in scored
+            ],
+            decision_rule="all",
         )
 
 

@@ -30,7 +30,7 @@ from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshol
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
 from imagejury.judges.rubric import Rubric, RubricCheck, parse_rubric
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.judges.vocabulary import load_vocabulary
 
 
@@ -145,7 +145,18 @@ class InstructionsJudge(ClipTextJudge):
         strengths: list[str] = []
         margins: list[float] = []
         n_ok = 0
+        measurements: list[Measurement] = []
         for check, how, c in scored:
+            measurements.append(
+                Measurement(
+                    f"{check.kind}: {check.phrase}",
+                    c.score,
+                    t,
+                    check.kind == "requirement",  # a prohibited element passes when it is *not* found
+                    f"softmax probability of the text over its foils ({how})",
+                    model=self.clip_source,
+                )
+            )
             if check.kind == "requirement":
                 ok = c.score >= t
                 margin = c.score - t
@@ -226,4 +237,6 @@ class InstructionsJudge(ClipTextJudge):
             sub_points_evaluated=len(scored),
             issues=issues,
             strengths=strengths[:5],
+            measurements=measurements,
+            decision_rule="all",
         )

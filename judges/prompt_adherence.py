@@ -27,7 +27,7 @@ from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, ThresholdTable, contrast
 from imagejury.judges.prompt_parser import ATTRIBUTE_CLASSES, ParsedPrompt, PromptParser, SubPoint
 from imagejury.judges.taxonomy import CLASS_ASPECT
-from imagejury.judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.judges.vocabulary import load_vocabulary
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,7 @@ class PromptAdherenceJudge(ClipTextJudge):
                     target=parsed.text,
                 )
             )
+        measurements = self._measurements(parsed, whole, scored, fraction, t, item.directives)
         margins = [whole.score - t] if parsed.prompt_foils else []
         margins += [c.score - t for _, c, _ in scored]
         # passed: the weakest passing part decides; failed: the clearest failure
@@ -247,7 +248,41 @@ class PromptAdherenceJudge(ClipTextJudge):
             sub_points_evaluated=len(scored),
             issues=issues,
             strengths=strengths[:5],
+            measurements=measurements,
+            decision_rule="all",
         )
+
+    def _measurements(
+        self,
+        parsed: ParsedPrompt,
+        whole: Contrast,
+        scored: list[tuple[SubPoint, Contrast, bool]],
+        fraction: float,
+        t: float,
+        d: Directives,
+    ) -> list[Measurement]:
+        """The vote as data: the whole prompt's probability, the share of sub-points found,
+        and each sub-point's probability (decisive only when the rubric prioritises its aspect)."""
+        units = "softmax probability of the text over its near-miss foils"
+        model = self.clip_source
+        out = []
+        if parsed.prompt_foils:
+            out.append(Measurement("whole_prompt", whole.score, t, True, units, model=model))
+        out.append(
+            Measurement(
+                "sub_points_found",
+                fraction,
+                self.config.min_sub_point_fraction,
+                True,
+                "share of scored sub-points at or above the threshold",
+                model=model,
+            )
+        )
+        for p, c, _ in scored:
+            out.append(
+                Measurement(f"sub:{p.text}", c.score, t, True, units, model=model, decisive=p.aspect in d.prioritise)
+            )
+        return out
 
     def _token_count(self, text: str) -> int | None:
         count = getattr(self.embedder, "count_tokens", None)
