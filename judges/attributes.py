@@ -229,7 +229,7 @@ class AttributesJudge(ClipTextJudge):
                         "empty_image",
                         f"{c.key} '{c.value}' not shown: the image fits it no better than a plain canvas of its "
                         f"own colours (p={empty:.2f} < {EMPTY_THRESHOLD:.2f})",
-                        target=c.value,
+                        target=fix_articles(c.texts[0][0]),
                     )
                 )
             results[f"{c.key}={c.value}"] = {
@@ -251,7 +251,12 @@ class AttributesJudge(ClipTextJudge):
                         "attribute_mismatch",
                         f"{c.key} '{c.value}' not shown: the image looks more '{r.best_foil}' (p={r.score:.2f} < {t:.2f}; "
                         f"'{r.best_foil}' p={r.best_foil_prob:.2f})",
-                        target=f"{c.value} {c.key}" if c.spec_name in {"colour", "background"} else c.value,
+                        # the caption itself ("a red circle", "a corporate stock photo"): it reads as
+                        # prompt words, where the bare value ("corporate") does not
+                        target=fix_articles(c.texts[0][0]),
+                        instead=fix_articles(c.texts[c.labels.index(r.best_foil)][0])
+                        if r.best_foil in c.labels
+                        else None,
                     )
                 )
         passed = n_ok == len(scored)

@@ -205,6 +205,7 @@ class InstructionsJudge(ClipTextJudge):
                             "requirement_not_met",
                             f"requirement not met: '{check.phrase}' (p={c.score:.2f} < {t:.2f}; '{c.best_foil}' p={c.best_foil_prob:.2f})",
                             target=check.phrase,
+                            instead=c.best_foil,
                         )
                     )
             else:

@@ -349,6 +349,7 @@ class PromptAdherenceJudge(ClipTextJudge):
                 f"wrong {cls} for '{p.text}': the image fits '{c.best_foil}' better ({nums})",
                 severity,
                 target=p.text,
+                instead=c.best_foil,
             )
         if cls == "count":
             return JudgeIssue(
@@ -356,6 +357,7 @@ class PromptAdherenceJudge(ClipTextJudge):
                 f"count not matched for '{p.text}': the image fits '{c.best_foil}' better ({nums})",
                 severity,
                 target=p.text,
+                instead=c.best_foil,
             )
         if p.kind in {"style", "lighting", "weather", "shot"}:
             return JudgeIssue(f"wrong_{p.kind}", f"{p.kind} not matched: '{p.text}' ({nums})", severity, target=p.text)

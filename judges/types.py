@@ -81,6 +81,7 @@ class JudgeIssue:
     detail: str
     severity: float = 1.0  # 0..1: how much this issue matters inside its judge
     target: str | None = None  # the text at stake ("a red hat"), for the improved prompt
+    instead: str | None = None  # what the image shows instead ("a blue hat"), for the improved prompt's Avoid
 
 
 @dataclass

@@ -403,7 +403,9 @@ class Evaluator:
         verdict.top_issues += [i["message"] for i in p.input_issues]
         if plan.notes or p.item.directives.notes:
             verdict.check_summary["notes"] = plan.notes + list(p.item.directives.notes)
-        action = decide_action(verdict, res, p.request.generation_prompt)
+        req = p.request
+        asked = " ".join([req.evaluation_instructions or "", *(str(v) for v in (req.input_attributes or {}).values())])
+        action = decide_action(verdict, res, req.generation_prompt, asked)
         return build_evaluation(p.request, p.meta, res, verdict, action, p.started)
 
     # -- conveniences -------------------------------------------------------------
