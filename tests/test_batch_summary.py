@@ -45,3 +45,14 @@ def test_a_failing_row_stays_failed_and_a_complete_pass_stays_passed():
     text = render_summary(stats)
     assert "passed 1  failed 1  incomplete 1" in text
     assert "skipped on 2 of 3 rows" in text
+
+
+def test_unknown_values_are_warned_once_and_counted(caplog):
+    stats = BatchStats()
+    row = _row(True, skipped=False)
+    message = "unknown task_type 'headsot': treated as 'image_generation'; did you mean 'headshot'?"
+    row["check_summary"]["input_issues"] = [{"field": "task_type", "value": "headsot", "message": message}]
+    with caplog.at_level("WARNING"):
+        stats.add_many([row, row, row])
+    assert sum(message in r.getMessage() for r in caplog.records) == 1
+    assert f"warning (3 rows)     : {message}" in render_summary(stats)

@@ -156,3 +156,18 @@ def test_console_script_runs(tmp_path):
     proc = subprocess.run([str(exe), "models"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0
     assert "dlib" in proc.stdout and "available" in proc.stdout
+
+
+def test_help_lists_the_known_task_types_and_reference_kinds(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "headshot (portrait, avatar, profile_photo" in out and "image_generation" in out and "product" in out
+    assert "identity (face, person" in out and "garment" in out
+
+
+def test_a_typo_in_the_task_type_is_warned_about(capsys):
+    code, out, err = _run(
+        capsys, "evaluate", str(EX / "coffee.jpg"), "--task-type", "headsot", "--clip", TINY, "--allow-missing-models"
+    )
+    assert "warning: unknown task_type 'headsot'" in err and "did you mean 'headshot'?" in err

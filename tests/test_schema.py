@@ -488,3 +488,13 @@ def test_media_error_names_its_field() -> None:
 
 def test_reference_model_standalone() -> None:
     assert ReferenceImageIn(url="u").kind == "identity"
+
+
+def test_the_request_schema_lists_the_known_task_types_and_kinds() -> None:
+    from imagejury.judges.taxonomy import REFERENCE_KINDS, TASK_TYPES
+
+    schema = EvaluationRequest.model_json_schema()
+    task = schema["properties"]["task_type"]
+    assert task["examples"] == list(TASK_TYPES) and "profile_photo" in task["description"]
+    kind = schema["$defs"]["ReferenceImageIn"]["properties"]["kind"]
+    assert kind["examples"] == list(REFERENCE_KINDS) and "face" in kind["description"]

@@ -73,7 +73,10 @@ class BatchStats:
             if missing.get("model") and missing.get("how_to"):
                 self.missing_model_how_to.setdefault(str(missing["model"]), str(missing["how_to"]))
         for issue in summary.get("input_issues") or []:
-            self.input_issues[str(issue.get("message"))] += 1
+            message = str(issue.get("message"))
+            if message not in self.input_issues:  # warned once per distinct value, counted in the summary
+                log.warning("%s (set [evaluation] strict = true to refuse such rows)", message)
+            self.input_issues[message] += 1
 
     def add_many(self, records: Iterable[Mapping[str, Any]]) -> None:
         for r in records:
