@@ -10,7 +10,8 @@ What is measured: P(this image over a plain canvas of its own mean colour | prom
   noise, and two photos that hold no shape (skimage's astronaut and cat), each with every
   one of the 24 shape captions.
 
-The calibration split sweeps the pass threshold (it must be above 0.5: a plain image ties
+The foil applies to near-uniform images only (``looks_plain``); elsewhere it counts as
+passed. The calibration split sweeps the pass threshold (it must be above 0.5: a plain image ties
 with its own canvas); the held-out split reports the chosen one — and, end to end through
 ``PromptAdherenceJudge``, how many positives pass and how many empties are refused with
 and without the foil.
@@ -75,8 +76,8 @@ def _split(judge: PromptAdherenceJudge, seed: int, n: int) -> tuple[list, list]:
     return positives, empties
 
 
-def _empty_value(r) -> float:  # noqa: ANN001
-    return next(m.value for m in r.measurements if m.name == "not_empty")
+def _empty_value(r) -> float:  # noqa: ANN001 - 1.0 where the foil does not apply (not near-uniform)
+    return next((m.value for m in r.measurements if m.name == "not_empty"), 1.0)
 
 
 def main() -> None:

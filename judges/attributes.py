@@ -168,7 +168,9 @@ class AttributesJudge(ClipTextJudge):
                 # the emptiness foil, for values that describe a subject (a plain canvas may
                 # rightly be "a white background" or "overcast", never "a red circle")
                 empty = (
-                    None if c.cls in SCENE_CLASSES else emptiness_score(ens[c.labels[0]], images[i], plains[i], scale)
+                    None
+                    if c.cls in SCENE_CLASSES or (plain := plains[i]) is None
+                    else emptiness_score(ens[c.labels[0]], images[i], plain, scale)
                 )
                 scored.append((c, r, empty))
             out.append(self._result(scored, not_evaluated, thr, scale))

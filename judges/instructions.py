@@ -122,7 +122,9 @@ class InstructionsJudge(ClipTextJudge):
                     c,
                     how,
                     contrast(images[i], text, foils, emb, scale, classes),
-                    emptiness_score(emb[text], images[i], plains[i], scale) if _needs_a_subject(c) else None,
+                    emptiness_score(emb[text], images[i], plain, scale)
+                    if (plain := plains[i]) is not None and _needs_a_subject(c)
+                    else None,
                 )
                 for c, text, foils, classes, how in cands
             ]

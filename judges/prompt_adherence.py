@@ -213,12 +213,12 @@ class PromptAdherenceJudge(ClipTextJudge):
         # canvas of its colours (a blank, plain or unrelated image does not pass "a red circle")
         empty_p = (
             emptiness_score(emb[parsed.text], image_emb, plain_emb, scale)
-            if any(p.kind in {"subject", "object"} for p in parsed.sub_points)
+            if plain_emb is not None and any(p.kind in {"subject", "object"} for p in parsed.sub_points)
             else None
         )
         not_empty = empty_p is None or empty_p >= EMPTY_THRESHOLD
         evidence.append(
-            "emptiness foil: not applied (the prompt names no subject)"
+            "emptiness foil: not applied (the image is not near-uniform, or the prompt names no subject)"
             if empty_p is None
             else f"emptiness foil: P(this image over a plain canvas of its colours | prompt) = {empty_p:.3f} "
             f"(needs {EMPTY_THRESHOLD:.2f})"
