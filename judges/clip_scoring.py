@@ -139,7 +139,7 @@ PLAIN_STD = 12.0
 
 def looks_plain(image: Image.Image) -> bool:
     """True when the image is near-uniform enough that it may show nothing (see PLAIN_STD)."""
-    grey = np.asarray(image.convert("L").resize((32, 32), Image.BILINEAR), dtype=np.float32)
+    grey = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float32)
     return float(grey.std()) < PLAIN_STD
 
 
