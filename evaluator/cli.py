@@ -2,7 +2,10 @@
 
 Exit codes of ``evaluate``: 0 passed, 1 evaluated and failed, 2 invalid input (a bad
 flag or request, or ``invalid_media``), 3 the evaluation could not be carried out
-(``processing_failed``, e.g. a model that is not available here).
+(``processing_failed``, e.g. a model that is not available here; ``fetch_failed``, the
+network did not deliver the image), 4 incomplete: every check that ran passed, but an
+applicable check was skipped (``--allow-missing-models`` and a model missing), so there
+is no verdict to trust — never a bare PASS.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any
 from imagejury.batch.manifest import parse_scalar
 from imagejury.core.options import add_model_flags, config_from_args
 from imagejury.errors import ImagejuryError, InvalidRequestError
+from imagejury.judges.taxonomy import REFERENCE_KINDS, TASK_TYPES, known_values
 
-EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING = 0, 1, 2, 3
+EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_PROCESSING, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 log = logging.getLogger("imagejury")
 
 
@@ -68,13 +72,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    for issue in (evaluation.check_summary or {}).get("input_issues", []):
+        print(f"warning: {issue['message']} (set [evaluation] strict = true to refuse)", file=sys.stderr)
     if args.json:
         print(json.dumps(evaluation.to_api(), indent=2))
     else:
         print(render_summary(evaluation))
-    if evaluation.status == "failed":
-        return EXIT_INVALID if evaluation.failure_code == "invalid_media" else EXIT_PROCESSING
-    return EXIT_PASSED if evaluation.overall_passed else EXIT_FAILED
+    return exit_code(evaluation)
+
+
+def exit_code(ev: Any) -> int:
+    """The documented exit code of ``evaluate`` for one evaluation (see the module docstring)."""
+    if ev.status == "failed":
+        return EXIT_INVALID if ev.failure_code == "invalid_media" else EXIT_PROCESSING
+    if headline(ev) == "INCOMPLETE":
+        return EXIT_INCOMPLETE
+    return EXIT_PASSED if ev.overall_passed else EXIT_FAILED
+
+
+def headline(ev: Any) -> str:
+    """PASS, FAIL or INCOMPLETE. A skipped applicable check never reads as a bare PASS:
+    INCOMPLETE when nothing that ran failed (the skipped check could have failed it)."""
+    summary = ev.check_summary or {}
+    failed_something = bool(ev.gate_failures) or any(not j.passed for j in ev.judges or [])
+    if summary.get("incomplete") and (ev.overall_passed or not failed_something):
+        return "INCOMPLETE"
+    return "PASS" if ev.overall_passed else "FAIL"
 
 
 def render_summary(ev: Any) -> str:
@@ -84,12 +107,16 @@ def render_summary(ev: Any) -> str:
         code = getattr(ev.failure_code, "value", ev.failure_code)
         lines.append(f"FAILED TO EVALUATE ({code}): {ev.failure_message}")
         return "\n".join(lines)
-    verdict = "PASS" if ev.overall_passed else "FAIL"
+    verdict = headline(ev)
     summary = ev.check_summary or {}
+    over = " over the checks that ran" if summary.get("incomplete") else ""
     lines.append(
-        f"{verdict}  weighted pass rate {ev.weighted_pass_rate:.2f} (needs {summary.get('pass_threshold', 0):.2f}, "
+        f"{verdict}  weighted pass rate {ev.weighted_pass_rate:.2f}{over} (needs {summary.get('pass_threshold', 0):.2f}, "
         f"preset {summary.get('preset')}, job class {summary.get('job_class')})"
     )
+    if summary.get("incomplete"):
+        names = ", ".join(s["judge"] for s in summary.get("skipped_checks", []))
+        lines.append(f"  incomplete: not run: {names} — no verdict to trust until they run")
     if ev.override_reason:
         lines.append(f"  override: {ev.override_reason}")
     for j in ev.judges or []:
@@ -99,11 +126,7 @@ def render_summary(ev: Any) -> str:
             lines.append(f"         - {issue.subcategory}: {issue.detail}")
     for g in ev.gate_failures or []:
         lines.append(f"  [GATE] {g.module}/{g.output_key}: {g.reason}")
-    by_reason: dict[str, list[str]] = {}
-    for s in summary.get("skipped_checks", []):
-        by_reason.setdefault(s.get("detail") or s["reason"], []).append(s["judge"])
-    for reason, names in by_reason.items():
-        lines.append(f"  [skip] {', '.join(names)}: {reason}")
+    lines += _skip_lines(summary)
     if summary.get("not_applicable"):
         lines.append(f"  not applicable: {', '.join(summary['not_applicable'])}")
     if ev.action is not None:
@@ -113,6 +136,24 @@ def render_summary(ev: Any) -> str:
         if ev.action.improved_prompt:
             lines.append(f"  improved prompt: {ev.action.improved_prompt}")
     return "\n".join(lines)
+
+
+def _skip_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per missing model (the judges it feeds and, once, how to supply it), then
+    one per other cause."""
+    lines = []
+    for m in summary.get("missing_models", []):
+        lines.append(
+            f"  [skip] {', '.join(m['judges'])}: {m.get('how_to') or 'model ' + m['model'] + ' not available'}"
+        )
+        lines.append("         (run `imagejury models` to see every model and where it is looked for)")
+    by_reason: dict[str, list[str]] = {}
+    for s in summary.get("skipped_checks", []):
+        if s.get("model") is None:
+            by_reason.setdefault(s.get("detail") or s["reason"], []).append(s["judge"])
+    for reason, names in by_reason.items():
+        lines.append(f"  [skip] {', '.join(names)}: {reason}")
+    return lines
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -147,10 +188,19 @@ def make_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate one image")
     ev.add_argument("image", help="image path, https:// URL or data: URI")
     ev.add_argument("--prompt", help="the generation prompt")
-    ev.add_argument("--task-type", default="image_generation", help="headshot, image_generation, product, ...")
+    ev.add_argument(
+        "--task-type",
+        default="image_generation",
+        help=f"task type (case-insensitive; aliases in brackets): {known_values(TASK_TYPES)}",
+    )
     ev.add_argument("--task-description")
     ev.add_argument("--instructions", help="free-text rubric")
-    ev.add_argument("--ref", action="append", metavar="KIND=PATH", help="reference image (identity=me.jpg); up to 4")
+    ev.add_argument(
+        "--ref",
+        action="append",
+        metavar="KIND=PATH",
+        help=f"reference image (identity=me.jpg); up to 4. Kinds: {known_values(REFERENCE_KINDS)}",
+    )
     ev.add_argument("--attr", action="append", metavar="KEY=VALUE", help="input attribute (style=corporate)")
     ev.add_argument("--job-class", default="standard", help="standard or quick")
     ev.add_argument("--client-ref")

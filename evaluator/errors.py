@@ -7,6 +7,7 @@ ends depends on the code, the same on every surface:
 |---|---|---|---|---|
 | ``invalid_request`` | raised | 2 | 4xx | failed, ``invalid_request`` |
 | ``invalid_media`` | a ``failed`` evaluation | 2 | a ``failed`` evaluation | failed, ``invalid_media`` |
+| ``fetch_failed`` | a ``failed`` evaluation | 3 | a ``failed`` evaluation | failed, ``fetch_failed`` (retried on resume) |
 | ``processing_failed`` / ``timed_out`` / ``dispatch_failed`` | a ``failed`` evaluation | 3 | a ``failed`` evaluation | failed, same code |
 
 This module imports nothing else of imagejury, so every layer (models and judges too)
@@ -28,6 +29,11 @@ class FailureCode(str, Enum):
 
     invalid_request = "invalid_request"
     invalid_media = "invalid_media"
+    # imagejury's: the image could not be fetched over the network (DNS, connection,
+    # timeout, an HTTP 5xx) — the address may be fine; retrying later may work. Distinct
+    # from invalid_media, which is the caller's input at fault (bad bytes, a 404, a
+    # refused address).
+    fetch_failed = "fetch_failed"
     dispatch_failed = "dispatch_failed"
     processing_failed = "processing_failed"
     timed_out = "timed_out"
@@ -86,6 +92,22 @@ class UnsafeURLError(InvalidMediaError):
     """A URL was refused before any connection: non-global address, bad scheme, credentials."""
 
 
+class FetchFailedError(ImagejuryError):
+    """The network did not deliver the image: the name did not resolve, the connection
+    failed or timed out, or the server answered 5xx. Not the caller's input at fault
+    (``is_bad_input`` is False), so the CLI exits 3 and a resumed batch retries the row.
+
+    ``reason`` is the message without the field; ``detail`` is ``"<field>: <reason>"``.
+    """
+
+    failure_code = FailureCode.fetch_failed
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        self.reason = detail
+        self.field = field
+        super().__init__(f"{field}: {detail}" if field else detail)
+
+
 class ProcessingError(ImagejuryError):
     """The evaluation could not be carried out (a judge or a model failed, a model is missing)."""
 
@@ -101,6 +123,7 @@ class TimedOutError(ImagejuryError):
 __all__ = [
     "ConfigError",
     "FailureCode",
+    "FetchFailedError",
     "ImagejuryError",
     "InvalidMediaError",
     "InvalidRequestError",

@@ -32,7 +32,7 @@ from torch import nn
 
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import ClipTextJudge, softmax
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.models.errors import ModelError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,17 @@ class AestheticsJudge(ClipTextJudge):
             score=round(rating, 4),
             threshold=t,
             evidence=[f"aesthetic rating {rating:.3f} from {Path(self._head.path).name}"],
+            measurements=[
+                Measurement(
+                    "aesthetic_rating",
+                    rating,
+                    t,
+                    True,
+                    "LAION aesthetic rating, 1-10",
+                    model=f"{Path(self._head.path).name} on {self.clip_source}",
+                )
+            ],
+            decision_rule="all",
             issues=[] if passed else [JudgeIssue("aesthetics", f"low aesthetic rating {rating:.2f} < {t:.1f}", 0.6)],
             strengths=[f"aesthetic rating {rating:.1f}"] if passed else [],
         )
@@ -239,6 +250,17 @@ class AestheticsJudge(ClipTextJudge):
             score=round(score, 4),
             threshold=t,
             evidence=ev,
+            measurements=[
+                Measurement(
+                    "antonym_score",
+                    score,
+                    t,
+                    True,
+                    "mean P(positive wording) over antonym pairs",
+                    model=self.clip_source,
+                )
+            ],
+            decision_rule="all",
             issues=[]
             if passed
             else [JudgeIssue("aesthetics", f"looks more like the negative wording (score {score:.2f} < {t:.2f})", 0.6)],

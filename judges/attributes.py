@@ -23,23 +23,26 @@ import numpy as np
 from pydantic import Field
 
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
-from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
+from imagejury.judges.clip_scoring import (
+    EMPTY_THRESHOLD,
+    EMPTY_UNITS,
+    ClipTextJudge,
+    Contrast,
+    ModelThreshold,
+    contrast,
+    emptiness_score,
+)
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.taxonomy import CLASS_ASPECT
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.judges.vocabulary import Vocabulary, fix_articles, load_vocabulary, tokenize
 
-# rubric aspect of each attribute key (an ignored aspect skips the key)
-KEY_ASPECT = {
-    "colour": "colour",
-    "background": "background",
-    "setting": "background",
-    "lighting": "lighting",
-    "weather": "lighting",
-    "shot": "composition",
-    "clothing": "clothing",
-    "style": "aesthetics",
-}
+# rubric aspect of each attribute key (an ignored aspect skips the key): taxonomy's table
+KEY_ASPECT = CLASS_ASPECT
+# vocabulary classes that describe the whole scene, not a subject: a plain canvas may rightly
+# show them, so the emptiness foil does not apply to them
+SCENE_CLASSES = frozenset({"background", "setting", "lighting", "weather", "style", "shot"})
 
 
 class AttributesConfig(JudgeConfig):
@@ -152,6 +155,7 @@ class AttributesJudge(ClipTextJudge):
         plans = [self._plan(item) for item in batch]
         texts = [t for checks, _ in plans for c in checks for group in c.texts for t in group]
         images = self.image_embeddings(batch)
+        plains = self.plain_embeddings(batch)
         emb = self.text_embeddings(batch, texts)
         scale = self.logit_scale
         thr = self.threshold()
@@ -160,14 +164,24 @@ class AttributesJudge(ClipTextJudge):
             scored = []
             for c in checks:
                 ens = {label: _ensemble([emb[t] for t in group]) for label, group in zip(c.labels, c.texts)}
-                scored.append(
-                    (c, contrast(images[i], c.labels[0], c.labels[1:], ens, scale, [c.cls] * (len(c.labels) - 1)))
+                r = contrast(images[i], c.labels[0], c.labels[1:], ens, scale, [c.cls] * (len(c.labels) - 1))
+                # the emptiness foil, for values that describe a subject (a plain canvas may
+                # rightly be "a white background" or "overcast", never "a red circle")
+                empty = (
+                    None
+                    if c.cls in SCENE_CLASSES or (plain := plains[i]) is None
+                    else emptiness_score(ens[c.labels[0]], images[i], plain, scale)
                 )
+                scored.append((c, r, empty))
             out.append(self._result(scored, not_evaluated, thr, scale))
         return out
 
     def _result(
-        self, scored: list[tuple[_Check, Contrast]], not_evaluated: list[str], thr: ModelThreshold, scale: float
+        self,
+        scored: list[tuple[_Check, Contrast, float | None]],
+        not_evaluated: list[str],
+        thr: ModelThreshold,
+        scale: float,
     ) -> JudgeResult:
         t = thr.value
         if not scored:
@@ -181,9 +195,45 @@ class AttributesJudge(ClipTextJudge):
             )
         results: dict[str, dict] = {}
         issues, evidence, strengths, margins = [], [], [], []
-        for c, r in scored:
-            ok = r.score >= t
+        measurements: list[Measurement] = []
+        n_ok = 0
+        for c, r, empty in scored:
+            not_empty = empty is None or empty >= EMPTY_THRESHOLD
+            ok = r.score >= t and not_empty
+            n_ok += ok
             margins.append(r.score - t)
+            measurements.append(
+                Measurement(
+                    f"{c.key}={c.value}",
+                    r.score,
+                    t,
+                    True,
+                    f"softmax probability of the value over {r.n_foils} other values of its key",
+                    model=self.clip_source,
+                )
+            )
+            if empty is not None:
+                margins.append(empty - EMPTY_THRESHOLD)
+                measurements.append(
+                    Measurement(
+                        f"{c.key}={c.value} not_empty",
+                        empty,
+                        EMPTY_THRESHOLD,
+                        True,
+                        EMPTY_UNITS,
+                        model=self.clip_source,
+                    )
+                )
+                evidence.append(f"{c.key}='{c.value}': emptiness foil p={empty:.3f} (needs {EMPTY_THRESHOLD:.2f})")
+            if not not_empty and r.score >= t:  # named only when the value itself was not wrong
+                issues.append(
+                    JudgeIssue(
+                        "empty_image",
+                        f"{c.key} '{c.value}' not shown: the image fits it no better than a plain canvas of its "
+                        f"own colours (p={empty:.2f} < {EMPTY_THRESHOLD:.2f})",
+                        target=fix_articles(c.texts[0][0]),
+                    )
+                )
             results[f"{c.key}={c.value}"] = {
                 **r.as_dict(),
                 "key": c.key,
@@ -197,16 +247,20 @@ class AttributesJudge(ClipTextJudge):
             )
             if ok:
                 strengths.append(f"{c.key} is {c.value}")
-            else:
+            elif r.score < t:
                 issues.append(
                     JudgeIssue(
                         "attribute_mismatch",
                         f"{c.key} '{c.value}' not shown: the image looks more '{r.best_foil}' (p={r.score:.2f} < {t:.2f}; "
                         f"'{r.best_foil}' p={r.best_foil_prob:.2f})",
-                        target=f"{c.value} {c.key}" if c.spec_name in {"colour", "background"} else c.value,
+                        # the caption itself ("a red circle", "a corporate stock photo"): it reads as
+                        # prompt words, where the bare value ("corporate") does not
+                        target=fix_articles(c.texts[0][0]),
+                        instead=fix_articles(c.texts[c.labels.index(r.best_foil)][0])
+                        if r.best_foil in c.labels
+                        else None,
                     )
                 )
-        n_ok = sum(1 for c, r in scored if r.score >= t)
         passed = n_ok == len(scored)
         decisive = min(margins) if passed else min(m for m in margins if m < 0)
         reasoning = (
@@ -219,13 +273,15 @@ class AttributesJudge(ClipTextJudge):
             passed=passed,
             confidence=confidence_from_margin(decisive, self.config.confidence_scale),
             reasoning=reasoning,
-            score=round(min(r.score for _, r in scored), 4),
+            score=round(min(r.score for _, r, _ in scored), 4),
             threshold=t,
             evidence=evidence + [f"not evaluated: {x}" for x in not_evaluated],
             sub_point_results=results,
             sub_points_evaluated=len(scored),
             issues=issues,
             strengths=strengths[:5],
+            measurements=measurements,
+            decision_rule="all",
         )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from imagejury.judges.base import Judge
 from imagejury.judges.features import shared_cache
@@ -114,6 +115,51 @@ def contrast(
     )
 
 
+#: the emptiness foil's pass point: P(this image over a plain canvas of its own mean
+#: colour | text) must reach 0.6. It must be above 0.5, where a plain image ties with its
+#: own canvas. Chosen on a calibration split of the tiny shapes CLIP
+#: (benchmarks/emptiness_foil.py, seed 4242): 0.55-0.6 keep 100% of right captions and refuse
+#: as many empties as any higher value; checked on a held-out split (seed 777) in
+#: benchmarks/RESULTS.md. With a real CLIP's logit scale of 100, 0.6 is a cosine gap of
+#: 0.004 over the plain canvas — not measured on real images here.
+EMPTY_THRESHOLD = 0.6
+EMPTY_UNITS = "P(this image over a plain canvas of its mean colour | text), softmax with the logit scale"
+#: plain-canvas colours are quantised so that near-identical canvases share one forward pass
+_CANVAS_STEP = 8
+_CANVAS_SIDE = 64
+
+
+#: the emptiness foil applies to near-uniform images only: luminance standard deviation
+#: below 12 (0-255 scale, 32 px thumbnail). Why a gate: the canvas costs one more image
+#: forward pass, and an image with more variation than this is not blank — what it shows is
+#: judged by the text foils. Uniform and near-uniform images (std ~0-5) are all covered;
+#: photos measure 25-65 (skimage's cat 26, astronaut 64), the tiny shapes 1-81.
+PLAIN_STD = 12.0
+
+
+def looks_plain(image: Image.Image) -> bool:
+    """True when the image is near-uniform enough that it may show nothing (see PLAIN_STD)."""
+    grey = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float32)
+    return float(grey.std()) < PLAIN_STD
+
+
+def plain_canvas(image: Image.Image) -> tuple[str, Image.Image]:
+    """The emptiness foil for an image: a uniform canvas of its mean colour, and its cache key.
+
+    Why an image and not a caption: "a blank image" means little to a model that never saw
+    one (the tiny test CLIP), while "the text fits this image better than it fits nothing of
+    the same colours" needs no word the model must know."""
+    mean = np.asarray(image.convert("RGB").resize((32, 32)), dtype=np.float32).reshape(-1, 3).mean(axis=0)
+    rgb = tuple(int(min(255, round(float(c) / _CANVAS_STEP) * _CANVAS_STEP)) for c in mean)
+    return f"plain-canvas:{rgb[0]},{rgb[1]},{rgb[2]}", Image.new("RGB", (_CANVAS_SIDE, _CANVAS_SIDE), rgb)
+
+
+def emptiness_score(text_emb: np.ndarray, image_emb: np.ndarray, plain_emb: np.ndarray, logit_scale: float) -> float:
+    """P(image over its plain canvas | text): 0.5 when the image is no better than nothing."""
+    logits = logit_scale * np.array([float(text_emb @ image_emb), float(text_emb @ plain_emb)])
+    return float(softmax(logits)[0])
+
+
 @dataclass(frozen=True)
 class ModelThreshold:
     pattern: str  # fnmatch pattern on the CLIP source string (ModelSet.clip_source)
@@ -168,6 +214,19 @@ class ClipTextJudge(Judge):
         """(N, D) for the batch, from the shared cache: one image forward pass per image."""
         cache = shared_cache(batch)
         return cache.image_embeddings(self.embedder, [i.image_key for i in batch], [i.image for i in batch])
+
+    def plain_embeddings(self, batch: Sequence[JudgeItem]) -> list[np.ndarray | None]:
+        """Per item, the embedding of its emptiness foil (``plain_canvas``) through the shared
+        cache — for near-uniform images (``looks_plain``); None for the others."""
+        cache = shared_cache(batch)
+        wanted = [n for n, item in enumerate(batch) if looks_plain(item.image)]
+        out: list[np.ndarray | None] = [None] * len(batch)
+        if wanted:
+            canvases = [plain_canvas(batch[n].image) for n in wanted]
+            rows = cache.image_embeddings(self.embedder, [k for k, _ in canvases], [c for _, c in canvases])
+            for n, row in zip(wanted, rows):
+                out[n] = row
+        return out
 
     def text_embeddings(self, batch: Sequence[JudgeItem], texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Embeddings of all distinct texts in one call, through the shared cache."""

@@ -67,20 +67,16 @@ from imagejury.judges.face_common import (
     signed_score,
     split_weak,
 )
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.taxonomy import HEADSHOT_CHECK_ASPECT, canonical_task_type
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.models.interfaces import Face, FaceAnalyzer
 
 log = logging.getLogger(__name__)
 
 SHARPNESS_SIDE = 128  # face crops are resampled to this square before measuring
-# what a rubric may say to switch a check off (item.directives.ignore)
-IGNORE_WORDS = {
-    "framing": {"framing", "composition", "crop"},
-    "sharpness": {"blur", "sharpness", "focus"},
-    "eyes_open": {"eyes", "eyes_open", "blink"},
-    "pose": {"pose", "head_pose"},
-    "one_face": {"multiple_faces", "other_faces"},
-}
+# what a rubric may say to switch a check off (item.directives.ignore holds the aspect
+# names of taxonomy.ASPECTS: "ignore the blur" skips the face-sharpness check only)
+IGNORE_ASPECTS: dict[str, str] = HEADSHOT_CHECK_ASPECT
 
 
 class HeadshotConfig(JudgeConfig):
@@ -128,7 +124,8 @@ class HeadshotJudge(FaceJudge):
     Config = HeadshotConfig
 
     def applies(self, item: JudgeItem) -> bool:
-        return item.task_type == "headshot" and super().applies(item)
+        # aliases and case count: 'Headshot', 'portrait', 'profile-photo' (taxonomy.TASK_TYPES)
+        return canonical_task_type(item.task_type) == "headshot" and super().applies(item)
 
     def judge(self, batch: Sequence[JudgeItem]) -> list[JudgeResult]:
         if not batch:
@@ -157,15 +154,16 @@ class HeadshotJudge(FaceJudge):
                 reasoning=detail,
                 evidence=evidence,
                 issues=[JudgeIssue("no_face", detail, severity=1.0)],
+                measurements=[Measurement("faces_in_image", 0.0, 1.0, True, "faces detected", model=backend)],
                 sub_point_results={"one_face": {"text": detail, "passed": False, "score": 0.0}},
                 sub_points_evaluated=1,
             )
-        ignored = {c for c, words in IGNORE_WORDS.items() if words & {w.lower() for w in item.directives.ignore}}
+        ignored = {check for check, aspect in IGNORE_ASPECTS.items() if aspect in item.directives.ignore}
         face = counted[0]
         evidence.append(
             f"main face {fmt_box(face)} (score {face.score:.2f}) in a {item.image.width}x{item.image.height} image"
         )
-        checks: list[tuple[str, dict[str, Any], JudgeIssue | None, float]] = []
+        checks: list[tuple[str, dict[str, Any], JudgeIssue | None, float, list[Measurement]]] = []
         skipped: list[str] = []
         for name, fn in (
             ("one_face", lambda: self._one_face(counted, cfg)),
@@ -183,12 +181,14 @@ class HeadshotJudge(FaceJudge):
                 continue
             checks.append((name, *out))
 
-        subs = {name: sp for name, sp, _, _ in checks}
-        issues = [iss for _, _, iss, _ in checks if iss is not None]
+        subs = {name: sp for name, sp, _, _, _ in checks}
+        issues = [iss for _, _, iss, _, _ in checks if iss is not None]
         passed = not issues
+        model = describe_analyzer(analyzer)
+        measurements = [Measurement(**{**m.__dict__, "model": model}) for *_, ms in checks for m in ms]
         # a failure is as sure as its surest failing check; a pass only as sure as its closest call
-        confs = [conf for _, _, _, conf in checks]
-        failing = [conf for _, _, iss, conf in checks if iss is not None]
+        confs = [conf for _, _, _, conf, _ in checks]
+        failing = [conf for _, _, iss, conf, _ in checks if iss is not None]
         confidence = max(failing) if failing else (min(confs) if confs else 0.5)
         score = min(sp["score"] for sp in subs.values()) if subs else None
         evidence += [sp["text"] for sp in subs.values()]
@@ -206,11 +206,13 @@ class HeadshotJudge(FaceJudge):
             strengths=[sp["text"] for sp in subs.values() if sp["passed"]],
             sub_point_results=subs,
             sub_points_evaluated=len(subs),
+            measurements=measurements,
+            decision_rule="all",
         )
 
     # -- checks: each returns (sub-point, issue or None, confidence) ------------------
     @staticmethod
-    def _one_face(faces: list[Face], cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float]:
+    def _one_face(faces: list[Face], cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float, list[Measurement]]:
         main = faces[0]
         rivals = [f for f in faces[1:] if main.area > 0 and f.area / main.area >= cfg.secondary_area_fraction]
         ratio = max((f.area / main.area for f in faces[1:]), default=0.0) if main.area > 0 else 0.0
@@ -225,10 +227,15 @@ class HeadshotJudge(FaceJudge):
             "score": signed_score(margin, 0.25),
         }
         issue = None if not rivals else JudgeIssue("multiple_faces", sp["text"], severity=1.0)
-        return sp, issue, confidence_from_margin(margin, 0.25)
+        m = Measurement(
+            "largest_other_face_area", ratio, cfg.secondary_area_fraction, False, "fraction of the main face's area"
+        )
+        return sp, issue, confidence_from_margin(margin, 0.25), [m]
 
     @staticmethod
-    def _framing(face: Face, image: Image.Image, cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float]:
+    def _framing(
+        face: Face, image: Image.Image, cfg: HeadshotConfig
+    ) -> tuple[dict, JudgeIssue | None, float, list[Measurement]]:
         w, h = image.size
         x1, y1, x2, y2 = face.box
         height = (y2 - y1) / h
@@ -250,10 +257,20 @@ class HeadshotJudge(FaceJudge):
         issue = None
         if bad:
             issue = JudgeIssue("framing", f"out of bounds: {', '.join(bad)} — {text}", severity=0.7)
-        return sp, issue, confidence_from_margin(worst, 0.05)
+        measurements = [
+            Measurement("face_height_min", height, cfg.min_face_height, True, "face height / image height"),
+            Measurement("face_height_max", height, cfg.max_face_height, False, "face height / image height"),
+            Measurement("centre_x_min", cx, cfg.center_x[0], True, "face centre x / image width"),
+            Measurement("centre_x_max", cx, cfg.center_x[1], False, "face centre x / image width"),
+            Measurement("centre_y_min", cy, cfg.center_y[0], True, "face centre y / image height, from the top"),
+            Measurement("centre_y_max", cy, cfg.center_y[1], False, "face centre y / image height, from the top"),
+        ]
+        return sp, issue, confidence_from_margin(worst, 0.05), measurements
 
     @staticmethod
-    def _sharpness(face: Face, image: Image.Image, cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float]:
+    def _sharpness(
+        face: Face, image: Image.Image, cfg: HeadshotConfig
+    ) -> tuple[dict, JudgeIssue | None, float, list[Measurement]]:
         value = face_sharpness(image, face.box)
         # judged on a log scale: blur divides the measure, it does not subtract from it
         margin = float(np.log2(max(value, 1e-6) / cfg.min_sharpness))
@@ -263,10 +280,17 @@ class HeadshotJudge(FaceJudge):
             "score": signed_score(margin, 1.0),
         }
         issue = None if sp["passed"] else JudgeIssue("blur", f"the face is blurred: {sp['text']}", severity=0.8)
-        return sp, issue, confidence_from_margin(margin, 1.0)
+        m = Measurement(
+            "face_sharpness",
+            value,
+            cfg.min_sharpness,
+            True,
+            "noise-corrected 1000·var(LoG σ1)/var(I), 128 px face crop",
+        )
+        return sp, issue, confidence_from_margin(margin, 1.0), [m]
 
     @staticmethod
-    def _eyes(face: Face, cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float] | None:
+    def _eyes(face: Face, cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float, list[Measurement]] | None:
         lm = face.landmarks
         if lm is None or np.asarray(lm).shape[0] != 68:
             return None
@@ -280,10 +304,11 @@ class HeadshotJudge(FaceJudge):
             "score": signed_score(margin, 0.05),
         }
         issue = None if sp["passed"] else JudgeIssue("eyes_closed", f"the eyes look closed: {sp['text']}", severity=0.8)
-        return sp, issue, confidence_from_margin(margin, 0.05)
+        m = Measurement("eye_aspect_ratio", ear, cfg.min_eye_aspect_ratio, True, "mean eye aspect ratio")
+        return sp, issue, confidence_from_margin(margin, 0.05), [m]
 
     @staticmethod
-    def _pose(face: Face, cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float] | None:
+    def _pose(face: Face, cfg: HeadshotConfig) -> tuple[dict, JudgeIssue | None, float, list[Measurement]] | None:
         pose = head_pose(face.keypoints)
         if pose is None:
             return None
@@ -298,7 +323,11 @@ class HeadshotJudge(FaceJudge):
             if not bad
             else JudgeIssue("pose", f"head turned or tilted too far ({', '.join(bad)}): {text}", severity=0.6)
         )
-        return sp, issue, confidence_from_margin(worst, 10.0)
+        measurements = [
+            Measurement("abs_roll", abs(roll), cfg.max_abs_roll, False, "degrees"),
+            Measurement("abs_yaw", abs(yaw), cfg.max_abs_yaw, False, "degrees"),
+        ]
+        return sp, issue, confidence_from_margin(worst, 10.0), measurements
 
 
 def face_sharpness(image: Image.Image, box: tuple[float, float, float, float]) -> float:

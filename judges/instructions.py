@@ -26,11 +26,20 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
-from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, contrast
+from imagejury.judges.clip_scoring import (
+    EMPTY_THRESHOLD,
+    EMPTY_UNITS,
+    ClipTextJudge,
+    Contrast,
+    ModelThreshold,
+    contrast,
+    emptiness_score,
+)
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
 from imagejury.judges.rubric import Rubric, RubricCheck, parse_rubric
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.taxonomy import DEFECT_ASPECTS
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.judges.vocabulary import load_vocabulary
 
 
@@ -102,13 +111,21 @@ class InstructionsJudge(ClipTextJudge):
                 texts += [text, *foils]
             plans.append((rubric, cands, skipped))
         images = self.image_embeddings(batch)
+        plains = self.plain_embeddings(batch)
         emb = self.text_embeddings(batch, texts)
         scale = self.logit_scale
         thr = self.threshold()
         out = []
         for i, (rubric, cands, skipped) in enumerate(plans):
             scored = [
-                (c, how, contrast(images[i], text, foils, emb, scale, classes))
+                (
+                    c,
+                    how,
+                    contrast(images[i], text, foils, emb, scale, classes),
+                    emptiness_score(emb[text], images[i], plain, scale)
+                    if (plain := plains[i]) is not None and _needs_a_subject(c)
+                    else None,
+                )
                 for c, text, foils, classes, how in cands
             ]
             out.append(self._result(rubric, scored, skipped, thr, scale))
@@ -133,7 +150,7 @@ class InstructionsJudge(ClipTextJudge):
     def _result(
         self,
         rubric: Rubric,
-        scored: list[tuple[RubricCheck, str, Contrast]],
+        scored: list[tuple[RubricCheck, str, Contrast, float | None]],
         skipped: list[str],
         thr: ModelThreshold,
         scale: float,
@@ -145,18 +162,52 @@ class InstructionsJudge(ClipTextJudge):
         strengths: list[str] = []
         margins: list[float] = []
         n_ok = 0
-        for check, how, c in scored:
+        measurements: list[Measurement] = []
+        for check, how, c, empty in scored:
+            measurements.append(
+                Measurement(
+                    f"{check.kind}: {check.phrase}",
+                    c.score,
+                    t,
+                    check.kind == "requirement",  # a prohibited element passes when it is *not* found
+                    f"softmax probability of the text over its foils ({how})",
+                    model=self.clip_source,
+                )
+            )
             if check.kind == "requirement":
-                ok = c.score >= t
-                margin = c.score - t
+                not_empty = empty is None or empty >= EMPTY_THRESHOLD
+                ok = c.score >= t and not_empty
+                margin = c.score - t if not_empty else empty - EMPTY_THRESHOLD  # type: ignore[operator]
+                if empty is not None:
+                    measurements.append(
+                        Measurement(
+                            f"requirement: {check.phrase} not_empty",
+                            empty,
+                            EMPTY_THRESHOLD,
+                            True,
+                            EMPTY_UNITS,
+                            model=self.clip_source,
+                        )
+                    )
+                    evidence.append(f"'{check.phrase}': emptiness foil p={empty:.3f} (needs {EMPTY_THRESHOLD:.2f})")
                 if ok:
                     strengths.append(f"meets '{check.sentence}'")
+                elif not not_empty and c.score >= t:  # the requirement's text fits, but no better than nothing
+                    issues.append(
+                        JudgeIssue(
+                            "requirement_not_met",
+                            f"requirement not met: '{check.phrase}' — the image fits it no better than a plain canvas "
+                            f"of its own colours (p={empty:.2f} < {EMPTY_THRESHOLD:.2f})",
+                            target=check.phrase,
+                        )
+                    )
                 else:
                     issues.append(
                         JudgeIssue(
                             "requirement_not_met",
                             f"requirement not met: '{check.phrase}' (p={c.score:.2f} < {t:.2f}; '{c.best_foil}' p={c.best_foil_prob:.2f})",
                             target=check.phrase,
+                            instead=c.best_foil,
                         )
                     )
             else:
@@ -226,4 +277,19 @@ class InstructionsJudge(ClipTextJudge):
             sub_points_evaluated=len(scored),
             issues=issues,
             strengths=strengths[:5],
+            measurements=measurements,
+            decision_rule="all",
         )
+
+
+#: rubric aspects a plain canvas may rightly satisfy ("the background must be plain white"):
+#: requirements on them get no emptiness foil
+_SCENE_ASPECTS = (
+    frozenset({"background", "lighting", "colour", "composition", "aesthetics", "quality"}) | DEFECT_ASPECTS
+)
+
+
+def _needs_a_subject(check: RubricCheck) -> bool:
+    """A requirement that names something to show ("there must be a red circle") must fit
+    the image better than a plain canvas; prohibitions and scene-wide requirements need not."""
+    return check.kind == "requirement" and check.aspect not in _SCENE_ASPECTS

@@ -20,13 +20,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field
 
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
-from imagejury.judges.clip_scoring import ClipTextJudge, Contrast, ModelThreshold, ThresholdTable, contrast
+from imagejury.judges.clip_scoring import (
+    EMPTY_THRESHOLD,
+    EMPTY_UNITS,
+    ClipTextJudge,
+    Contrast,
+    ModelThreshold,
+    ThresholdTable,
+    contrast,
+    emptiness_score,
+)
 from imagejury.judges.prompt_parser import ATTRIBUTE_CLASSES, ParsedPrompt, PromptParser, SubPoint
-from imagejury.judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.taxonomy import CLASS_ASPECT
+from imagejury.judges.types import Directives, JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.judges.vocabulary import load_vocabulary
 
 log = logging.getLogger(__name__)
@@ -48,16 +59,9 @@ THRESHOLDS = ThresholdTable(
     ),
 )
 
-# which rubric aspect a foil class belongs to (an ignored aspect drops those foils)
-FOIL_ASPECT = {
-    "colour": "colour",
-    "setting": "background",
-    "background": "background",
-    "lighting": "lighting",
-    "weather": "lighting",
-    "shot": "composition",
-    "clothing": "clothing",
-}
+# which rubric aspect a foil class belongs to (an ignored aspect drops those foils): the
+# one table in taxonomy.py, shared with the attributes judge and the rubric parser
+FOIL_ASPECT = CLASS_ASPECT
 WHOLE = "whole prompt"
 
 
@@ -116,11 +120,12 @@ class PromptAdherenceJudge(ClipTextJudge):
             for p in points:
                 texts += [p.text, *(f.text for f in p.foils)]
         images = self.image_embeddings(batch)
+        plains = self.plain_embeddings(batch)
         emb = self.text_embeddings(batch, texts)
         scale = self.logit_scale
         thr = self.threshold()
         return [
-            self._judge_one(item, images[i], parsed, points, skipped, emb, scale, thr)
+            self._judge_one(item, (images[i], plains[i]), parsed, points, skipped, emb, scale, thr)
             for i, (item, (parsed, points, skipped)) in enumerate(zip(batch, plans))
         ]
 
@@ -155,7 +160,7 @@ class PromptAdherenceJudge(ClipTextJudge):
     def _judge_one(
         self,
         item: JudgeItem,
-        image_emb,  # noqa: ANN001 - (D,) numpy row
+        rows: tuple[Any, Any],  # (D,) numpy rows: the image and its plain canvas (the emptiness foil)
         parsed: ParsedPrompt,
         points: list[SubPoint],
         notes: list[str],
@@ -164,6 +169,7 @@ class PromptAdherenceJudge(ClipTextJudge):
         thr: ModelThreshold,
     ) -> JudgeResult:
         t = thr.value
+        image_emb, plain_emb = rows
         whole = contrast(
             image_emb,
             parsed.text,
@@ -203,7 +209,35 @@ class PromptAdherenceJudge(ClipTextJudge):
         prioritised_failed = [p.text for p, _, ok in scored if not ok and p.aspect in item.directives.prioritise]
         if not parsed.prompt_foils and not scored:
             return self._not_checkable(parsed, notes)
-        passed = whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed
+        # the emptiness foil: a prompt with a subject must fit this image better than a plain
+        # canvas of its colours (a blank, plain or unrelated image does not pass "a red circle")
+        empty_p = (
+            emptiness_score(emb[parsed.text], image_emb, plain_emb, scale)
+            if plain_emb is not None and any(p.kind in {"subject", "object"} for p in parsed.sub_points)
+            else None
+        )
+        not_empty = empty_p is None or empty_p >= EMPTY_THRESHOLD
+        evidence.append(
+            "emptiness foil: not applied (the image is not near-uniform, or the prompt names no subject)"
+            if empty_p is None
+            else f"emptiness foil: P(this image over a plain canvas of its colours | prompt) = {empty_p:.3f} "
+            f"(needs {EMPTY_THRESHOLD:.2f})"
+        )
+        if not not_empty and whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed:
+            # named only when nothing else explains the failure (a wrong colour is a wrong colour)
+            issues.insert(
+                0,
+                JudgeIssue(
+                    "empty_image",
+                    f"the image fits the prompt no better than a plain canvas of its own colours "
+                    f"(p={empty_p:.2f} < {EMPTY_THRESHOLD:.2f}): the subject is missing",
+                    severity=1.0,
+                    target=parsed.text,
+                ),
+            )
+        passed = (
+            whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed and not_empty
+        )
         if not whole_passed and n_ok == len(scored):
             issues.append(
                 JudgeIssue(
@@ -213,7 +247,14 @@ class PromptAdherenceJudge(ClipTextJudge):
                     target=parsed.text,
                 )
             )
+        measurements = self._measurements(parsed, whole, scored, fraction, t, item.directives)
+        if empty_p is not None:
+            measurements.insert(
+                0, Measurement("not_empty", empty_p, EMPTY_THRESHOLD, True, EMPTY_UNITS, model=self.clip_source)
+            )
         margins = [whole.score - t] if parsed.prompt_foils else []
+        if empty_p is not None:
+            margins.append(empty_p - EMPTY_THRESHOLD)
         margins += [c.score - t for _, c, _ in scored]
         # passed: the weakest passing part decides; failed: the clearest failure
         decisive = min((m for m in margins if m >= 0), default=0.0) if passed else min(margins)
@@ -253,7 +294,41 @@ class PromptAdherenceJudge(ClipTextJudge):
             sub_points_evaluated=len(scored),
             issues=issues,
             strengths=strengths[:5],
+            measurements=measurements,
+            decision_rule="all",
         )
+
+    def _measurements(
+        self,
+        parsed: ParsedPrompt,
+        whole: Contrast,
+        scored: list[tuple[SubPoint, Contrast, bool]],
+        fraction: float,
+        t: float,
+        d: Directives,
+    ) -> list[Measurement]:
+        """The vote as data: the whole prompt's probability, the share of sub-points found,
+        and each sub-point's probability (decisive only when the rubric prioritises its aspect)."""
+        units = "softmax probability of the text over its near-miss foils"
+        model = self.clip_source
+        out = []
+        if parsed.prompt_foils:
+            out.append(Measurement("whole_prompt", whole.score, t, True, units, model=model))
+        out.append(
+            Measurement(
+                "sub_points_found",
+                fraction,
+                self.config.min_sub_point_fraction,
+                True,
+                "share of scored sub-points at or above the threshold",
+                model=model,
+            )
+        )
+        for p, c, _ in scored:
+            out.append(
+                Measurement(f"sub:{p.text}", c.score, t, True, units, model=model, decisive=p.aspect in d.prioritise)
+            )
+        return out
 
     def _token_count(self, text: str) -> int | None:
         count = getattr(self.embedder, "count_tokens", None)
@@ -274,6 +349,7 @@ class PromptAdherenceJudge(ClipTextJudge):
                 f"wrong {cls} for '{p.text}': the image fits '{c.best_foil}' better ({nums})",
                 severity,
                 target=p.text,
+                instead=c.best_foil,
             )
         if cls == "count":
             return JudgeIssue(
@@ -281,6 +357,7 @@ class PromptAdherenceJudge(ClipTextJudge):
                 f"count not matched for '{p.text}': the image fits '{c.best_foil}' better ({nums})",
                 severity,
                 target=p.text,
+                instead=c.best_foil,
             )
         if p.kind in {"style", "lighting", "weather", "shot"}:
             return JudgeIssue(f"wrong_{p.kind}", f"{p.kind} not matched: '{p.text}' ({nums})", severity, target=p.text)

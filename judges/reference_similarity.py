@@ -32,11 +32,13 @@ from pydantic import Field
 
 from imagejury.judges.base import Judge, JudgeConfig, confidence_from_margin
 from imagejury.judges.features import content_key, group_by_cache
-from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Reference
+from imagejury.judges.taxonomy import IDENTITY_KIND, KIND_ASPECT, REFERENCE_KINDS, canonical_reference_kind
+from imagejury.judges.types import JudgeIssue, JudgeItem, JudgeResult, Measurement, Reference
 
 log = logging.getLogger(__name__)
 
-KNOWN_KINDS = ("garment", "product", "object", "style", "background")
+# the non-identity kinds of taxonomy.REFERENCE_KINDS (aliases resolve to these)
+KNOWN_KINDS = tuple(k for k in REFERENCE_KINDS if k != IDENTITY_KIND)
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     # the same physical item must come back: close to "same object, new photo" (~0.8-0.9)
@@ -147,7 +149,9 @@ class ReferenceSimilarityJudge(Judge):
         ignore = {w.lower().strip() for w in item.directives.ignore}
         used, skipped = [], []
         for ref in item.other_references:
-            (skipped if ref.kind.lower() in ignore else used).append(ref)
+            kind = canonical_reference_kind(ref.kind)
+            # "ignore the background" drops background references; "ignore the clothing" garments
+            (skipped if KIND_ASPECT.get(kind, kind) in ignore or kind in ignore else used).append(ref)
         return used, skipped
 
     def _judge_one(
@@ -173,15 +177,20 @@ class ReferenceSimilarityJudge(Judge):
         subs: dict[str, dict[str, Any]] = {}
         issues: list[JudgeIssue] = []
         margins: list[float] = []
+        measurements: list[Measurement] = []
+        model = str(getattr(embedder, "key", ""))
         worst: tuple[float, float] | None = None  # (cosine, threshold) of the weakest image match
         # number references by their place in reference_images (1-based), as the identity judge does
         positions = [next(k for k, r in enumerate(item.references, start=1) if r is ref) for ref in used]
         for n, ref in zip(positions, used):
-            kind = ref.kind.lower()
+            kind = canonical_reference_kind(ref.kind)
             thr = float(thresholds.get(kind, thresholds.get("default", DEFAULT_THRESHOLDS["default"])))
             cos = float(np.dot(gen, by_key[reference_key(ref)]))
             ok = cos >= thr
             margins.append(cos - thr)
+            measurements.append(
+                Measurement(f"reference_{n}_{kind}", cos, thr, True, "CLIP image-image cosine", model=model)
+            )
             label = f"{kind} reference {n}"
             subs[f"reference_{n}_{kind}"] = {
                 "text": f"looks like the {label} (CLIP image cosine ≥ {thr:g})",
@@ -206,6 +215,11 @@ class ReferenceSimilarityJudge(Judge):
                 tcos = float(np.dot(gen, by_text[desc]))
                 tok = tcos >= text_thr
                 margins.append(tcos - text_thr)
+                measurements.append(
+                    Measurement(
+                        f"reference_{n}_description", tcos, text_thr, True, "CLIP image-text cosine", model=model
+                    )
+                )
                 subs[f"reference_{n}_description"] = {
                     "text": f"shows the {label}'s description '{desc}' (CLIP text cosine ≥ {text_thr:g})",
                     "passed": tok,
@@ -243,4 +257,6 @@ class ReferenceSimilarityJudge(Judge):
             sub_points_evaluated=len(subs),
             issues=issues,
             strengths=strengths,
+            measurements=measurements,
+            decision_rule="all",
         )

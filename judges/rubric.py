@@ -14,21 +14,12 @@ Rule based and deterministic. Each sentence (or bullet) is read as one of:
   "make sure there is a dog" — checked as a caption the image should support.
 - anything else is recorded as not read as a check (``unread``), never guessed.
 
-Aspect set (the evaluator's vocabulary for directives):
-
-| aspect | words that name it |
-|---|---|
-| background | background, backdrop, setting, scenery, environment, surroundings |
-| face | face, facial, expression, eyes, smile, headshot |
-| text | text, lettering, typography, watermark, logo, caption, words, writing |
-| lighting | lighting, light, shadows, exposure, brightness |
-| colour | colour, color, colours, palette, tones, hue, saturation |
-| composition | composition, framing, crop, layout, pose, placement, angle, position |
-| quality | quality, sharpness, blur, noise, artifacts, resolution, detail, technical |
-| identity | identity, likeness, resemblance, same person, who it is |
-| prompt | prompt, prompt adherence, description |
-| clothing | clothing, clothes, outfit, attire, wardrobe, shirt, dress, suit |
-| aesthetics | aesthetics, beauty, style, artistic, look |
+Aspects come from the one table in ``imagejury.judges.taxonomy`` (``ASPECTS``), shared
+with the planner and the judges: content aspects (background, face, text, lighting,
+colour, composition, quality, identity, prompt, clothing, reference, attributes,
+aesthetics, eyes, pose) and defect aspects (noise — "grain", "film grain" —, blur,
+exposure, compression, banding, resolution, aspect_ratio). "ignore the noise" or "film
+grain is fine" ignores that one defect; the quality judges keep checking the rest.
 
 There is no ``safety`` aspect on purpose: a rubric cannot switch off the safety gate.
 """
@@ -38,86 +29,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from imagejury.judges.taxonomy import ASPECT_OF_WORD, ASPECTS
 from imagejury.judges.types import Directives
 from imagejury.judges.vocabulary import article, tokenize
 
-ASPECTS: dict[str, tuple[str, ...]] = {
-    "background": ("background", "backgrounds", "backdrop", "setting", "scenery", "environment", "surroundings", "bg"),
-    "face": ("face", "faces", "facial", "expression", "expressions", "eyes", "smile", "headshot"),
-    "text": (
-        "text",
-        "lettering",
-        "typography",
-        "watermark",
-        "watermarks",
-        "logo",
-        "logos",
-        "caption",
-        "captions",
-        "words",
-        "writing",
-    ),
-    "lighting": ("lighting", "light", "lights", "shadows", "shadow", "exposure", "brightness"),
-    "colour": (
-        "colour",
-        "color",
-        "colours",
-        "colors",
-        "palette",
-        "tones",
-        "tone",
-        "hue",
-        "hues",
-        "saturation",
-        "coloring",
-        "colouring",
-    ),
-    "composition": (
-        "composition",
-        "framing",
-        "frame",
-        "crop",
-        "cropping",
-        "layout",
-        "pose",
-        "placement",
-        "angle",
-        "position",
-        "positioning",
-    ),
-    "quality": (
-        "quality",
-        "sharpness",
-        "blur",
-        "blurriness",
-        "noise",
-        "artifacts",
-        "artefacts",
-        "resolution",
-        "detail",
-        "details",
-        "technical",
-    ),
-    "identity": ("identity", "likeness", "resemblance", "person's identity", "same person", "who it is"),
-    "prompt": ("prompt", "description", "adherence"),
-    "clothing": (
-        "clothing",
-        "clothes",
-        "outfit",
-        "outfits",
-        "attire",
-        "wardrobe",
-        "shirt",
-        "dress",
-        "suit",
-        "garment",
-        "garments",
-    ),
-    "aesthetics": ("aesthetics", "aesthetic", "beauty", "style", "artistic", "look"),
-}
-# Deliberately absent: safety. A rubric can not switch off the safety gate ("ignore nudity" is
-# recorded as an unknown aspect, not obeyed).
-_ASPECT_OF: dict[str, str] = {w: a for a, ws in ASPECTS.items() for w in ws}
+_ASPECT_OF: dict[str, str] = ASPECT_OF_WORD
 
 _IGNORE = re.compile(
     r"\b(?:ignore|disregard|overlook|skip|"
@@ -131,7 +47,8 @@ _IGNORE = re.compile(
 _IGNORE_POST = re.compile(
     r"(?:^|\b(?:the|and|but)\s+)(?P<x>[\w' -]+?)\s+(?:does not|doesn'?t|do not|don'?t|is not|isn'?t|are not|aren'?t) "
     r"(?:matter|important|relevant|a concern|an issue|count)\b|"
-    r"(?P<y>[\w' -]+?)\s+(?:is|are) (?:irrelevant|unimportant|not important)",
+    r"(?P<y>[\w' -]+?)\s+(?:is|are) (?:irrelevant|unimportant|not important|fine|ok|okay|acceptable|tolerable|"
+    r"not a problem|no problem|intended|on purpose|deliberate)\b",
     re.I,
 )
 _PRIORITISE = re.compile(

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import ClipTextJudge, softmax
-from imagejury.judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult
+from imagejury.judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult, Measurement
 
 DEFAULT_UNSAFE: dict[str, list[str]] = {
     "sexual": [
@@ -121,6 +121,17 @@ class SafetyJudge(ClipTextJudge):
             c: {"score": round(p, 4), "top_caption": top[c][0], "flagged": c in flagged} for c, p in per_cat.items()
         }
         note = "zero-shot CLIP screening, not a certified classifier"
+        measurements = [
+            Measurement(
+                f"p_{c}",
+                p,
+                t,
+                False,
+                "share of the softmax over unsafe + safe captions",
+                model=self.clip_source,
+            )
+            for c, p in per_cat.items()
+        ]
         if flagged:
             gates = [
                 GateFailure(
@@ -141,6 +152,8 @@ class SafetyJudge(ClipTextJudge):
                 sub_points_evaluated=len(per_cat),
                 issues=[JudgeIssue("unsafe_content", g.reason) for g in gates],
                 gate_failures=gates,
+                measurements=measurements,
+                decision_rule="all",
             )
         return self.result(
             passed=True,
@@ -151,4 +164,6 @@ class SafetyJudge(ClipTextJudge):
             evidence=evidence,
             sub_point_results=results,
             sub_points_evaluated=len(per_cat),
+            measurements=measurements,
+            decision_rule="all",
         )

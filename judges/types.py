@@ -11,8 +11,10 @@ from typing import Any
 from PIL import Image
 
 from imagejury.judges.features import FeatureCache
+from imagejury.judges.taxonomy import REFERENCE_KINDS, canonical_reference_kind, is_identity_kind
 
-IDENTITY_KINDS = frozenset({"identity", "face", "person"})
+#: the kinds that feed the identity judge (the canonical kind and its aliases; taxonomy.py)
+IDENTITY_KINDS = frozenset({"identity", *REFERENCE_KINDS["identity"]})
 
 
 @dataclass
@@ -59,15 +61,16 @@ class JudgeItem:
         return self.original_size or self.image.size
 
     def references_of(self, kinds: frozenset[str] | set[str]) -> list[Reference]:
-        return [r for r in self.references if r.kind.lower() in kinds]
+        """References whose canonical kind (aliases resolved, case-insensitive) is in ``kinds``."""
+        return [r for r in self.references if canonical_reference_kind(r.kind) in kinds]
 
     @property
     def identity_references(self) -> list[Reference]:
-        return self.references_of(IDENTITY_KINDS)
+        return [r for r in self.references if is_identity_kind(r.kind)]
 
     @property
     def other_references(self) -> list[Reference]:
-        return [r for r in self.references if r.kind.lower() not in IDENTITY_KINDS]
+        return [r for r in self.references if not is_identity_kind(r.kind)]
 
 
 @dataclass
@@ -78,6 +81,7 @@ class JudgeIssue:
     detail: str
     severity: float = 1.0  # 0..1: how much this issue matters inside its judge
     target: str | None = None  # the text at stake ("a red hat"), for the improved prompt
+    instead: str | None = None  # what the image shows instead ("a blue hat"), for the improved prompt's Avoid
 
 
 @dataclass
@@ -109,6 +113,7 @@ class Measurement:
     model: str = ""  # what produced the value ("dlib_face_recognition_resnet_model_v1", "ViT-B-32:openai")
     band: float | None = None
     decisive: bool = True  # False: reported for information, not part of the vote
+    band_source: str = ""  # where the band comes from ("errors on 520 labeled pairs lie within it")
 
     @property
     def margin(self) -> float | None:

@@ -113,3 +113,30 @@ def test_a_skipped_critical_check_cannot_pass():
     assert not v.overall_passed
     assert v.override_reason.startswith("critical check could not run: identity")
     assert v.check_summary["critical_skipped"] == ["identity"]
+
+
+def test_check_summary_states_incompleteness_in_a_stable_shape():
+    how = "model 'ViT-L-14:openai' is not available: looked in X. To supply it: Y"
+    skipped = [
+        SkippedCheck(
+            "safety", "safety", "model ViT-L-14:openai not available", how, gate=True, model="ViT-L-14:openai"
+        ),
+        SkippedCheck(
+            "prompt_adherence", "prompt_adherence", "model ViT-L-14:openai not available", how, model="ViT-L-14:openai"
+        ),
+    ]
+    v = aggregate([_result("technical_signals", True, 1.0)], pass_threshold=0.7, skipped=skipped)
+    cs = v.check_summary
+    assert cs["incomplete"] is True
+    assert [set(s) for s in cs["skipped_checks"]] == [{"judge", "reason", "detail", "model"}] * 2
+    assert [s["model"] for s in cs["skipped_checks"]] == ["ViT-L-14:openai"] * 2
+    # the how-to once per model, not once per judge
+    assert cs["missing_models"] == [
+        {"model": "ViT-L-14:openai", "judges": ["safety", "prompt_adherence"], "how_to": how}
+    ]
+    assert sum(how in s["detail"] for s in cs["skipped_checks"]) == 0
+    assert [t for t in v.top_issues if t.startswith("check not run")] == [
+        "check not run: safety and prompt_adherence — model ViT-L-14:openai not available"
+    ]
+    complete = aggregate([_result("technical_signals", True, 1.0)], pass_threshold=0.7)
+    assert complete.check_summary["incomplete"] is False

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagejury.cli import EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
+from imagejury.cli import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INVALID, EXIT_PASSED, EXIT_PROCESSING, main
 from imagejury.core.schema import Evaluation
 from tests.test_schema import api_docs
 
@@ -135,8 +135,39 @@ def test_missing_model_exits_3_naming_it(capsys, monkeypatch, tmp_path):
     assert "processing_failed" in out and "ViT-B-32:openai" in out and "--allow-missing-models" in out
 
 
+def test_skipped_checks_are_never_a_bare_pass(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    argv = ["evaluate", str(EX / "coffee.jpg"), "--prompt", "a cup of coffee", "--clip", "ViT-B-32:openai"]
+    code, out, _ = _run(capsys, *argv, "--allow-missing-models")
+    assert code == EXIT_INCOMPLETE == 4, out
+    assert out.startswith("INCOMPLETE") and not out.startswith("PASS")
+    assert "not run: prompt_adherence" in out and "safety" in out
+    # the how-to once for the one missing model, not once per judge
+    assert out.count("To supply it") == 1 and "imagejury models" in out
+    code, out, _ = _run(capsys, *argv, "--allow-missing-models", "--json")
+    data = json.loads(out)
+    assert data["check_summary"]["incomplete"] is True
+    assert {s["model"] for s in data["check_summary"]["skipped_checks"]} == {"ViT-B-32:openai"}
+
+
 def test_console_script_runs(tmp_path):
     exe = Path(sys.executable).with_name("imagejury")
     proc = subprocess.run([str(exe), "models"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0
     assert "dlib" in proc.stdout and "available" in proc.stdout
+
+
+def test_help_lists_the_known_task_types_and_reference_kinds(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "headshot (portrait, avatar, profile_photo" in out and "image_generation" in out and "product" in out
+    assert "identity (face, person" in out and "garment" in out
+
+
+def test_a_typo_in_the_task_type_is_warned_about(capsys):
+    code, out, err = _run(
+        capsys, "evaluate", str(EX / "coffee.jpg"), "--task-type", "headsot", "--clip", TINY, "--allow-missing-models"
+    )
+    assert "warning: unknown task_type 'headsot'" in err and "did you mean 'headshot'?" in err

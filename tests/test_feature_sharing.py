@@ -15,6 +15,7 @@ from PIL import Image
 
 from imagejury.core.config import EvaluatorConfig
 from imagejury.core.pipeline import Evaluator
+from imagejury.judges.clip_scoring import looks_plain, plain_canvas
 from imagejury.models.registry import ModelRegistry
 from tests.support import shapes
 
@@ -56,8 +57,10 @@ def test_every_clip_judge_shares_one_model_and_one_pass_per_image():
     # one model object for all judges, loaded once
     clip_keys = [k for k in registry.loaded() if k[0] == "image_text"]
     assert len(clip_keys) == 1 and registry.load_counts[clip_keys[0]] == 1
-    # 3 distinct generated images + 1 distinct reference = 4 rows through the image tower
-    assert embedder.image_forward_calls == 4
+    # 3 distinct generated images + 1 distinct reference = 4 rows through the image tower,
+    # plus one plain canvas per distinct mean colour of the generated images (the emptiness foil)
+    canvases = {plain_canvas(img)[0] for img in images if looks_plain(img)}
+    assert embedder.image_forward_calls == 4 + len(canvases)
     # and the verdicts make sense on this model: the red circle passes prompt adherence
     pa = {e.id: next(j for j in e.judges if j.name == "prompt_adherence") for e in out}
     assert pa[out[0].id].passed and not pa[out[1].id].passed

@@ -126,9 +126,22 @@ def test_off_centre_face_fails_framing(judge):
 
 
 def test_rubric_can_switch_framing_off(judge):
-    res = run(judge, F.paste_small(F.astronaut_headshot(), canvas=(1600, 1600)), ignore={"framing"})
+    from imagejury.judges.rubric import parse_directives
+
+    ignore = parse_directives("Ignore the framing.").ignore  # through the real parser
+    res = run(judge, F.paste_small(F.astronaut_headshot(), canvas=(1600, 1600)), ignore=ignore)
     assert res.passed, res.reasoning
     assert "framing" not in res.sub_point_results and "ignored by the rubric" in res.reasoning
+
+
+def test_rubric_ignoring_blur_skips_only_the_face_sharpness(judge):
+    from imagejury.judges.rubric import parse_directives
+
+    ignore = parse_directives("A soft focus is fine.").ignore  # through the real parser: the blur defect
+    assert ignore == {"blur"}
+    res = run(judge, F.blur(F.astronaut_headshot(), 3.0), ignore=ignore)
+    assert "sharpness" not in res.sub_point_results and "framing" in res.sub_point_results
+    assert "blur" not in subcats(res), res.reasoning
 
 
 def test_group_photo_fails_multiple_faces(judge):

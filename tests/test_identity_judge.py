@@ -161,6 +161,28 @@ def test_best_and_mean_over_several_references(judge, group_crops):
     assert [res.sub_point_results[f"reference_{i}"]["passed"] for i in (1, 2, 3)] == [True, False, True]
 
 
+def test_identity_is_decided_on_the_best_reference_not_the_mean(judge, group_crops):
+    # one reference of her and five of other people: the best match passes, the mean would not
+    res = judge.judge([make_item(F.flip(F.astronaut()), [F.astronaut(), *group_crops[:5]])])[0]
+    sims = [res.sub_point_results[f"reference_{i}"]["score"] for i in range(1, 7)]
+    assert sum(sims) / len(sims) < res.threshold <= max(sims), sims  # the case tells best from mean
+    assert res.passed, res.reasoning
+    best = res.measurements[0]
+    assert best.name == "best_similarity" and best.decisive and best.value == pytest.approx(max(sims), abs=1e-4)
+    assert [m.decisive for m in res.measurements[1:]] == [False] * 6
+
+
+def test_a_pass_near_the_threshold_is_borderline_with_the_measured_band(judge):
+    res = judge.judge([make_item(F.flip(F.astronaut()), [F.astronaut()])])[0]
+    best = res.measurements[0]
+    assert best.band == 0.04 and "520 labeled" in best.band_source
+    assert not best.borderline  # a clear match: far outside the band
+    # the same image judged against a threshold just below its score: a pass inside the band
+    close = IdentityJudge({"threshold": best.value - 0.01}, model_set=judge.model_set)
+    near = close.judge([make_item(F.flip(F.astronaut()), [F.astronaut()])])[0]
+    assert near.passed and near.measurements[0].borderline and "borderline" in near.reasoning
+
+
 def test_threshold_override(judge):
     strict = IdentityJudge({"threshold": 0.95}, model_set=judge.model_set)
     res = strict.judge([make_item(F.flip(F.astronaut()), [F.astronaut()])])[0]

@@ -16,7 +16,7 @@ from PIL import Image
 from imagejury.judges.base import Judge
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.registry import judge_registry
-from imagejury.judges.types import JudgeItem, JudgeResult, Reference
+from imagejury.judges.types import JudgeItem, JudgeResult, Reference, decide
 from imagejury.models.provider import ModelSet
 from imagejury.models.settings import ModelSettings
 from tests.support import shapes
@@ -94,6 +94,23 @@ def _same(a: JudgeResult, b: JudgeResult) -> None:
         assert a.score == pytest.approx(b.score, rel=1e-2, abs=1e-2)
 
 
+#: judges whose measurements another change adds (the pixel judges); the rule below still
+#: checks them wherever they record measurements
+NOT_YET_MEASURED = frozenset({"technical_signals", "technical_quality"})
+
+
+def _measurements_decide_the_vote(name: str, results: list[JudgeResult]) -> None:
+    """A judge that records measurements promises decide(measurements, rule) == passed, so a
+    verdict can be recomputed from stored scores; every voting result of a judge records them."""
+    for r in results:
+        if r.measurements:
+            assert decide(r.measurements, r.decision_rule) == r.passed, (name, r.decision_rule, r.measurements)
+            for m in r.measurements:
+                assert m.units and isinstance(m.higher_is_better, bool), (name, m)
+        elif r.weight > 0 and name not in NOT_YET_MEASURED:
+            pytest.fail(f"{name} voted (weight {r.weight}) without measurements: {r.reasoning}")
+
+
 @pytest.mark.parametrize("name", judge_registry.names())
 def test_judge_contract(name: str, model_set: ModelSet) -> None:
     cls = judge_registry.get(name)
@@ -109,6 +126,7 @@ def test_judge_contract(name: str, model_set: ModelSet) -> None:
     batch = judge.judge(_fresh(items))
     assert len(batch) == len(items)
     assert all(isinstance(r, JudgeResult) and 0.0 <= r.confidence <= 1.0 for r in batch)
+    _measurements_decide_the_vote(name, batch)
     singles = [judge.judge(_fresh([it]))[0] for it in items]
     for a, b in zip(batch, singles):
         _same(a, b)

@@ -37,7 +37,7 @@ from imagejury.core.intake.media import (
     sniff_format,
 )
 from imagejury.core.intake.netguard import pinned_request
-from imagejury.errors import InvalidMediaError, UnsafeURLError
+from imagejury.errors import FetchFailedError, InvalidMediaError, UnsafeURLError
 
 
 # ---------------------------------------------------------------- helpers
@@ -174,6 +174,7 @@ def server() -> Iterator[str]:
         "/html": lambda h: _send(h, b"<!DOCTYPE html><html><body>hi</body></html>"),
         "/gzip": gzipped,
         "/slow": slow,
+        "/unavailable": lambda h: (h.send_response(503), h.send_header("Content-Length", "0"), h.end_headers()),
         "/trickle": trickle,
         "/to-private": _redirect("https://10.0.0.1/secret.png"),
         "/to-metadata": _redirect("http://169.254.169.254/latest/meta-data/"),
@@ -577,12 +578,19 @@ def test_a_name_with_any_private_address_is_refused(no_remote_connections: list[
     assert no_remote_connections == []
 
 
-def test_unresolvable_host_is_invalid_media(no_remote_connections: list[object]) -> None:
-    def resolver(host: str, port: int) -> list[str]:
-        raise UnsafeURLError(f"host {host!r} could not be resolved (test)")
+def test_an_unresolvable_host_is_a_fetch_failure_not_bad_media(
+    monkeypatch: pytest.MonkeyPatch, no_remote_connections: list[object]
+) -> None:
+    # offline / DNS down: the system resolver fails; that is the network, not the caller's input
+    def no_dns(*args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    with pytest.raises(UnsafeURLError, match="could not be resolved"):
-        load_image("https://nowhere.test/a.png", resolver=resolver)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(FetchFailedError, match="could not be resolved") as err:
+        load_image("https://nowhere.test/a.png")
+    assert err.value.failure_code == "fetch_failed"
+    assert not err.value.is_bad_input
+    assert err.value.detail.startswith("generated_image_url: ")
 
 
 def test_loopback_flag_admits_loopback_only(server: str, no_remote_connections: list[object]) -> None:
@@ -665,25 +673,34 @@ def test_http_errors_and_wrong_content(server: str) -> None:
         load_image(f"{server}/gzip", LOOP)
 
 
+def test_a_server_error_is_a_fetch_failure_and_a_404_is_bad_media(server: str) -> None:
+    with pytest.raises(FetchFailedError, match="HTTP 503"):
+        load_image(f"{server}/unavailable", LOOP)
+    with pytest.raises(InvalidMediaError, match="HTTP 404") as err:
+        load_image(f"{server}/missing.png", LOOP)
+    assert err.value.failure_code == "invalid_media"
+
+
 def test_fetch_times_out(server: str) -> None:
     quick = MediaLimits(allow_loopback_urls=True, fetch_timeout_s=0.3)
-    with pytest.raises(InvalidMediaError, match=r"timed out after 0.3 s"):
+    with pytest.raises(FetchFailedError, match=r"timed out after 0.3 s"):
         load_image(f"{server}/slow", quick)
 
 
 def test_a_trickling_server_hits_the_overall_deadline(server: str) -> None:
     # each byte arrives well within the per-read timeout; only the total deadline stops it
     quick = MediaLimits(allow_loopback_urls=True, fetch_timeout_s=0.5)
-    with pytest.raises(InvalidMediaError, match="timed out"):
+    with pytest.raises(FetchFailedError, match="timed out"):
         load_image(f"{server}/trickle", quick)
 
 
-def test_connection_refused_is_invalid_media() -> None:
+def test_connection_refused_is_a_fetch_failure() -> None:
     with socket.socket() as s:  # a port with nobody listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(InvalidMediaError, match="could not fetch"):
+    with pytest.raises(FetchFailedError, match="could not fetch") as err:
         load_image(f"http://127.0.0.1:{port}/a.png", LOOP)
+    assert err.value.failure_code == "fetch_failed"
 
 
 # ---------------------------------------------------------------- netguard units

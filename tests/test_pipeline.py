@@ -60,6 +60,8 @@ def test_missing_model_fails_with_processing_failed_naming_it():
     e = ev.evaluate(_req())
     assert e.status == "failed" and e.failure_code == "processing_failed"
     assert "ViT-H-14:laion2b" in e.failure_message and "--allow-missing-models" in e.failure_message
+    # not evaluated: no pass rate, no action — a dashboard must not read it as a 0% reject
+    assert e.weighted_pass_rate is None and e.primary_action_code is None and e.action is None
 
 
 def test_missing_model_allowed_is_skipped_and_listed():
@@ -69,6 +71,9 @@ def test_missing_model_allowed_is_skipped_and_listed():
     assert [s["judge"] for s in e.check_summary["skipped_checks"]] == ["t_missing_model"]
     assert any(t.startswith("check not run: t_missing_model") for t in e.top_issues)
     assert e.analysis_modules_executed == 1
+    assert e.check_summary["incomplete"] is True
+    assert e.check_summary["skipped_checks"][0]["model"] == "ViT-H-14:laion2b"
+    assert e.check_summary["missing_models"][0]["judges"] == ["t_missing_model"]
 
 
 def test_a_judge_crash_fails_only_the_item_that_caused_it():
@@ -108,6 +113,7 @@ def test_bad_media_is_a_failed_evaluation_not_a_traceback(url, needle):
     assert e.status == "failed" and e.failure_code == "invalid_media"
     assert needle in e.failure_message
     assert e.to_api()["failure_code"] == "invalid_media"
+    assert e.to_api()["weighted_pass_rate"] is None and e.to_api()["primary_action_code"] is None
 
 
 def test_bad_reference_names_its_field():
@@ -129,3 +135,20 @@ def test_warmup_problems_are_said_once_per_problem() -> None:
         f"{missing_l} [judges: safety (standard), aesthetics (standard), prompt_adherence (standard)]",
         f"{missing_b} [judges: safety (quick), prompt_adherence (quick)]",
     ]
+
+
+def test_a_typo_in_task_type_or_kind_is_reported_and_refused_when_strict():
+    req = _req(task_type="headsot", reference_images=[{"url": _png((1, 2, 3)), "kind": "identiy"}])
+    e = _evaluator(["t_redness"]).evaluate(req)
+    assert e.status == "completed"
+    fields = [(i["field"], i["suggestion"]) for i in e.check_summary["input_issues"]]
+    assert fields == [("task_type", "headshot"), ("reference_images[0].kind", "identity")]
+    assert any("did you mean 'identity'?" in t for t in e.top_issues)
+    strict = pj.make_config(["t_redness"])
+    strict = strict.model_copy(update={"evaluation": strict.evaluation.model_copy(update={"strict": True})})
+    with pytest.raises(InvalidRequestError, match="unknown task_type 'headsot'.*did you mean 'headshot'") as err:
+        Evaluator(strict, judges=pj.make_registry()).evaluate(req)
+    assert err.value.failure_code == "invalid_request" and "known task types" in err.value.detail
+    # known values and aliases pass strict mode untouched
+    ok = Evaluator(strict, judges=pj.make_registry()).evaluate(_req(task_type="Portrait"))
+    assert ok.status == "completed" and ok.check_summary["input_issues"] == []

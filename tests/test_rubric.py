@@ -97,3 +97,42 @@ def test_any_text_reads_without_error(text: str) -> None:
     assert r.directives.ignore | r.directives.prioritise <= set(ASPECTS)
     for c in r.checks:
         assert c.phrase.strip()
+
+
+def test_a_rubric_ignores_one_defect_without_switching_quality_off():
+    from PIL import Image
+
+    from imagejury.core.planning import plan_item
+    from imagejury.judges.registry import judge_registry
+    from imagejury.judges.taxonomy import DEFECT_ASPECTS
+    from imagejury.judges.types import JudgeItem
+
+    pool = {name: cls() for name, cls in judge_registry.all().items()}
+    for text, defect in [
+        ("Ignore the noise.", "noise"),
+        ("Film grain is fine.", "noise"),
+        ("Don't worry about the JPEG artifacts.", "compression"),
+        ("Some banding is acceptable", "banding"),
+        ("ignore the blur", "blur"),
+    ]:
+        d = parse_directives(text)
+        assert d.ignore == {defect}, (text, d.notes)
+        assert defect in DEFECT_ASPECTS
+        item = JudgeItem("x", Image.new("RGB", (64, 64)), "k", directives=d)
+        plan = plan_item(item, pool)
+        ran = {p.judge.name for p in plan.judges}
+        assert {"technical_signals", "technical_quality"} <= ran, text
+    # the whole aspect still switches both off
+    d = parse_directives("Ignore the image quality.")
+    assert d.ignore == {"quality"}
+    plan = plan_item(JudgeItem("x", Image.new("RGB", (64, 64)), "k", directives=d), pool)
+    assert {name for name, _ in plan.ignored} == {"technical_signals", "technical_quality"}
+
+
+def test_every_aspect_a_judge_uses_is_in_the_one_table():
+    from imagejury.judges.prompt_parser import SubPoint
+    from imagejury.judges.taxonomy import ASPECTS, CLASS_ASPECT, HEADSHOT_CHECK_ASPECT, KIND_ASPECT
+
+    used = set(CLASS_ASPECT.values()) | set(HEADSHOT_CHECK_ASPECT.values()) | set(KIND_ASPECT.values())
+    used |= {SubPoint("x", kind).aspect for kind in ("subject", "setting", "lighting", "shot", "style")}
+    assert used <= set(ASPECTS)

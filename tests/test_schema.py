@@ -416,11 +416,13 @@ def test_enum_and_uuid_fields_refuse_bad_values(field: str, value: str) -> None:
 def test_enum_values_are_exactly_the_specs() -> None:
     assert [s.value for s in Status] == ["pending", "running", "completed", "failed"]
     assert [s.value for s in Source] == ["platform", "api"]
-    # the spec's four codes, plus imagejury's invalid_request (batch rows that could not be read;
+    # the spec's four codes, plus imagejury's invalid_request and fetch_failed (the network, not the input);
+    # invalid_request: (batch rows that could not be read;
     # the service answers those with a 4xx and never stores them as evaluations)
     assert [f.value for f in FailureCode] == [
         "invalid_request",
         "invalid_media",
+        "fetch_failed",
         "dispatch_failed",
         "processing_failed",
         "timed_out",
@@ -486,3 +488,13 @@ def test_media_error_names_its_field() -> None:
 
 def test_reference_model_standalone() -> None:
     assert ReferenceImageIn(url="u").kind == "identity"
+
+
+def test_the_request_schema_lists_the_known_task_types_and_kinds() -> None:
+    from imagejury.judges.taxonomy import REFERENCE_KINDS, TASK_TYPES
+
+    schema = EvaluationRequest.model_json_schema()
+    task = schema["properties"]["task_type"]
+    assert task["examples"] == list(TASK_TYPES) and "profile_photo" in task["description"]
+    kind = schema["$defs"]["ReferenceImageIn"]["properties"]["kind"]
+    assert kind["examples"] == list(REFERENCE_KINDS) and "face" in kind["description"]

@@ -16,6 +16,7 @@ import torch
 
 from imagejury.judges.aesthetics import AestheticsJudge, load_aesthetic_head
 from imagejury.judges.attributes import AttributesJudge
+from imagejury.judges.clip_scoring import EMPTY_THRESHOLD, looks_plain, plain_canvas
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.instructions import InstructionsJudge
 from imagejury.judges.prompt_adherence import WHOLE, PromptAdherenceJudge
@@ -173,12 +174,15 @@ def test_one_image_forward_pass_per_image_for_all_text_judges(model_set) -> None
         before = emb.image_forward_calls
         for j in judges:
             assert len(j.judge(items)) == len(items)
-        assert seen == [len(items)]  # one batched call, for the first judge only
-        assert emb.image_forward_calls - before == len(items)
+        # one batched call for the images, for the first judge only; one for their emptiness
+        # foils (plain canvases of each image's mean colour, shared by every judge that uses them)
+        canvases = {plain_canvas(i.image)[0] for i in items if looks_plain(i.image)}
+        assert seen == ([len(items), len(canvases)] if canvases else [len(items)])
+        assert emb.image_forward_calls - before == len(items) + len(canvases)
         texts_before = emb.text_forward_calls
         for j in judges:  # a second round is all cache hits: no image or text forward pass
             j.judge(items)
-        assert seen == [len(items)] and emb.text_forward_calls == texts_before
+        assert len(seen) == (2 if canvases else 1) and emb.text_forward_calls == texts_before
     finally:
         del emb.encode_images  # back to the bound method
 
@@ -321,3 +325,49 @@ def test_aesthetic_head_loads_scores_and_checks_shapes(model_set, held_out, tmp_
     lin = tmp_path / "linear.safetensors"
     save_file({"weight": torch.randn(1, dim), "bias": torch.zeros(1)}, str(lin))
     assert load_aesthetic_head(lin).format == "laion-linear"
+
+
+def _nothing_images() -> dict[str, object]:
+    """Images that show no red circle: blank, plain (each shape colour, red included), unrelated."""
+    from PIL import Image
+    from skimage import data
+
+    rng = np.random.default_rng(31)
+    out = {f"plain {name}": Image.new("RGB", (64, 64), rgb) for name, rgb in shapes.COLORS.items()}
+    out |= {"blank white": Image.new("RGB", (64, 64), (255, 255, 255)), "blank black": Image.new("RGB", (64, 64))}
+    out |= {
+        "noise": Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)),
+        "a photo (astronaut)": Image.fromarray(data.astronaut()).resize((64, 64)),
+        "a photo (cat)": Image.fromarray(data.chelsea()).resize((64, 64)),
+        "a blue square": shapes.render("blue", "square", rng),
+    }
+    return out
+
+
+def test_a_blank_plain_or_unrelated_image_does_not_pass_a_red_circle(model_set) -> None:
+    cache = FeatureCache()
+    judges = [
+        PromptAdherenceJudge({"vocabulary": VOCAB}, model_set=model_set),
+        AttributesJudge({"vocabulary": VOCAB}, model_set=model_set),
+        InstructionsJudge({"vocabulary": VOCAB}, model_set=model_set),
+    ]
+    nothing = _nothing_images()
+    kw = {
+        "prompt": "a red circle",
+        "attributes": {"color": "red", "shape": "circle"},
+        "instructions": "It must show a red circle.",
+    }
+    items = [_item(img, cache, item_id=name, **kw) for name, img in nothing.items()]
+    right = _item(shapes.render("red", "circle", np.random.default_rng(5)), cache, item_id="a red circle", **kw)
+    for judge in judges:
+        results = judge.judge([*items, right])
+        passed = [it.item_id for it, r in zip(items, results) if r.passed]
+        assert passed == [], f"{judge.name} passed 'a red circle' on: {passed}"
+        assert results[-1].passed, (judge.name, results[-1].reasoning)
+    # the plain red canvas is the case the vocabulary foils miss ("a red circle" beats "a red
+    # square" on pure red): the emptiness foil is what refuses it, and says so
+    pa = judges[0].judge([_item(nothing["plain red"], cache, item_id="red", **kw)])[0]
+    empty = next(m for m in pa.measurements if m.name == "not_empty")
+    # a tie with its own canvas, up to the canvas colour quantisation
+    assert empty.value < EMPTY_THRESHOLD and empty.value == pytest.approx(0.5, abs=0.02)
+    assert "empty_image" in {i.subcategory for i in pa.issues}

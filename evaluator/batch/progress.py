@@ -32,6 +32,14 @@ class BatchStats:
     rejected: int = 0  # invalid requests / unreadable rows
     issues: Counter = field(default_factory=Counter)  # "category/subcategory" -> n
     images: int = 0  # evaluated images (completed + failed rows whose image was decoded)
+    # rows where every check that ran passed but an applicable one was skipped: no verdict
+    # to trust, so neither passed nor failed (the CLI's INCOMPLETE)
+    incomplete: int = 0
+    # skipped checks: reason -> rows, and reason -> the judges it stopped
+    skipped_rows: Counter = field(default_factory=Counter)
+    skipped_judges: dict[str, list[str]] = field(default_factory=dict)
+    missing_model_how_to: dict[str, str] = field(default_factory=dict)  # model -> how to supply it (once)
+    input_issues: Counter = field(default_factory=Counter)  # "unknown task_type 'x' ..." -> rows
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, record: Mapping[str, Any]) -> None:
@@ -39,8 +47,12 @@ class BatchStats:
         if status == "completed":
             self.completed += 1
             self.images += 1
-            if record.get("overall_passed"):
+            summary = record.get("check_summary") or {}
+            if is_incomplete(record):
+                self.incomplete += 1
+            elif record.get("overall_passed"):
                 self.passed += 1
+            self._add_skipped(summary)
             for judge in record.get("judges") or []:
                 for issue in judge.get("issues") or []:
                     self.issues[f"{issue.get('category')}/{issue.get('subcategory')}"] += 1
@@ -48,6 +60,23 @@ class BatchStats:
             self.rejected += 1
         else:
             self.failed_rows[str(record.get("failure_code") or "unknown")] += 1
+
+    def _add_skipped(self, summary: Mapping[str, Any]) -> None:
+        reasons: dict[str, list[str]] = {}
+        for skipped in summary.get("skipped_checks") or []:
+            reasons.setdefault(str(skipped.get("reason")), []).append(str(skipped.get("judge")))
+        for reason, judges in reasons.items():
+            self.skipped_rows[reason] += 1
+            known = self.skipped_judges.setdefault(reason, [])
+            known += [j for j in judges if j not in known]
+        for missing in summary.get("missing_models") or []:
+            if missing.get("model") and missing.get("how_to"):
+                self.missing_model_how_to.setdefault(str(missing["model"]), str(missing["how_to"]))
+        for issue in summary.get("input_issues") or []:
+            message = str(issue.get("message"))
+            if message not in self.input_issues:  # warned once per distinct value, counted in the summary
+                log.warning("%s (set [evaluation] strict = true to refuse such rows)", message)
+            self.input_issues[message] += 1
 
     def add_many(self, records: Iterable[Mapping[str, Any]]) -> None:
         for r in records:
@@ -90,7 +119,12 @@ class BatchStats:
             "duplicates_skipped": self.duplicates,
             "completed": self.completed,
             "passed": self.passed,
+            "incomplete": self.incomplete,
             "pass_rate": self.pass_rate,
+            "skipped_checks": [
+                {"judges": self.skipped_judges[reason], "reason": reason, "rows": n}
+                for reason, n in self.skipped_rows.most_common()
+            ],
             "failed_rows": dict(self.failed_rows),
             "rejected": self.rejected,
             "elapsed_s": round(self.elapsed, 3),
@@ -98,6 +132,32 @@ class BatchStats:
             "top_issues": self.issues.most_common(10),
             "judge_seconds": dict(judge_seconds or {}),
         }
+
+
+def is_incomplete(record: Mapping[str, Any]) -> bool:
+    """A completed row with a skipped applicable check and nothing that failed among the
+    checks that ran: it has no verdict to trust (never counted as a pass)."""
+    summary = record.get("check_summary") or {}
+    if not summary.get("incomplete"):
+        return False
+    failed = bool(record.get("gate_failures")) or any(not j.get("passed") for j in record.get("judges") or [])
+    return bool(record.get("overall_passed")) or not failed
+
+
+def _and_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def skipped_banner(stats: BatchStats) -> list[str]:
+    """One line per cause: "safety and prompt_adherence skipped on all 40 rows: model
+    ViT-L-14:openai not available", then the how-to once per missing model."""
+    lines = []
+    for reason, n in stats.skipped_rows.most_common():
+        scope = f"all {n}" if n == stats.completed else f"{n} of {stats.completed}"
+        lines.append(f"{_and_list(stats.skipped_judges[reason])} skipped on {scope} rows: {reason}")
+    for model, how in stats.missing_model_how_to.items():
+        lines.append(f"how to supply {model}: {how} (see `imagejury models`)")
+    return lines
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -113,8 +173,9 @@ def status_line(stats: BatchStats) -> str:
     total = "?" if stats.total is None else str(stats.total)
     rate = "-" if stats.pass_rate is None else f"{stats.pass_rate:.1%}"
     failed = sum(stats.failed_rows.values()) + stats.rejected
+    incomplete = f"  incomplete {stats.incomplete}" if stats.incomplete else ""
     return (
-        f"{stats.done + stats.already_done}/{total} rows  pass {rate}  failed rows {failed}  "
+        f"{stats.done + stats.already_done}/{total} rows  pass {rate}{incomplete}  failed rows {failed}  "
         f"{stats.rows_per_s:.2f} img/s  ETA {_fmt_eta(stats.eta_s)}"
     )
 
@@ -180,10 +241,22 @@ def render_summary(stats: BatchStats, judge_seconds: Mapping[str, float] | None 
         lines.append(f"  already in the output : {stats.already_done} (skipped)")
     if stats.duplicates:
         lines.append(f"  duplicate row ids     : {stats.duplicates} (skipped)")
+    banner = skipped_banner(stats)
+    if banner:
+        lines.insert(0, "INCOMPLETE: some checks did not run")
+        lines[1:1] = [f"  {line}" for line in banner]
     rate = "-" if stats.pass_rate is None else f"{stats.pass_rate:.1%}"
+    failed = stats.completed - stats.passed - stats.incomplete
+    incomplete = f"  incomplete {stats.incomplete}" if stats.incomplete else ""
     lines.append(
-        f"  evaluated             : {stats.completed}  passed {stats.passed}  failed {stats.completed - stats.passed}  pass rate {rate}"
+        f"  evaluated             : {stats.completed}  passed {stats.passed}  failed {failed}{incomplete}  pass rate {rate}"
     )
+    if stats.incomplete:
+        lines.append(
+            f"  incomplete rows       : {stats.incomplete} passed the checks that ran, but a check was skipped"
+        )
+    for message, n in stats.input_issues.most_common(top):
+        lines.append(f"  warning ({n} rows)     : {message}")
     for code, n in sorted(stats.failed_rows.items()):
         lines.append(f"  not evaluated ({code}) : {n}")
     if stats.rejected:
@@ -200,4 +273,4 @@ def render_summary(stats: BatchStats, judge_seconds: Mapping[str, float] | None 
     return "\n".join(lines)
 
 
-__all__ = ["BatchProgress", "BatchStats", "render_summary", "status_line"]
+__all__ = ["BatchProgress", "BatchStats", "is_incomplete", "render_summary", "skipped_banner", "status_line"]

@@ -59,6 +59,9 @@ class EvaluationSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     allow_missing_models: bool = False
+    # refuse (invalid_request) a request whose task_type or reference kind is not in the
+    # table of known values (imagejury.judges.taxonomy); off: reported and warned about
+    strict: bool = False
     batch_size: int = Field(16, ge=1)
     # decode JPEGs at reduced size when no judge needs full resolution (draft mode);
     # None keeps full decode. Pixel judges then see a smaller image but item.size

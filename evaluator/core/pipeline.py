@@ -20,17 +20,24 @@ from pydantic import ValidationError
 
 from imagejury.core.config import EvaluatorConfig
 from imagejury.core.intake.media import MediaLimits, load_request_images
-from imagejury.core.planning import Plan, PlannedJudge, plan_item
+from imagejury.core.planning import Plan, PlannedJudge, plan_item, unknown_values
 from imagejury.core.presets import PRESETS
 from imagejury.core.schema import Evaluation, EvaluationRequest
 from imagejury.core.verdict.action import decide_action
 from imagejury.core.verdict.aggregate import SkippedCheck, aggregate
 from imagejury.core.verdict.result import EvaluationMeta, build_evaluation, failed_evaluation, job_class_of
-from imagejury.errors import ImagejuryError, InvalidMediaError, InvalidRequestError, ProcessingError
+from imagejury.errors import FetchFailedError, ImagejuryError, InvalidMediaError, InvalidRequestError, ProcessingError
 from imagejury.judges.base import Judge
 from imagejury.judges.calibration import recalibrate
 from imagejury.judges.features import FeatureCache
 from imagejury.judges.registry import JudgeRegistry, judge_registry
+from imagejury.judges.taxonomy import (
+    REFERENCE_KINDS,
+    TASK_TYPES,
+    canonical_reference_kind,
+    known_values,
+    resolve_task_type,
+)
 from imagejury.judges.types import Directives, JudgeItem, JudgeResult, Reference
 from imagejury.models.errors import ModelError, ModelUnavailableError
 from imagejury.models.provider import ModelSet
@@ -49,6 +56,8 @@ class PreparedItem:
     error: ImagejuryError | None = None
     started: float = field(default_factory=time.perf_counter)
     decode_ms: float = 0.0
+    # unknown task type / reference kinds (planning.unknown_values), for check_summary
+    input_issues: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -188,6 +197,27 @@ class Evaluator:
             draft_size=(d, d) if (d := self.config.evaluation.draft_size) else None,
         )
 
+    def check_known_values(self, req: EvaluationRequest) -> list[dict[str, Any]]:
+        """Unknown task type / reference kinds as issues; under ``[evaluation] strict =
+        true`` an ``InvalidRequestError`` naming each value and the known ones instead."""
+        issues = unknown_values(req.task_type, [r.kind for r in req.reference_images])
+        if issues and self.config.evaluation.strict:
+            known = (
+                f"known task types: {known_values(TASK_TYPES)}; known reference kinds: {known_values(REFERENCE_KINDS)}"
+            )
+            raise InvalidRequestError(
+                "; ".join(i["message"] for i in issues) + f" ([evaluation] strict = true; {known})",
+                [
+                    {
+                        "loc": i["field"].replace("]", "").replace("[", ".").split("."),
+                        "msg": i["message"],
+                        "type": "unknown_value",
+                    }
+                    for i in issues
+                ],
+            )
+        return issues
+
     def prepare(
         self,
         request: EvaluationRequest | dict[str, Any],
@@ -199,17 +229,23 @@ class Evaluator:
     ) -> PreparedItem:
         """Validate and decode. Media errors become a failed item, never an exception."""
         req = self.parse_request(request)
+        issues = self.check_known_values(req)
         meta = meta or EvaluationMeta.new(req)
-        prepared = PreparedItem(request=req, meta=meta)
+        prepared = PreparedItem(request=req, meta=meta, input_issues=issues)
         limits = self.media_limits(allow_local_paths=allow_local_paths)
         t0 = time.perf_counter()
         try:
             main, decoded_refs = load_request_images(req, limits, asset_resolver=asset_resolver, base_dir=base_dir)
             refs = [
-                Reference(kind=ref.kind or "identity", image=d.image, description=ref.description, key=d.key)
+                Reference(
+                    kind=canonical_reference_kind(ref.kind or "identity"),
+                    image=d.image,
+                    description=ref.description,
+                    key=d.key,
+                )
                 for ref, d in zip(req.reference_images, decoded_refs)
             ]
-        except InvalidMediaError as exc:
+        except (InvalidMediaError, FetchFailedError) as exc:
             prepared.error = exc
             return prepared
         finally:
@@ -224,7 +260,8 @@ class Evaluator:
             image=main.image,
             image_key=main.key,
             original_size=main.original_size,
-            task_type=req.task_type,
+            # an alias plans and judges as its task type; an unknown value stays as given (reported)
+            task_type=resolve_task_type(req.task_type).canonical or req.task_type,
             task_description=req.task_description,
             prompt=req.generation_prompt,
             instructions=req.evaluation_instructions,
@@ -303,10 +340,16 @@ class Evaluator:
         except ModelUnavailableError as exc:
             for idx, pj in members:
                 if self.config.evaluation.allow_missing_models:
-                    short = f"model '{exc.model}' is not available here (see check_summary.skipped_checks)"
+                    short = f"model {exc.model} not available"
                     run.skipped[idx].append(
                         SkippedCheck(
-                            judge.name, judge.category, short, str(exc), critical=pj.critical, gate=judge.is_gate
+                            judge.name,
+                            judge.category,
+                            short,
+                            str(exc),
+                            critical=pj.critical,
+                            gate=judge.is_gate,
+                            model=exc.model,
                         )
                     )
                 else:
@@ -380,9 +423,13 @@ class Evaluator:
         verdict.check_summary["job_class"] = p.item.job_class
         verdict.check_summary["not_applicable"] = plan.not_applicable
         verdict.check_summary["ignored_by_rubric"] = [{"judge": n, "reason": r} for n, r in plan.ignored]
+        verdict.check_summary["input_issues"] = list(p.input_issues)
+        verdict.top_issues += [i["message"] for i in p.input_issues]
         if plan.notes or p.item.directives.notes:
             verdict.check_summary["notes"] = plan.notes + list(p.item.directives.notes)
-        action = decide_action(verdict, res, p.request.generation_prompt)
+        req = p.request
+        asked = " ".join([req.evaluation_instructions or "", *(str(v) for v in (req.input_attributes or {}).values())])
+        action = decide_action(verdict, res, req.generation_prompt, asked)
         return build_evaluation(p.request, p.meta, res, verdict, action, p.started)
 
     # -- conveniences -------------------------------------------------------------

@@ -8,28 +8,58 @@ run and not counted; the plan records why, for the check summary.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from imagejury.core.presets import Preset, preset_for
+from imagejury.core.presets import PRIORITY_FACTOR, Preset, preset_for
 from imagejury.judges.base import Judge
+from imagejury.judges.taxonomy import (
+    ASPECT_JUDGES,
+    DEFAULT_TASK_TYPE,
+    REFERENCE_KINDS,
+    TASK_TYPES,
+    UNKNOWN_KIND_TREATED_AS,
+    resolve_reference_kind,
+    resolve_task_type,
+)
 from imagejury.judges.types import JudgeItem
 
-# rubric aspect -> judges it switches off ("ignore ...") or weighs up ("prioritise ...")
-ASPECT_JUDGES: dict[str, frozenset[str]] = {
-    "quality": frozenset({"technical_quality", "technical_signals"}),
-    "identity": frozenset({"identity"}),
-    "face": frozenset({"identity", "headshot"}),
-    "prompt": frozenset({"prompt_adherence"}),
-    "aesthetics": frozenset({"aesthetics"}),
-    "composition": frozenset({"headshot"}),
-    "reference": frozenset({"reference_similarity"}),
-    "clothing": frozenset({"reference_similarity"}),
-    "attributes": frozenset({"attributes"}),
-}
 # ignoring these would switch off a safeguard, so the rubric cannot skip them (nor a
 # preset's critical judges: see plan_item)
 NEVER_SKIPPED = frozenset({"safety"})
-PRIORITY_FACTOR = 2.0
+__all__ = ["ASPECT_JUDGES", "NEVER_SKIPPED", "PRIORITY_FACTOR", "Plan", "PlannedJudge", "plan_item", "unknown_values"]
+
+
+def unknown_values(task_type: str, reference_kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """Every task type or reference kind the tables do not know, as an issue naming the
+    value, what it was treated as and the nearest known value — reported in the result
+    (``check_summary.input_issues``), warned about by the CLI and batch, refused under
+    ``[evaluation] strict = true``."""
+    out: list[dict[str, Any]] = []
+    resolved = resolve_task_type(task_type)
+    if not resolved.known:
+        out.append(_issue("task_type", task_type, f"'{DEFAULT_TASK_TYPE}'", resolved.suggestion, list(TASK_TYPES)))
+    for n, kind in enumerate(reference_kinds):
+        r = resolve_reference_kind(kind)
+        if not r.known:
+            out.append(
+                _issue(
+                    f"reference_images[{n}].kind", kind, UNKNOWN_KIND_TREATED_AS, r.suggestion, list(REFERENCE_KINDS)
+                )
+            )
+    return out
+
+
+def _issue(field_name: str, value: str, treated_as: str, suggestion: str | None, known: list[str]) -> dict[str, Any]:
+    hint = f"did you mean '{suggestion}'?" if suggestion else f"known: {', '.join(known)}"
+    return {
+        "field": field_name,
+        "value": value,
+        "treated_as": treated_as,
+        "suggestion": suggestion,
+        "message": f"unknown {field_name} '{value}': treated as {treated_as}; {hint}",
+    }
 
 
 @dataclass
@@ -62,7 +92,9 @@ def plan_item(
     preset, matched = preset_for(item.task_type)
     plan = Plan(preset=preset, preset_matched=matched)
     if not matched:
-        plan.notes.append(f"task_type '{item.task_type}' has no preset; used '{preset.name}'")
+        suggestion = resolve_task_type(item.task_type).suggestion
+        hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+        plan.notes.append(f"task_type '{item.task_type}' has no preset; used '{preset.name}'{hint}")
     wanted = preset.judges_for(item.job_class)
     for name, w in (extra_weights or {}).items():
         wanted[name] = w

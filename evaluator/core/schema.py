@@ -28,6 +28,7 @@ from pydantic import (
 
 from imagejury.core.intake.netguard import validate_callback_url
 from imagejury.errors import FailureCode, InvalidRequestError
+from imagejury.judges.taxonomy import REFERENCE_KINDS, TASK_TYPES, known_values
 
 # ---------------------------------------------------------------- limits (SPEC.md)
 MAX_IMAGE_URL_CHARS = 12_000_000
@@ -120,7 +121,15 @@ class ReferenceImageIn(BaseModel):
     # The page shows ``kind`` in the example without saying whether it is required.
     # A missing kind is read as "identity", the comparison the page names first; it is
     # lower-cased and stripped so that "Identity " and "identity" plan the same judges.
-    kind: str = Field(default="identity", min_length=1, max_length=REFERENCE_KIND_MAX)
+    kind: str = Field(
+        default="identity",
+        min_length=1,
+        max_length=REFERENCE_KIND_MAX,
+        description="reference kind, case-insensitive; known kinds (aliases in brackets): "
+        + known_values(REFERENCE_KINDS)
+        + ". Another value is reported in check_summary.input_issues (refused under strict = true).",
+        json_schema_extra={"examples": list(REFERENCE_KINDS)},
+    )
     description: str | None = Field(default=None, max_length=REFERENCE_DESCRIPTION_MAX)
 
     @field_validator("kind")
@@ -138,7 +147,15 @@ class EvaluationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     generated_image_url: str = Field(min_length=1, max_length=MAX_IMAGE_URL_CHARS)
-    task_type: str = Field(min_length=1, max_length=TASK_TYPE_MAX)
+    task_type: str = Field(
+        min_length=1,
+        max_length=TASK_TYPE_MAX,
+        description="task type, case-insensitive; known types (aliases in brackets): "
+        + known_values(TASK_TYPES)
+        + ". Another value uses the image_generation preset and is reported in check_summary.input_issues "
+        "(refused under strict = true).",
+        json_schema_extra={"examples": list(TASK_TYPES)},
+    )
     task_description: str | None = Field(default=None, max_length=TASK_DESCRIPTION_MAX)
     generation_prompt: str | None = Field(default=None, max_length=GENERATION_PROMPT_MAX)
     evaluation_instructions: str | None = Field(default=None, max_length=EVALUATION_INSTRUCTIONS_MAX)
@@ -239,6 +256,7 @@ class MeasurementOut(_Out):
     units: str
     model: str = ""
     band: float | None = None
+    band_source: str = ""
     decisive: bool = True
     passed: bool | None = None
     margin: float | None = None

@@ -38,7 +38,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from imagejury.core.intake.netguard import Resolver, check_url, pinned_request
-from imagejury.errors import InvalidMediaError, UnsafeURLError
+from imagejury.errors import FetchFailedError, InvalidMediaError, UnsafeURLError
 
 if TYPE_CHECKING:
     from imagejury.core.schema import EvaluationRequest
@@ -327,10 +327,12 @@ def fetch_url(
                 ip = check_url(current, allow_loopback=limits.allow_loopback_urls, resolver=resolver)
             except UnsafeURLError as exc:
                 raise UnsafeURLError(exc.reason, field) from None
+            except FetchFailedError as exc:  # the name did not resolve: the network, not the input
+                raise FetchFailedError(exc.reason, field) from None
             desc = _describe(current)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise InvalidMediaError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field)
+                raise FetchFailedError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field)
             target, headers, extensions = pinned_request(current, ip)
             headers.update(_FETCH_HEADERS)
             try:
@@ -352,17 +354,32 @@ def fetch_url(
                             raise InvalidMediaError(f"{desc} redirected to an invalid URL ({exc})", field) from None
                         logger.debug("redirect %d to %s", redirects, _describe(current))
                         continue
+                    if resp.status_code >= 500:  # the server's trouble: retrying later may work
+                        raise FetchFailedError(f"fetching {desc} failed: HTTP {resp.status_code}", field)
                     if resp.status_code != 200:
                         raise InvalidMediaError(f"fetching {desc} failed: HTTP {resp.status_code}", field)
                     return _read_body(resp, limits, deadline, desc, field)
             except httpx.TimeoutException:
-                raise InvalidMediaError(
-                    f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field
-                ) from None
+                raise FetchFailedError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field) from None
             except httpx.InvalidURL as exc:  # httpx builds the redirect target itself (a data: URI, say)
                 raise InvalidMediaError(f"{desc} redirected to a URL that cannot be fetched ({exc})", field) from None
+            except httpx.TransportError as exc:
+                message = f"could not fetch {desc} ({exc.__class__.__name__}: {exc})"
+                if _is_tls_refusal(exc):  # a certificate that does not verify: refused, not a network hiccup
+                    raise InvalidMediaError(message, field) from None
+                raise FetchFailedError(message, field) from None
             except (httpx.HTTPError, OSError, ValueError) as exc:  # httpx maps most; the rest is still bad media
                 raise InvalidMediaError(f"could not fetch {desc} ({exc.__class__.__name__}: {exc})", field) from None
+
+
+def _is_tls_refusal(exc: BaseException) -> bool:
+    """True when a transport error is a TLS verification failure (the cause chain holds an ssl.SSLError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _read_body(resp: httpx.Response, limits: MediaLimits, deadline: float, desc: str, field: str) -> bytes:
@@ -379,7 +396,7 @@ def _read_body(resp: httpx.Response, limits: MediaLimits, deadline: float, desc:
         if len(buf) > limits.max_bytes:
             raise InvalidMediaError(_too_many_bytes(len(buf), limits, at_least=True), field)
         if time.monotonic() > deadline:
-            raise InvalidMediaError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field)
+            raise FetchFailedError(f"fetching {desc} timed out after {limits.fetch_timeout_s:g} s", field)
     return bytes(buf)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import httpx
 
-from imagejury.errors import UnsafeURLError
+from imagejury.errors import FetchFailedError, UnsafeURLError
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +150,10 @@ def _system_resolve(host: str, port: int) -> list[str]:
     thread.start()
     thread.join(RESOLVE_TIMEOUT_S)
     if thread.is_alive():
-        raise UnsafeURLError(f"resolving host {host!r} took longer than {RESOLVE_TIMEOUT_S:g} s")
+        raise FetchFailedError(f"resolving host {host!r} took longer than {RESOLVE_TIMEOUT_S:g} s")
     if "error" in result:
-        raise UnsafeURLError(f"host {host!r} could not be resolved ({result['error']})")
+        # a network failure (offline, DNS down), not a refused address: fetch_failed
+        raise FetchFailedError(f"host {host!r} could not be resolved ({result['error']})")
     ips: list[str] = result.get("ips") or []  # type: ignore[assignment]
     if not ips:
         raise UnsafeURLError(f"host {host!r} resolved to no address")

@@ -3,6 +3,18 @@
 ``weighted_pass_rate`` is the weight of passed judges over the weight of judges that
 ran, as a fraction in [0, 1]. A judge that did not apply is not in ``results`` at all, so
 the remaining weights renormalise by construction.
+
+A judge that applied but could not run (a model missing, with ``allow_missing_models``)
+is a ``SkippedCheck``: it never counts as a pass. ``check_summary`` states it in a stable,
+machine-readable form that every surface (CLI headline and exit code, batch summary,
+HTML report) reads:
+
+- ``incomplete`` (bool): at least one applicable judge was skipped;
+- ``skipped_checks``: one entry per skipped judge, keys ``judge``, ``reason`` (one line),
+  ``detail`` (a pointer to the fix, or None) and ``model`` (the missing model's name, or
+  None when the judge itself is missing);
+- ``missing_models``: one entry per missing model, keys ``model``, ``judges`` and
+  ``how_to`` (the full "looked in … to supply it …" message, once per model).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ class SkippedCheck:
     detail: str | None = None  # the full message: where we looked, how to supply it
     critical: bool = False  # the preset marks it critical: without it the image cannot pass
     gate: bool = False  # a gate (safety): without it the image cannot be accepted unreviewed
+    model: str | None = None  # the missing model's name; None when the judge itself is missing
 
 
 @dataclass
@@ -115,9 +128,35 @@ def _top_issues(
         if text not in out:
             out.append(text)
     out = out[:MAX_TOP_ISSUES]
-    # a skipped check is never silent: always listed, after the real findings
-    out += [f"check not run: {s.name} — {s.reason}" for s in skipped]
+    # a skipped check is never silent: always listed, after the real findings — one line
+    # per cause (a missing model that feeds three judges is one line, not three)
+    for reason, names in _skipped_by_reason(skipped).items():
+        out.append(f"check not run: {_and_list(names)} — {reason}")
     return out
+
+
+def _skipped_by_reason(skipped: Sequence[SkippedCheck]) -> dict[str, list[str]]:
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s.reason, []).append(s.name)
+    return by_reason
+
+
+def _and_list(names: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    names = list(dict.fromkeys(names))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _missing_models(skipped: Sequence[SkippedCheck]) -> list[dict[str, Any]]:
+    """One entry per missing model: the judges it feeds and, once, how to supply it."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in skipped:
+        if s.model is None:
+            continue
+        entry = out.setdefault(s.model, {"model": s.model, "judges": [], "how_to": s.detail})
+        entry["judges"].append(s.name)
+    return list(out.values())
 
 
 def _top_strengths(results: Sequence[JudgeResult]) -> list[str]:
@@ -157,7 +196,18 @@ def _summary(
         "critical_skipped": [s.name for s in skipped if s.critical],
         "gates_skipped": [s.name for s in skipped if s.gate],
         "by_category": by_category,
-        "skipped_checks": [{"judge": s.name, "reason": s.reason, "detail": s.detail} for s in skipped],
+        "incomplete": bool(skipped),
+        "skipped_checks": [
+            {
+                "judge": s.name,
+                "reason": s.reason,
+                # the full how-to lives once per model in missing_models, not once per judge
+                "detail": "see missing_models and `imagejury models`" if s.model else s.detail,
+                "model": s.model,
+            }
+            for s in skipped
+        ],
+        "missing_models": _missing_models(skipped),
         "pass_threshold": pass_threshold,
         "weighted_pass_rate": rate,
     }
