@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imagejury.errors import InvalidRequestError
+
 MAX_CANDIDATES = 256  # thresholds tried per key (quantile midpoints beyond that)
 SWEEPS = 3  # coordinate-ascent passes over a judge's keys
 
 
-class TooFewLabels(Exception):
+class TooFewLabels(InvalidRequestError):
     """Raised (and reported, not thrown across a layer) when a class has too few labels."""
 
 
