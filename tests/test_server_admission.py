@@ -102,7 +102,7 @@ def test_idempotency_key_still_being_admitted_is_409(server: ServerProcess, alph
     # 12 MB upload would have): reserve it in the store the server uses
     alpha_org = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:alpha"))
     body = example_request(img, client_ref="idem-409")
-    from imagejury.service.app import _body_hash
+    from imagejury.service.bodies import body_hash as _body_hash
 
     store = Store(server.db)
     try:

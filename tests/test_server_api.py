@@ -21,7 +21,7 @@ from tests.support.server import (
     png_bytes,
 )
 
-SHARED_API = Path(__file__).resolve().parents[2] / "shared" / "api"
+SHARED_API = Path(__file__).resolve().parents[1] / "docs" / "api"
 ALPHA_ORG = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:alpha"))
 
 

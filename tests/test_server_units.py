@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from imagejury.service.settings import ServerSettings, org_uuid, parse_tokens
+from imagejury.service.settings import ServerSettings, SettingsError, org_uuid, parse_tokens
 from imagejury.service.store import (
     IdempotencyConflict,
     IdempotencyInProgress,
@@ -93,7 +93,7 @@ def test_settings_validate_prices_secret_tokens() -> None:
         {"batch_size": 0},
         {"unknown_key": 1},
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(SettingsError):
             ServerSettings.load(bad, env={})
     with pytest.raises(ValueError, match="TOKEN=ORG"):
         parse_tokens("justatoken")
@@ -278,3 +278,53 @@ def test_serve_with_a_bad_server_section_is_a_clear_error(tmp_path, capsys) -> N
     cfg.write_text("[server]\nmax_queue_dept = 5\n")
     assert main(["worker", "--config", str(cfg), "--db", str(tmp_path / "x.db")]) == 2
     assert "max_queue_dept" in capsys.readouterr().err
+
+
+GOOD_TOKEN = "tok-visible-if-leaked-0001"
+SECRET = "whsec_" + "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1wcmludA=="
+
+
+@pytest.mark.parametrize(
+    "env, names",
+    [
+        ({"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha,shorty7=bravo"}, "IMAGEJURY_TOKENS"),
+        ({"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha,tok-without-equals-sign"}, "IMAGEJURY_TOKENS"),
+        (
+            {"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha", "IMAGEJURY_WEBHOOK_SECRET": SECRET[:-9]},
+            "IMAGEJURY_WEBHOOK_SECRET",
+        ),
+        (
+            {"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha", "IMAGEJURY_WEBHOOK_SECRET": "whsec_c2hvcnQ="},
+            "IMAGEJURY_WEBHOOK_SECRET",
+        ),
+    ],
+)
+def test_a_bad_token_or_secret_is_one_sentence_that_never_echoes_it(tmp_path, capsys, monkeypatch, env, names) -> None:  # type: ignore[no-untyped-def]
+    # before: pydantic's dump printed the whole token table (valid tokens too) or the secret
+    from imagejury.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for cmd in ("serve", "worker"):
+        assert main([cmd, "--db", str(tmp_path / "x.db")]) == 2
+        err = capsys.readouterr().err
+        assert names in err and len(err.strip().splitlines()) == 1, err
+        for secret in (GOOD_TOKEN, "shorty7", "tok-without-equals-sign", SECRET[6:-8], "c2hvcnQ", "input_value"):
+            assert secret not in err, err
+
+
+def test_a_misspelt_server_key_says_did_you_mean_and_names_the_file(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from imagejury.cli import main
+
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('[server]\nmax_queue_dept = 5\ntokens = {"tok-in-the-file-0001" = "alpha", "short" = "b"}\n')
+    assert main(["serve", "--config", str(cfg), "--db", str(tmp_path / "x.db")]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'max_queue_depth'" in err and str(cfg) in err and "[server].tokens" in err, err
+    assert "tok-in-the-file-0001" not in err and "short'" not in err and len(err.strip().splitlines()) == 1
+    assert "validation error" not in err  # no pydantic dump
+
+
+def test_settings_repr_hides_tokens_and_secret() -> None:
+    s = ServerSettings(tokens={GOOD_TOKEN: "alpha"}, webhook_secret=SECRET)
+    assert GOOD_TOKEN not in repr(s) and SECRET not in repr(s) and SECRET not in str(s)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from imagejury.errors import ImagejuryError
 
 log = logging.getLogger("imagejury.server")
 
@@ -51,6 +54,7 @@ def _settings(args: argparse.Namespace, config: Any, **extra: Any) -> Any:
 
     return ServerSettings.load(
         config.server,
+        source=_config_source(args),
         db_path=args.db,
         asset_dir=args.asset_dir,
         batch_size=args.batch_size,
@@ -63,16 +67,28 @@ def _settings(args: argparse.Namespace, config: Any, **extra: Any) -> Any:
     )
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from imagejury.cli import config_from_args
+def _config_source(args: argparse.Namespace) -> str:
+    return str(getattr(args, "config", None) or os.environ.get("IMAGEJURY_CONFIG") or "the config file")
 
-    config = config_from_args(args)
+
+def _config(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from imagejury.cli import config_from_args
+    from imagejury.service.settings import SettingsError, describe_errors
+
+    try:
+        config = config_from_args(args)
+    except ValidationError as exc:  # said without pydantic's dump, which repeats every input value
+        source = _config_source(args)
+        raise SettingsError(f"{source}: {describe_errors(exc, {}, known=[], section='')}") from None
     if args.allow_loopback_urls:
         config = config.model_copy(update={"media": config.media.model_copy(update={"allow_loopback_urls": True})})
     return config
 
 
 def _setup_error(exc: Exception) -> int:
+    """A setup problem as one line on stderr (exit 2): the messages name keys, never values."""
     print(f"error: {exc}", file=sys.stderr)
     return 2
 
@@ -86,7 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = _config(args)
         settings = _settings(args, config, embedded_worker=False if args.no_worker else None)
         app = create_app(config, settings)
-    except (ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
+    except (ImagejuryError, ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
         return _setup_error(exc)
     log.info("serving on http://%s:%d (db %s)", args.host, args.port, settings.db_path)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
@@ -103,7 +119,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         config = _config(args)
         settings = _settings(args, config)
         store = Store(settings.db_path, synchronous=settings.sqlite_synchronous)
-    except (ValueError, OSError) as exc:
+    except (ImagejuryError, ValueError, OSError) as exc:
         return _setup_error(exc)
     metrics = Metrics(store.status_counts)
     if args.metrics_port:

@@ -18,6 +18,7 @@ across threads and processes.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import logging
 import os
@@ -391,7 +392,7 @@ class Store:
     ) -> list[sqlite3.Row]:
         """Newest first; ``before_seq`` is the cursor (rows older than it)."""
         sql = "SELECT * FROM evaluations WHERE org_id=?"
-        args: list[Any] = [org_id]
+        args: builtins.list[Any] = [org_id]
         for col, val in (("status", status), ("client_ref", client_ref), ("run_id", run_id)):
             if val is not None:
                 sql += f" AND {col}=?"
@@ -415,7 +416,7 @@ class Store:
             )
 
     # -- the worker's side ---------------------------------------------------------------
-    def claim(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
+    def claim(self, owner: str, limit: int, lease_s: float) -> builtins.list[Claimed]:
         """Re-queue expired leases, then lease up to ``limit`` pending jobs, oldest first."""
         now = time.time()
         with self.write() as db:
@@ -437,7 +438,7 @@ class Store:
         out.sort(key=lambda c: c.seq)
         return out
 
-    def renew(self, owner: str, ids: list[str], lease_s: float) -> int:
+    def renew(self, owner: str, ids: builtins.list[str], lease_s: float) -> int:
         """Extend the leases this worker still holds; returns how many it still holds."""
         if not ids:
             return 0
@@ -487,7 +488,7 @@ class Store:
                 )
         return True
 
-    def release(self, owner: str, ids: list[str]) -> int:
+    def release(self, owner: str, ids: builtins.list[str]) -> int:
         """Give leased jobs back to the queue (a worker shutting down cleanly)."""
         if not ids:
             return 0
@@ -510,7 +511,7 @@ class Store:
             )
             db.execute("DELETE FROM workers WHERE last_seen < ?", (now - 86_400,))
 
-    def live_workers(self, within_s: float) -> list[sqlite3.Row]:
+    def live_workers(self, within_s: float) -> builtins.list[sqlite3.Row]:
         return (
             self.read()
             .execute("SELECT * FROM workers WHERE last_seen >= ? ORDER BY last_seen DESC", (time.time() - within_s,))
@@ -539,7 +540,7 @@ class Store:
         return Path(row[0])
 
     # -- outbox ---------------------------------------------------------------------------------
-    def claim_outbox(self, limit: int, lease_s: float) -> list[OutboxMessage]:
+    def claim_outbox(self, limit: int, lease_s: float) -> builtins.list[OutboxMessage]:
         now = time.time()
         with self.write() as db:
             rows = db.execute(
@@ -562,7 +563,7 @@ class Store:
                 (status, now + next_in_s, error, now if delivered else None, msg_id),
             )
 
-    def outbox_rows(self, evaluation_id: str | None = None) -> list[sqlite3.Row]:
+    def outbox_rows(self, evaluation_id: str | None = None) -> builtins.list[sqlite3.Row]:
         if evaluation_id is None:
             return self.read().execute("SELECT * FROM outbox ORDER BY seq").fetchall()
         return (
