@@ -8,13 +8,14 @@ when admission fails, so a corrected retry may use it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from imagejury.core.schema import EvaluationRequest, parse_request
+from imagejury.core.schema import Evaluation, EvaluationRequest, parse_request
 from imagejury.errors import InvalidRequestError
 from imagejury.service.api_errors import ApiError
 from imagejury.service.bodies import body_hash, parse_json_body
@@ -149,12 +150,14 @@ class Admission:
             attempt_number=attempt,
             parent_id=parent_id,
         )
+        request_json, result_json = req.model_dump_json(), pending.model_dump_json()
+        answer = _answer_if_storable(request_json, result_json)  # before admission: no job without its id
         try:
             self.store.admit(
                 evaluation_id=evaluation_id,
                 org_id=org_id,
-                request_json=req.model_dump_json(),
-                result_json=pending.model_dump_json(),
+                request_json=request_json,
+                result_json=result_json,
                 job_class=job_class,
                 client_ref=req.client_ref,
                 run_id=str(req.run_id) if req.run_id else None,
@@ -178,7 +181,17 @@ class Admission:
         self.metrics.submissions.labels("accepted").inc()
         if self.wake_worker is not None:
             self.wake_worker()
-        row = self.store.get(org_id, evaluation_id)
-        if row is None:  # nothing deletes a job: a row gone here is a store fault, not the client's
-            raise RuntimeError(f"evaluation {evaluation_id} vanished right after admission")
-        return 202, row_to_api(row, None), {"Location": f"/v1/evaluations/{evaluation_id}"}
+        return 202, answer, {"Location": f"/v1/evaluations/{evaluation_id}"}
+
+
+def _answer_if_storable(request_json: str, result_json: str) -> dict[str, Any]:
+    """The 202 body, read back the way every later reader (GET, list, the worker) reads the
+    row — so a request that could be stored but not served back is a 422, never admitted."""
+    try:
+        stored_request(request_json)
+        answer = Evaluation.model_validate_json(result_json).to_api(None)
+        json.dumps(answer, allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
+        raise ApiError(422, f"body: this request cannot be stored and served back ({type(exc).__name__})") from None
+    answer["parent_evaluation"] = None
+    return answer

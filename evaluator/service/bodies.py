@@ -30,13 +30,53 @@ def strict_json_loads(body: bytes | str) -> Any:
 
 
 def parse_json_body(body: bytes) -> Any:
-    """The body as JSON, or a 422 that says what is wrong with it."""
+    """The body as JSON that can be stored and served back, or a 422 that says what is wrong."""
     try:
-        return strict_json_loads(body)
+        data = strict_json_loads(body)
     except RecursionError:
         raise ApiError(422, "body: not valid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, a 5,000-digit integer
         raise ApiError(422, f"body: not valid JSON ({exc})") from None
+    problem = storable_json_problem(data)
+    if problem:
+        raise ApiError(422, problem)
+    return data
+
+
+#: deepest nesting of a body (the request itself is 3 deep; attributes may nest a little):
+#: past ~200 levels pydantic and json cannot write the evaluation back out
+MAX_JSON_DEPTH = 32
+
+
+def storable_json_problem(data: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why parsed JSON cannot be stored as UTF-8 and served back, or None.
+
+    Json accepts ``"\\udfff"`` (a lone surrogate, which no UTF-8 encoder writes) and any
+    depth its recursion allows; either would be admitted and then fail on every read.
+    Walked without recursion, so a deep body cannot overflow this check itself."""
+    stack: list[tuple[Any, str, int]] = [(data, "body", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > max_depth:
+            return f"{path}: nested deeper than {max_depth} levels"
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if _not_utf8(k):
+                    return f"{path}: a key holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode text"
+                stack.append((v, f"{path}.{k}" if path != "body" else k, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, str) and _not_utf8(value):
+            return f"{path}: holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode text"
+    return None
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 async def read_capped(request: Request, limit: int) -> bytes:

@@ -38,6 +38,7 @@ from imagejury.errors import FailureCode, ImagejuryError, InvalidRequestError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+SQLITE_MAX_INT = 2**63 - 1
 TERMINAL = ("completed", "failed")
 
 _SCHEMA = """
@@ -581,9 +582,12 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         raise ValueError("cursor is not valid (use next_cursor from a previous page)") from None
-    if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
+    if not raw.startswith("s") or not raw[1:].isascii() or not raw[1:].isdigit() or len(raw) > 20:
         raise ValueError("cursor is not valid (use next_cursor from a previous page)")
-    return int(raw[1:])
+    seq = int(raw[1:])
+    if seq > SQLITE_MAX_INT:  # a forged cursor: SQLite cannot even compare it (OverflowError)
+        raise ValueError("cursor is not valid (use next_cursor from a previous page)")
+    return seq
 
 
 def new_message_id() -> str:

@@ -1,0 +1,112 @@
+"""Hostile and unlucky inputs against the API in-process (TestClient, no worker): every
+answer is a 4xx, never a 5xx, and nothing is admitted unless the client gets its id."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from imagejury.core.config import EvaluatorConfig
+from imagejury.service.settings import ServerSettings
+from imagejury.service.store import encode_cursor
+
+TOKENS = {"tok-hard-alpha-01": "alpha", "tok-hard-bravo-02": "bravo"}
+
+
+def _img() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+IMG = _img()
+
+
+def make_client(folder: Path, **server: Any) -> Any:
+    from fastapi.testclient import TestClient
+
+    from imagejury.service.app import create_app
+
+    settings = ServerSettings.load(
+        {"tokens": TOKENS, **server}, env={}, db_path=folder / "db.sqlite", embedded_worker=False
+    )
+    client = TestClient(create_app(EvaluatorConfig(), settings), raise_server_exceptions=False)
+    client.headers["Authorization"] = "Bearer tok-hard-alpha-01"
+    return client
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):  # type: ignore[no-untyped-def]
+    with make_client(tmp_path_factory.mktemp("hardening")) as client:
+        yield client
+
+
+def _count(api: Any) -> int:
+    return len(api.get("/v1/evaluations", params={"limit": 100}).json()["data"])
+
+
+def _post_raw(api: Any, attr_json: str, **extra: str) -> Any:
+    fields = "".join(f', "{k}": {v}' for k, v in extra.items())
+    body = '{"generated_image_url": "%s", "task_type": "x", "input_attributes": {"a": %s}%s}' % (IMG, attr_json, fields)
+    return api.post("/v1/evaluations", content=body, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("depth", [40, 200, 250, 600])
+def test_deeply_nested_attributes_are_422_and_never_admitted(api: Any, depth: int) -> None:
+    # before: ~200-250 deep was queued, the client got a 500 with no id, and the pending row
+    # made GET /v1/evaluations answer 500 for the whole org
+    before = _count(api)
+    r = _post_raw(api, '{"a":' * depth + "1" + "}" * depth)
+    assert r.status_code == 422 and "nested" in r.json()["detail"], r.text
+    assert _count(api) == before
+    assert api.get("/v1/evaluations").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "attr, extra",
+    [
+        ('"\\udfff"', {}),
+        ("1", {"client_ref": '"ok\\ud800"'}),
+        ('{"\\udc80": 1}', {}),
+        ("1", {"generation_prompt": '"a \\udfff"'}),
+    ],
+)
+def test_lone_surrogates_are_422_and_never_admitted(api: Any, attr: str, extra: dict[str, str]) -> None:
+    # before: a surrogate in an attribute key was admitted and every later list answered 500
+    before = _count(api)
+    r = _post_raw(api, attr, **extra)
+    assert r.status_code == 422 and "surrogate" in r.json()["detail"], r.text
+    assert _count(api) == before
+    assert api.get("/v1/evaluations").status_code == 200
+
+
+def test_feedback_with_a_lone_surrogate_is_422(api: Any) -> None:
+    eid = _post_raw(api, "1").json()["id"]
+    body = '{"is_positive": true, "reason": "bad \\udfff"}'
+    r = api.patch(f"/v1/evaluations/{eid}/feedback", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("seq", [2**63, 10**19 - 1, 2**63 - 1])
+def test_forged_cursor_beyond_int64_is_422(api: Any, seq: int) -> None:
+    r = api.get("/v1/evaluations", params={"cursor": encode_cursor(seq)})
+    assert r.status_code == (200 if seq <= 2**63 - 1 else 422), r.text
+
+
+def test_huge_numbers_are_a_clear_answer(api: Any) -> None:
+    assert _post_raw(api, "9" * 5000).status_code == 422  # past Python's int parsing limit
+    ok = _post_raw(api, "9" * 400)
+    assert ok.status_code == 202 and api.get(f"/v1/evaluations/{ok.json()['id']}").status_code == 200
+
+
+def test_the_202_answer_is_what_get_serves(api: Any) -> None:
+    ev = _post_raw(api, '{"nested": [1, 2, {"x": "y"}]}').json()
+    assert api.get(f"/v1/evaluations/{ev['id']}").json() == ev
+    assert uuid.UUID(ev["id"]) and json.dumps(ev)
