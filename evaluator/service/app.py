@@ -59,7 +59,11 @@ def create_app(
     settings = settings or ServerSettings.load(config.server)
     app = FastAPI(title="imagejury evaluation API", version=API_VERSION, description=DESCRIPTION, lifespan=_lifespan)
     _build_state(
-        app, config, settings, store or Store(settings.db_path, synchronous=settings.sqlite_synchronous), evaluator
+        app,
+        config,
+        settings,
+        store or Store(settings.db_path, synchronous=settings.sqlite_synchronous, pool_size=settings.sqlite_pool_size),
+        evaluator,
     )
     install_middleware(app)
     install_error_handlers(app)

@@ -97,11 +97,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from imagejury.service.app import create_app
+    from imagejury.service.webhooks import refuse_without_secret
 
     try:
         config = _config(args)
         settings = _settings(args, config, embedded_worker=False if args.no_worker else None)
         app = create_app(config, settings)
+        refuse_without_secret(app.state.store, settings)
     except (ImagejuryError, ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
         return _setup_error(exc)
     log.info("serving on http://%s:%d (db %s)", args.host, args.port, settings.db_path)
@@ -112,13 +114,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from imagejury.service.metrics import Metrics, serve_metrics
     from imagejury.service.store import Store
-    from imagejury.service.webhooks import WebhookSender
+    from imagejury.service.webhooks import WebhookSender, refuse_without_secret
     from imagejury.service.worker import Worker
 
     try:
         config = _config(args)
         settings = _settings(args, config)
-        store = Store(settings.db_path, synchronous=settings.sqlite_synchronous)
+        store = Store(settings.db_path, synchronous=settings.sqlite_synchronous, pool_size=settings.sqlite_pool_size)
+        refuse_without_secret(store, settings)
     except (ImagejuryError, ValueError, OSError) as exc:
         return _setup_error(exc)
     metrics = Metrics(store.status_counts)

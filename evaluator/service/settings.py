@@ -129,6 +129,9 @@ class ServerSettings(BaseModel):
     allow_loopback_callbacks: bool = Field(False, description="local testing only: callbacks to 127/8 and ::1")
     idempotency_ttl_s: int = Field(86_400, ge=60)
     admission_stale_s: float = Field(60.0, gt=0, description="an idempotency key stuck 'admitting' this long is freed")
+    sqlite_pool_size: int = Field(
+        8, ge=2, le=64, description="SQLite connections per process, shared by every thread (bounded: no fd leak)"
+    )
     sqlite_synchronous: str = Field("FULL", pattern="^(FULL|NORMAL)$", description="FULL: committed = on disk")
     embedded_worker: bool = Field(True, description="serve runs a worker thread; false = API only")
 
