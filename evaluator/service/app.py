@@ -65,7 +65,7 @@ def create_app(
         store or Store(settings.db_path, synchronous=settings.sqlite_synchronous, pool_size=settings.sqlite_pool_size),
         evaluator,
     )
-    install_middleware(app)
+    install_middleware(app, settings.request_body_timeout_s)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(meta.router)  # before evaluations: /job-classes is not an {evaluation_id}

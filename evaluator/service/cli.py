@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from imagejury.service.app import create_app
+    from imagejury.service.timeouts import header_timeout_protocol
     from imagejury.service.webhooks import refuse_without_secret
 
     try:
@@ -107,7 +108,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ImagejuryError, ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
         return _setup_error(exc)
     log.info("serving on http://%s:%d (db %s)", args.host, args.port, settings.db_path)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        http=header_timeout_protocol(settings.request_header_timeout_s),
+    )
     return 0
 
 

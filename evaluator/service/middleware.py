@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from imagejury.service.timeouts import BodyTimeoutMiddleware
+
 
 async def record_latency(request: Request, call_next: Any) -> Response:
     """Observe every request's latency under its route template (not the raw path)."""
@@ -25,5 +27,8 @@ async def record_latency(request: Request, call_next: Any) -> Response:
         )
 
 
-def install_middleware(app: FastAPI) -> None:
+def install_middleware(app: FastAPI, body_timeout_s: float) -> None:
+    # the body timer sits inside the latency recorder: Starlette's BaseHTTPMiddleware reads
+    # the body in a task group and would wrap the 408 into an ExceptionGroup (a 500)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=body_timeout_s)
     app.middleware("http")(record_latency)

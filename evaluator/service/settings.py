@@ -113,6 +113,12 @@ class ServerSettings(BaseModel):
     currency: str = Field("USD", min_length=3, max_length=3)
     max_queue_depth: int = Field(1000, ge=1, description="pending jobs past which POST answers 429")
     retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After on 429")
+    request_header_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="a request head (line + headers) must arrive within this (else 408)"
+    )
+    request_body_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="a request body must arrive within this from its first byte (else 408)"
+    )
     max_body_bytes: int = Field(13_000_000, ge=1024, description="request body cap (a 12M-char data URI fits)")
     batch_size: int = Field(16, ge=1, le=1024)
     batch_max_wait_s: float = Field(0.25, ge=0, le=60)
