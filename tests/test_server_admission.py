@@ -188,9 +188,10 @@ def test_standalone_worker_times_out_jobs_past_their_deadline(server: ServerProc
             assert done["status"] == "failed" and done["failure_code"] == "timed_out", done
             assert "job timeout of 1 s" in done["failure_message"]
         deadline = time.monotonic() + 30
-        while (r := httpx.get(server.base_url + "/readyz")).status_code != 200 and time.monotonic() < deadline:
+        while (r := alpha.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert r.status_code == 200 and r.json()["worker"] == "external", r.text
+        assert httpx.get(server.base_url + "/readyz").json() == {"status": "ready"}  # no token: no details
     finally:
         worker.terminate()
         worker.wait(20)

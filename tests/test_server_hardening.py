@@ -110,3 +110,18 @@ def test_the_202_answer_is_what_get_serves(api: Any) -> None:
     ev = _post_raw(api, '{"nested": [1, 2, {"x": "y"}]}').json()
     assert api.get(f"/v1/evaluations/{ev['id']}").json() == ev
     assert uuid.UUID(ev["id"]) and json.dumps(ev)
+
+
+def test_readyz_details_need_a_token_and_never_show_paths(api: Any) -> None:
+    # before: /readyz showed every worker's host and model problems, with cache paths, to anyone
+    store = api.app.state.store
+    problem = "weights not found: /home/ops/.cache/huggingface/hub/models--x/open_clip_model.safetensors (offline)"
+    store.heartbeat("host-a:1:abc", ready=False, problems={"prompt_adherence": problem}, started_at=0.0)
+    bare = api.get("/readyz", headers={"Authorization": ""})
+    assert bare.status_code == 503 and bare.json() == {"status": "not_ready"}
+    wrong = api.get("/readyz", headers={"Authorization": "Bearer not-a-known-token"})
+    assert wrong.json() == {"status": "not_ready"}
+    full = api.get("/readyz")
+    (worker,) = [w for w in full.json()["workers"] if w["id"] == "host-a:1:abc"]
+    shown = worker["problems"]["prompt_adherence"]
+    assert "/home" not in shown and ".cache" not in shown and "open_clip_model.safetensors" in shown, shown
