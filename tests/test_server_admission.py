@@ -23,6 +23,7 @@ SERVER = {
     "max_body_bytes": 100_000,
     "request_header_timeout_s": 1.0,
     "request_body_timeout_s": 1.0,
+    "org_queue_share": 1.0,  # the global cap is tested here; the per-org share in test_server_hardening
 }
 BRAVO_ORG = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:bravo"))
 

@@ -125,3 +125,27 @@ def test_readyz_details_need_a_token_and_never_show_paths(api: Any) -> None:
     (worker,) = [w for w in full.json()["workers"] if w["id"] == "host-a:1:abc"]
     shown = worker["problems"]["prompt_adherence"]
     assert "/home" not in shown and ".cache" not in shown and "open_clip_model.safetensors" in shown, shown
+
+
+def test_one_org_cannot_fill_the_whole_queue(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # before: the queue limit was shared by all orgs, so one org could starve the rest
+    with make_client(tmp_path, max_queue_depth=6) as api:  # two orgs: each may fill half
+        codes = [_post_raw(api, str(i)).status_code for i in range(5)]
+        assert codes == [202, 202, 202, 429, 429], codes
+        r = _post_raw(api, "9")
+        assert "share of the queue (3 of 6)" in r.json()["detail"] and r.headers["retry-after"]
+        bravo = {"Authorization": "Bearer tok-hard-bravo-02"}
+        body = {"generated_image_url": IMG, "task_type": "x"}
+        assert [api.post("/v1/evaluations", json=body, headers=bravo).status_code for _ in range(4)] == [
+            202,
+            202,
+            202,
+            429,
+        ]
+
+
+def test_org_queue_share_setting() -> None:
+    one = ServerSettings(tokens={"tok-only-one-01": "a"}, max_queue_depth=10)
+    two = ServerSettings(tokens=TOKENS, max_queue_depth=10)
+    assert one.org_queue_limit() == 10 and two.org_queue_limit() == 5
+    assert ServerSettings(tokens=TOKENS, max_queue_depth=10, org_queue_share=0.25).org_queue_limit() == 3

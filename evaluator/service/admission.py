@@ -164,18 +164,21 @@ class Admission:
                 cost=cost,
                 job_timeout_s=self.settings.job_timeout_s,
                 max_queue_depth=self.settings.max_queue_depth,
+                max_org_depth=self.settings.org_queue_limit(),
                 idempotency_key=key,
                 parent_id=parent_id,
                 attempt_number=attempt,
                 now=now,
             )
         except QueueFull as exc:
-            self.metrics.submissions.labels("queue_full").inc()
-            raise ApiError(
-                429,
-                f"the queue is full ({exc.depth} evaluations pending); retry later",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
-            ) from None
+            self.metrics.submissions.labels("org_share_full" if exc.org else "queue_full").inc()
+            detail = (
+                f"your org has {exc.depth} evaluations pending, its share of the queue ({exc.limit} of "
+                f"{self.settings.max_queue_depth}); retry later"
+                if exc.org
+                else f"the queue is full ({exc.depth} evaluations pending); retry later"
+            )
+            raise ApiError(429, detail, headers={"Retry-After": str(self.settings.retry_after_s)}) from None
         except IdempotencyInProgress:
             raise _in_progress() from None
         self.metrics.submissions.labels("accepted").inc()

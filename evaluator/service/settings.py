@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import math
 import os
 import re
 import uuid
@@ -112,6 +113,13 @@ class ServerSettings(BaseModel):
     )
     currency: str = Field("USD", min_length=3, max_length=3)
     max_queue_depth: int = Field(1000, ge=1, description="pending jobs past which POST answers 429")
+    org_queue_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="the share of max_queue_depth one org's pending jobs may fill (429 past it); "
+        "default 0.5 when two or more orgs have tokens (one org cannot starve the rest), 1 with one org",
+    )
     retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After on 429")
     request_header_timeout_s: float = Field(
         10.0, gt=0, le=300, description="a request head (line + headers) must arrive within this (else 408)"
@@ -191,6 +199,12 @@ class ServerSettings(BaseModel):
     @property
     def webhook_key(self) -> bytes | None:
         return check_webhook_secret(self.webhook_secret) if self.webhook_secret else None
+
+    def org_queue_limit(self) -> int:
+        """Pending jobs one org may have: its share of the queue, at least one."""
+        orgs = len(set(self.org_for_token().values()))
+        share = self.org_queue_share if self.org_queue_share is not None else (0.5 if orgs > 1 else 1.0)
+        return max(1, math.ceil(self.max_queue_depth * share))
 
     def org_for_token(self) -> dict[str, str]:
         """token → org uuid (string)."""

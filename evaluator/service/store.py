@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
 );
 CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations(status, seq);
 CREATE INDEX IF NOT EXISTS evaluations_org ON evaluations(org_id, seq);
+CREATE INDEX IF NOT EXISTS evaluations_org_status ON evaluations(org_id, status);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     org_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -145,13 +146,14 @@ class IdempotencyInProgress(InvalidRequestError):
 
 
 class QueueFull(ImagejuryError):
-    """Past the configured queue depth (→ 429)."""
+    """Past the configured queue depth, or past the org's share of it (→ 429)."""
 
     failure_code = FailureCode.dispatch_failed
 
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        super().__init__(f"queue is full ({depth} pending)")
+    def __init__(self, depth: int, limit: int | None = None, org: bool = False) -> None:
+        self.depth, self.limit, self.org = depth, limit, org
+        what = "this org's share of the queue is full" if org else "queue is full"
+        super().__init__(f"{what} ({depth} pending)")
 
 
 class Conflict(InvalidRequestError):
@@ -386,6 +388,7 @@ class Store:
         cost: str,
         job_timeout_s: float,
         max_queue_depth: int,
+        max_org_depth: int | None = None,
         idempotency_key: str | None = None,
         parent_id: str | None = None,
         attempt_number: int = 1,
@@ -396,6 +399,7 @@ class Store:
         ``result_json`` is the pending evaluation as the API shows it until the worker
         replaces it with the result.
 
+        ``max_org_depth`` caps the org's own pending jobs (its share of the queue).
         With ``idempotency_key`` the key is marked done in the same transaction; with
         ``parent_id`` the parent is marked superseded in the same transaction (Conflict
         if it already was, or is not terminal).
@@ -404,7 +408,13 @@ class Store:
         with self.write() as db:
             depth = db.execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
             if depth >= max_queue_depth:
-                raise QueueFull(depth)
+                raise QueueFull(depth, max_queue_depth)
+            if max_org_depth is not None:
+                mine = db.execute(
+                    "SELECT COUNT(*) FROM evaluations WHERE org_id=? AND status='pending'", (org_id,)
+                ).fetchone()[0]
+                if mine >= max_org_depth:
+                    raise QueueFull(mine, max_org_depth, org=True)
             if parent_id is not None:
                 changed = db.execute(
                     "UPDATE evaluations SET superseded_at=?, updated_at=? "
