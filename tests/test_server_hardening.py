@@ -149,3 +149,53 @@ def test_org_queue_share_setting() -> None:
     two = ServerSettings(tokens=TOKENS, max_queue_depth=10)
     assert one.org_queue_limit() == 10 and two.org_queue_limit() == 5
     assert ServerSettings(tokens=TOKENS, max_queue_depth=10, org_queue_share=0.25).org_queue_limit() == 3
+
+
+def test_idempotency_fingerprint_is_canonical_json(api: Any) -> None:
+    # before: 1.0 for 1 (or 1e2 for 100) was "a different body": 422
+    first = '{"generated_image_url": "%s", "task_type": "x", "input_attributes": {"n": 1, "m": 100, "s": "\u00e9"}}'
+    again = '{ "input_attributes" : { "s" : "é" , "m" : 1e2 , "n" : 1.0 } , "task_type" : "x" , "generated_image_url" : "%s" }'
+    other = '{"generated_image_url": "%s", "task_type": "x", "input_attributes": {"n": 1.5, "m": 100, "s": "é"}}'
+    h = {"content-type": "application/json", "Idempotency-Key": "canon-1"}
+    a = api.post("/v1/evaluations", content=(first % IMG).encode(), headers=h)
+    b = api.post("/v1/evaluations", content=(again % IMG).encode(), headers=h)
+    assert a.status_code == 202 and b.status_code == 200 and b.json()["id"] == a.json()["id"], b.text
+    c = api.post("/v1/evaluations", content=(other % IMG).encode(), headers=h)
+    assert c.status_code == 422 and "Idempotency-Key" in c.json()["detail"]
+
+
+def _vanish(api: Any, evaluation_id: str) -> None:
+    with api.app.state.store.write() as db:
+        db.execute("DELETE FROM evaluations WHERE id=?", (evaluation_id,))
+
+
+def _finished(api: Any) -> str:
+    store = api.app.state.store
+    eid = _post_raw(api, "1").json()["id"]
+    with store.write() as db:
+        db.execute("UPDATE evaluations SET status='running', lease_owner='w' WHERE id=?", (eid,))
+    row = store.get_any(eid)
+    assert store.finish("w", eid, status="completed", failure_code=None, result_json=row["result_json"], outbox=None)
+    return eid
+
+
+def test_a_vanished_idempotency_key_evaluation_is_admitted_anew_by_submit_and_reevaluate(api: Any) -> None:
+    # before: submit answered 409 "gone" while reevaluate went on and then failed to mark the key
+    h = {"Idempotency-Key": "vanish-submit"}
+    body = {"generated_image_url": IMG, "task_type": "x", "client_ref": "vanish"}
+    first = api.post("/v1/evaluations", json=body, headers=h).json()["id"]
+    _vanish(api, first)
+    again = api.post("/v1/evaluations", json=body, headers=h)
+    assert again.status_code == 202 and again.json()["id"] != first
+    assert api.post("/v1/evaluations", json=body, headers=h).json()["id"] == again.json()["id"]  # a replay now
+
+    parent = _finished(api)
+    h = {"Idempotency-Key": "vanish-reevaluate"}
+    child = api.post(f"/v1/evaluations/{parent}/reevaluate", headers=h).json()["id"]
+    _vanish(api, child)
+    with api.app.state.store.write() as db:  # the parent is no longer superseded by anything
+        db.execute("UPDATE evaluations SET superseded_at=NULL WHERE id=?", (parent,))
+    redo = api.post(f"/v1/evaluations/{parent}/reevaluate", headers=h)
+    assert redo.status_code == 202 and redo.json()["id"] != child, redo.text
+    replay = api.post(f"/v1/evaluations/{parent}/reevaluate", headers=h)
+    assert replay.status_code == 200 and replay.json()["id"] == redo.json()["id"]

@@ -92,7 +92,25 @@ async def read_capped(request: Request, limit: int) -> bytes:
     return bytes(buf)
 
 
+def canonical_json(data: Any) -> str:
+    """One text per JSON value, in the spirit of RFC 8785 (JCS): keys sorted, no spaces,
+    strings as UTF-8 (``"\\u00e9"`` and ``"é"`` are one string), numbers by value
+    (``1``, ``1.0`` and ``1e0`` are one number; ``-0`` is ``0``)."""
+    return json.dumps(_numbers_by_value(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _numbers_by_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _numbers_by_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_by_value(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def body_hash(data: Any) -> str:
-    """The idempotency fingerprint of a parsed body: key order and spacing do not count."""
-    canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canon.encode()).hexdigest()
+    """The idempotency fingerprint of a parsed body: the SHA-256 of its canonical JSON, so
+    the same request re-serialised (other spacing, key order, escapes, ``1.0`` for ``1``)
+    replays instead of being refused as a different body."""
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()

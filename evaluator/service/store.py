@@ -350,6 +350,13 @@ class Store:
                 "DELETE FROM idempotency_keys WHERE org_id=? AND key=? AND (created_at < ? OR (state='admitting' AND created_at < ?))",
                 (org_id, key, now - ttl_s, now - stale_s),
             )
+            # a key whose evaluation is gone (a store edited by hand, a restored backup) is
+            # forgotten here, for submit and reevaluate alike: the request is admitted anew
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE org_id=? AND key=? AND state='done' AND NOT EXISTS "
+                "(SELECT 1 FROM evaluations e WHERE e.id=idempotency_keys.evaluation_id AND e.org_id=?)",
+                (org_id, key, org_id),
+            )
             row = db.execute(
                 "SELECT body_hash, state, evaluation_id FROM idempotency_keys WHERE org_id=? AND key=?", (org_id, key)
             ).fetchone()
