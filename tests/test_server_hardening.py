@@ -199,3 +199,29 @@ def test_a_vanished_idempotency_key_evaluation_is_admitted_anew_by_submit_and_re
     assert redo.status_code == 202 and redo.json()["id"] != child, redo.text
     replay = api.post(f"/v1/evaluations/{parent}/reevaluate", headers=h)
     assert replay.status_code == 200 and replay.json()["id"] == redo.json()["id"]
+
+
+def test_docs_and_redoc_load_only_local_assets(api: Any) -> None:
+    # before: both pages loaded Swagger UI / ReDoc from a CDN and were blank offline
+    import re
+
+    for page in ("/docs", "/redoc"):
+        r = api.get(page)
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", r.text)
+        assert urls and all(u.startswith("/") for u in urls), urls
+        assert "cdn." not in r.text and "fonts.googleapis" not in r.text
+        for url in urls:
+            got = api.get(url)
+            assert got.status_code == 200 and len(got.content) > 1000, url
+    assert api.get("/docs-assets/../../etc/passwd").status_code == 404
+    assert api.get("/docs-assets/secrets.txt").status_code == 404
+
+
+def test_docs_fall_back_to_a_local_page_without_the_assets(api: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from imagejury.service.routes import docs
+
+    monkeypatch.setattr(docs, "assets_dir", lambda: None)
+    r = api.get("/docs")
+    assert r.status_code == 200 and "/openapi.json" in r.text and "POST /v1/evaluations" in r.text
+    assert "cdn." not in r.text

@@ -33,7 +33,7 @@ from imagejury.service.auth import TokenTable
 from imagejury.service.metrics import Metrics
 from imagejury.service.middleware import install_middleware
 from imagejury.service.openapi import install_openapi
-from imagejury.service.routes import assets, evaluations, health, meta
+from imagejury.service.routes import assets, docs, evaluations, health, meta
 from imagejury.service.settings import ServerSettings
 from imagejury.service.store import Store
 
@@ -57,7 +57,14 @@ def create_app(
     """Build the service. ``settings`` default to ``config.server`` + environment."""
     config = config or EvaluatorConfig()
     settings = settings or ServerSettings.load(config.server)
-    app = FastAPI(title="imagejury evaluation API", version=API_VERSION, description=DESCRIPTION, lifespan=_lifespan)
+    app = FastAPI(
+        title="imagejury evaluation API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,  # served by routes/docs.py from local files, not from a CDN
+        redoc_url=None,
+    )
     _build_state(
         app,
         config,
@@ -71,6 +78,7 @@ def create_app(
     app.include_router(meta.router)  # before evaluations: /job-classes is not an {evaluation_id}
     app.include_router(evaluations.router)
     app.include_router(assets.router)
+    app.include_router(docs.router)
     install_openapi(app)
     return app
 
