@@ -413,23 +413,9 @@ class Store:
         """
         now = time.time() if now is None else now
         with self.write() as db:
-            depth = db.execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
-            if depth >= max_queue_depth:
-                raise QueueFull(depth, max_queue_depth)
-            if max_org_depth is not None:
-                mine = db.execute(
-                    "SELECT COUNT(*) FROM evaluations WHERE org_id=? AND status='pending'", (org_id,)
-                ).fetchone()[0]
-                if mine >= max_org_depth:
-                    raise QueueFull(mine, max_org_depth, org=True)
+            _check_room(db, org_id, max_queue_depth, max_org_depth)
             if parent_id is not None:
-                changed = db.execute(
-                    "UPDATE evaluations SET superseded_at=?, updated_at=? "
-                    "WHERE id=? AND org_id=? AND superseded_at IS NULL AND status IN ('completed','failed')",
-                    (now, now, parent_id, org_id),
-                ).rowcount
-                if changed != 1:
-                    raise Conflict("the evaluation is already superseded or not finished")
+                _supersede(db, parent_id, org_id, now)
             db.execute(
                 "INSERT INTO evaluations(id, org_id, status, job_class, client_ref, run_id, request_json, cost, "
                 "attempt_number, parent_id, created_at, updated_at, deadline, result_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -451,13 +437,7 @@ class Store:
                 ),
             )
             if idempotency_key is not None:
-                changed = db.execute(
-                    "UPDATE idempotency_keys SET state='done', evaluation_id=? WHERE org_id=? AND key=? AND state='admitting'",
-                    (evaluation_id, org_id, idempotency_key),
-                ).rowcount
-                if changed != 1:
-                    # the reservation went stale and was taken over: let the client retry
-                    raise IdempotencyInProgress()
+                _mark_key_done(db, org_id, idempotency_key, evaluation_id)
         return now
 
     def queue_depth(self) -> int:
@@ -675,6 +655,39 @@ class Store:
         if evaluation_id is None:
             return self._all("SELECT * FROM outbox ORDER BY seq")
         return self._all("SELECT * FROM outbox WHERE evaluation_id=? ORDER BY seq", (evaluation_id,))
+
+
+def _check_room(db: sqlite3.Connection, org_id: str, max_queue_depth: int, max_org_depth: int | None) -> None:
+    """QueueFull past the queue depth, or past the org's own share of it."""
+    depth = db.execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
+    if depth >= max_queue_depth:
+        raise QueueFull(depth, max_queue_depth)
+    if max_org_depth is not None:
+        mine = db.execute("SELECT COUNT(*) FROM evaluations WHERE org_id=? AND status='pending'", (org_id,)).fetchone()[
+            0
+        ]
+        if mine >= max_org_depth:
+            raise QueueFull(mine, max_org_depth, org=True)
+
+
+def _supersede(db: sqlite3.Connection, parent_id: str, org_id: str, now: float) -> None:
+    """Mark the parent of a re-evaluation superseded (Conflict if it already was or is not finished)."""
+    changed = db.execute(
+        "UPDATE evaluations SET superseded_at=?, updated_at=? "
+        "WHERE id=? AND org_id=? AND superseded_at IS NULL AND status IN ('completed','failed')",
+        (now, now, parent_id, org_id),
+    ).rowcount
+    if changed != 1:
+        raise Conflict("the evaluation is already superseded or not finished")
+
+
+def _mark_key_done(db: sqlite3.Connection, org_id: str, key: str, evaluation_id: str) -> None:
+    changed = db.execute(
+        "UPDATE idempotency_keys SET state='done', evaluation_id=? WHERE org_id=? AND key=? AND state='admitting'",
+        (evaluation_id, org_id, key),
+    ).rowcount
+    if changed != 1:  # the reservation went stale and was taken over: let the client retry
+        raise IdempotencyInProgress()
 
 
 def encode_cursor(seq: int) -> str:
