@@ -225,3 +225,23 @@ def test_docs_fall_back_to_a_local_page_without_the_assets(api: Any, monkeypatch
     r = api.get("/docs")
     assert r.status_code == 200 and "/openapi.json" in r.text and "POST /v1/evaluations" in r.text
     assert "cdn." not in r.text
+
+
+def test_an_unexpected_error_is_a_logged_500_that_keeps_the_connection(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # before: Starlette answered 500 and re-raised, and uvicorn dropped the keep-alive
+    # connection; here the error must not escape the app (TestClient would re-raise it)
+    from fastapi.testclient import TestClient
+
+    from imagejury.service.app import create_app
+
+    settings = ServerSettings.load({"tokens": TOKENS}, env={}, db_path=tmp_path / "db.sqlite", embedded_worker=False)
+    app = create_app(EvaluatorConfig(), settings)
+    with TestClient(app, raise_server_exceptions=True) as api:
+
+        def broken(*a: Any, **k: Any) -> Any:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(app.state.store, "list", broken)
+        r = api.get("/v1/evaluations", headers={"Authorization": "Bearer tok-hard-alpha-01"})
+        assert r.status_code == 500 and r.json() == {"detail": "internal error (logged on the server)"}
+        assert "disk on fire" not in r.text

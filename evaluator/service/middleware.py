@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from imagejury.service.api_errors import error_response
 from imagejury.service.timeouts import BodyTimeoutMiddleware
+
+log = logging.getLogger(__name__)
 
 
 async def record_latency(request: Request, call_next: Any) -> Response:
@@ -27,8 +31,38 @@ async def record_latency(request: Request, call_next: Any) -> Response:
         )
 
 
+class LastResortMiddleware:
+    """Answer an unexpected error with a logged 500 here, instead of letting it reach
+    Starlette's ServerErrorMiddleware: that one re-raises after answering, and uvicorn
+    then drops the client's keep-alive connection with the 500."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # half an answer is out: only closing the connection can end it
+                raise
+            log.error("unhandled error", exc_info=exc)
+            await error_response(500, "internal error (logged on the server)")(scope, receive, send)
+
+
 def install_middleware(app: FastAPI, body_timeout_s: float) -> None:
-    # the body timer sits inside the latency recorder: Starlette's BaseHTTPMiddleware reads
-    # the body in a task group and would wrap the 408 into an ExceptionGroup (a 500)
+    # innermost first. The body timer sits inside the latency recorder: Starlette's
+    # BaseHTTPMiddleware reads the body in a task group and would wrap the 408 into an
+    # ExceptionGroup (a 500)
+    app.add_middleware(LastResortMiddleware)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=body_timeout_s)
     app.middleware("http")(record_latency)
