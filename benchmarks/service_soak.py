@@ -9,7 +9,9 @@ Two leaks this watches for (issue 15, findings 1 and 4):
 
 Each round submits ``--per-round`` evaluations from ``--clients`` concurrent clients,
 each on its own fresh connection (so the server sees new threads), waits until all are
-terminal, then reads ``/proc/<pid>/status`` (VmRSS) and ``/proc/<pid>/fd``.
+terminal, waits ``--pause`` seconds (long enough for the server's idle threads to be
+retired, so every round meets new threads), then reads ``/proc/<pid>/status`` (VmRSS)
+and ``/proc/<pid>/fd``.
 
     python benchmarks/service_soak.py --rounds 6 --per-round 100
 """
@@ -78,6 +80,13 @@ def main() -> int:
     p.add_argument("--per-round", type=int, default=100)
     p.add_argument("--clients", type=int, default=16, help="concurrent clients, each request on a fresh connection")
     p.add_argument("--with-model", action="store_true", help="use the tiny test CLIP instead of a missing one")
+    p.add_argument(
+        "--pause",
+        type=float,
+        default=12.0,
+        help="idle seconds after each round: AnyIO retires idle server threads after 10 s, so the next "
+        "round runs on new threads (a per-thread leak shows only then)",
+    )
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imagejury-soak-"))
     srv = ServerProcess(
@@ -94,7 +103,7 @@ def main() -> int:
         print(f"| 0 | 0 | - | {rss_mb(pid):.0f} | {open_fds(pid)} | (after start) |")
         for r in range(1, args.rounds + 1):
             secs, outcomes = run_round(srv, args.per_round, args.clients, r)
-            time.sleep(1.0)  # let the worker's batch finish unwinding
+            time.sleep(args.pause)
             done = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
             print(
                 f"| {r} | {r * args.per_round} | {secs:.1f} | {rss_mb(pid):.0f} | {open_fds(pid)} | {done} |",
