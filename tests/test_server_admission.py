@@ -16,7 +16,15 @@ from tests.support.server import ServerProcess, data_uri, example_request, png_b
 
 QUEUE_DEPTH = 12
 JOB_TIMEOUT_S = 1.0
-SERVER = {"max_queue_depth": QUEUE_DEPTH, "job_timeout_s": JOB_TIMEOUT_S, "retry_after_s": 7, "max_body_bytes": 100_000}
+SERVER = {
+    "max_queue_depth": QUEUE_DEPTH,
+    "job_timeout_s": JOB_TIMEOUT_S,
+    "retry_after_s": 7,
+    "max_body_bytes": 100_000,
+    "request_header_timeout_s": 1.0,
+    "request_body_timeout_s": 1.0,
+    "org_queue_share": 1.0,  # the global cap is tested here; the per-org share in test_server_hardening
+}
 BRAVO_ORG = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:bravo"))
 
 
@@ -102,7 +110,7 @@ def test_idempotency_key_still_being_admitted_is_409(server: ServerProcess, alph
     # 12 MB upload would have): reserve it in the store the server uses
     alpha_org = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:alpha"))
     body = example_request(img, client_ref="idem-409")
-    from imagejury.service.app import _body_hash
+    from imagejury.service.bodies import body_hash as _body_hash
 
     store = Store(server.db)
     try:
@@ -181,9 +189,53 @@ def test_standalone_worker_times_out_jobs_past_their_deadline(server: ServerProc
             assert done["status"] == "failed" and done["failure_code"] == "timed_out", done
             assert "job timeout of 1 s" in done["failure_message"]
         deadline = time.monotonic() + 30
-        while (r := httpx.get(server.base_url + "/readyz")).status_code != 200 and time.monotonic() < deadline:
+        while (r := alpha.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert r.status_code == 200 and r.json()["worker"] == "external", r.text
+        assert httpx.get(server.base_url + "/readyz").json() == {"status": "ready"}  # no token: no details
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def _raw(server: ServerProcess, chunks: list[bytes], pause_s: float) -> bytes:
+    """Send ``chunks`` with ``pause_s`` before the last one; what the server answered."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for chunk in chunks[:-1]:
+            sock.sendall(chunk)
+        time.sleep(pause_s)
+        try:
+            sock.sendall(chunks[-1])
+        except OSError:
+            pass  # already closed by the server: what we want
+        out = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        return out
+
+
+def test_a_trickled_request_head_is_cut_off_with_408(server: ServerProcess) -> None:
+    # before: a client could hold a connection for ever by never finishing its headers
+    t0 = time.monotonic()
+    got = _raw(server, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n\r\n"], pause_s=2.5)
+    assert got.startswith(b"HTTP/1.1 408"), got[:200]
+    assert time.monotonic() - t0 < 8
+    ok = _raw(server, [b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b""], pause_s=0)
+    assert ok.startswith(b"HTTP/1.1 200"), ok[:200]
+
+
+def test_a_trickled_request_body_is_408_and_never_admitted(server: ServerProcess, alpha: httpx.Client) -> None:
+    head = (
+        b"POST /v1/evaluations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alpha-0001\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 400\r\nConnection: close\r\n\r\n"
+    )
+    got = _raw(server, [head, b'{"generated_image_url": ', b'"x"}'], pause_s=2.5)
+    assert got.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in got, got[:300]

@@ -21,7 +21,7 @@ from tests.support.server import (
     png_bytes,
 )
 
-SHARED_API = Path(__file__).resolve().parents[2] / "shared" / "api"
+SHARED_API = Path(__file__).resolve().parents[1] / "docs" / "api"
 ALPHA_ORG = str(uuid.uuid5(uuid.NAMESPACE_URL, "imagejury:org:alpha"))
 
 
@@ -212,9 +212,13 @@ def test_reevaluate_feedback_and_org_isolation(server: ServerProcess, alpha: htt
 def test_service_endpoints(server: ServerProcess, alpha: httpx.Client) -> None:
     assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
     deadline = time.monotonic() + 60
-    while (ready := httpx.get(server.base_url + "/readyz")).status_code != 200 and time.monotonic() < deadline:
+    while (ready := alpha.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ready.status_code == 200 and ready.json()["worker"] == "embedded"
+    assert httpx.get(server.base_url + "/readyz").json() == {"status": "ready"}  # details need a token
+    docs = httpx.get(server.base_url + "/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert httpx.get(server.base_url + "/docs-assets/swagger-ui-bundle.js").status_code == 200
     text = httpx.get(server.base_url + "/metrics").text
     for name in (
         "imagejury_queue_depth",

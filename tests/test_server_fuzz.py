@@ -61,3 +61,39 @@ def test_no_input_gives_a_server_error(fuzz_server: ServerProcess) -> None:
     run()
     assert sum(n for c, n in codes.items() if c < 300) > 0 and codes.get(422), codes  # both accepted and refused inputs
     assert len(seen) >= 10, seen  # every operation was exercised
+
+
+# what a generator from the document does not reach: bodies Python's json parses but that
+# cannot be stored or served back, numbers past every range, cursors past SQLite's int64
+_IMG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+_HOSTILE_ATTRS = [
+    '{"a":' * 220 + "1" + "}" * 220,
+    "[" * 240 + "]" * 240,
+    "[" * 100_000 + "]" * 100_000,
+    '"\\udfff"',
+    '{"\\ud800": 1}',
+    "9" * 5000,
+    "1e400",
+    "-1e999999",
+    "NaN",
+]
+
+
+@pytest.mark.parametrize("attr", _HOSTILE_ATTRS, ids=lambda a: a[:12])
+def test_hostile_bodies_are_4xx_and_never_admitted(fuzz_server: ServerProcess, attr: str) -> None:
+    with fuzz_server.client() as c:
+        before = len(c.get("/v1/evaluations", params={"limit": 100, "client_ref": "hostile"}).json()["data"])
+        body = '{"generated_image_url": "%s", "task_type": "x", "client_ref": "hostile", "input_attributes": {"a": %s}}'
+        r = c.post("/v1/evaluations", content=body % (_IMG, attr), headers={"content-type": "application/json"})
+        assert 400 <= r.status_code < 500, r.text[:300]
+        listed = c.get("/v1/evaluations", params={"limit": 100, "client_ref": "hostile"})
+        assert listed.status_code == 200 and len(listed.json()["data"]) == before
+
+
+@pytest.mark.parametrize("seq", [2**63, 10**19 - 1, 2**64 + 5])
+def test_forged_cursors_are_422(fuzz_server: ServerProcess, seq: int) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+    with fuzz_server.client() as c:
+        assert c.get("/v1/evaluations", params={"cursor": cursor}).status_code == 422

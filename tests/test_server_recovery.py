@@ -49,7 +49,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 def _rows(server: ServerProcess) -> dict[str, dict]:
     store = Store(server.db)
     try:
-        rows = store.read().execute("SELECT id, status, claims, completions, lease_owner FROM evaluations").fetchall()
+        with store.read() as db:
+            rows = db.execute("SELECT id, status, claims, completions, lease_owner FROM evaluations").fetchall()
         return {r["id"]: dict(r) for r in rows}
     finally:
         store.close()

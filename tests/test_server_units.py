@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from imagejury.service.settings import ServerSettings, org_uuid, parse_tokens
+from imagejury.service.settings import ServerSettings, SettingsError, org_uuid, parse_tokens
 from imagejury.service.store import (
     IdempotencyConflict,
     IdempotencyInProgress,
@@ -93,7 +93,7 @@ def test_settings_validate_prices_secret_tokens() -> None:
         {"batch_size": 0},
         {"unknown_key": 1},
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(SettingsError):
             ServerSettings.load(bad, env={})
     with pytest.raises(ValueError, match="TOKEN=ORG"):
         parse_tokens("justatoken")
@@ -278,3 +278,178 @@ def test_serve_with_a_bad_server_section_is_a_clear_error(tmp_path, capsys) -> N
     cfg.write_text("[server]\nmax_queue_dept = 5\n")
     assert main(["worker", "--config", str(cfg), "--db", str(tmp_path / "x.db")]) == 2
     assert "max_queue_dept" in capsys.readouterr().err
+
+
+GOOD_TOKEN = "tok-visible-if-leaked-0001"
+SECRET = "whsec_" + "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1wcmludA=="
+
+
+@pytest.mark.parametrize(
+    "env, names",
+    [
+        ({"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha,shorty7=bravo"}, "IMAGEJURY_TOKENS"),
+        ({"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha,tok-without-equals-sign"}, "IMAGEJURY_TOKENS"),
+        (
+            {"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha", "IMAGEJURY_WEBHOOK_SECRET": SECRET[:-9]},
+            "IMAGEJURY_WEBHOOK_SECRET",
+        ),
+        (
+            {"IMAGEJURY_TOKENS": f"{GOOD_TOKEN}=alpha", "IMAGEJURY_WEBHOOK_SECRET": "whsec_c2hvcnQ="},
+            "IMAGEJURY_WEBHOOK_SECRET",
+        ),
+    ],
+)
+def test_a_bad_token_or_secret_is_one_sentence_that_never_echoes_it(tmp_path, capsys, monkeypatch, env, names) -> None:  # type: ignore[no-untyped-def]
+    # before: pydantic's dump printed the whole token table (valid tokens too) or the secret
+    from imagejury.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for cmd in ("serve", "worker"):
+        assert main([cmd, "--db", str(tmp_path / "x.db")]) == 2
+        err = capsys.readouterr().err
+        assert names in err and len(err.strip().splitlines()) == 1, err
+        for secret in (GOOD_TOKEN, "shorty7", "tok-without-equals-sign", SECRET[6:-8], "c2hvcnQ", "input_value"):
+            assert secret not in err, err
+
+
+def test_a_misspelt_server_key_says_did_you_mean_and_names_the_file(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from imagejury.cli import main
+
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('[server]\nmax_queue_dept = 5\ntokens = {"tok-in-the-file-0001" = "alpha", "short" = "b"}\n')
+    assert main(["serve", "--config", str(cfg), "--db", str(tmp_path / "x.db")]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'max_queue_depth'" in err and str(cfg) in err and "[server].tokens" in err, err
+    assert "tok-in-the-file-0001" not in err and "short'" not in err and len(err.strip().splitlines()) == 1
+    assert "validation error" not in err  # no pydantic dump
+
+
+def test_settings_repr_hides_tokens_and_secret() -> None:
+    s = ServerSettings(tokens={GOOD_TOKEN: "alpha"}, webhook_secret=SECRET)
+    assert GOOD_TOKEN not in repr(s) and SECRET not in repr(s) and SECRET not in str(s)
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="counts fds in /proc")
+def test_short_lived_threads_do_not_leak_store_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # before: every thread that touched the store opened a connection (db + WAL + shm fds)
+    # that was never closed; 200 short-lived threads left ~600 fds open
+    store = Store(tmp_path / "s.db", synchronous="NORMAL", pool_size=4)
+    (eid,) = _admit(store)
+    start = _open_fds()
+    for _round in range(10):
+        threads = [threading.Thread(target=lambda: store.get("o", eid)) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert store.pool.opened <= 4
+    assert _open_fds() - start <= 4 * 3, "fds grew with the number of threads"
+    store.close()
+    assert store.pool.opened == 0
+
+
+def test_pool_is_reentrant_and_bounded_under_concurrency(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "s.db", synchronous="NORMAL", pool_size=2)
+    ids = _admit(store, 5)
+    with store.write() as db:  # a read inside a transaction reuses its connection (no self-deadlock)
+        db.execute("UPDATE evaluations SET client_ref='x'")
+        assert store.get("o", ids[0])["client_ref"] == "x"
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(20):
+                store.list("o", limit=5)
+                store.set_feedback("o", ids[0], True, None)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and store.pool.opened <= 2
+
+
+class _Hook:
+    """A loopback receiver answering 204 to every POST."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []  # type: ignore[var-annotated]
+
+        class Ok(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a) -> None:  # type: ignore[no-untyped-def]
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_webhooks_wait_for_the_secret_instead_of_being_dropped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # before: a message met by a process without the secret was marked failed for good
+    from imagejury.service.webhooks import MissingWebhookSecret, WebhookSender, refuse_without_secret
+
+    hook = _Hook()
+    try:
+        store = Store(tmp_path / "s.db", synchronous="NORMAL")
+        eid = _outbox_row(store, hook.url)
+        secretless = ServerSettings(allow_loopback_callbacks=True)
+        assert WebhookSender(store, secretless).run_once() == 0
+        (row,) = store.outbox_rows(eid)
+        assert row["status"] == "pending" and row["attempts"] == 0
+        with pytest.raises(MissingWebhookSecret, match="1 webhook"):
+            refuse_without_secret(store, secretless)
+        WebhookSender(store, _Settings(allow_loopback=True)).run_once()
+        (row,) = store.outbox_rows(eid)
+        assert row["status"] == "delivered" and hook.hits == ["/hook"]
+        refuse_without_secret(store, secretless)  # nothing waits now: a secretless worker may start
+    finally:
+        hook.close()
+
+
+def test_a_worker_without_the_secret_refuses_to_start_while_webhooks_wait(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from imagejury.cli import main
+
+    monkeypatch.delenv("IMAGEJURY_WEBHOOK_SECRET", raising=False)
+    store = Store(tmp_path / "x.db", synchronous="NORMAL")
+    _outbox_row(store, "https://example.com/hook")
+    store.close()
+    assert main(["worker", "--db", str(tmp_path / "x.db")]) == 2
+    assert "IMAGEJURY_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def test_a_callback_host_that_does_not_resolve_is_retried_until_attempts_run_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # before: a DNS failure was a policy refusal: one attempt, then dropped
+    from imagejury.service.webhooks import WebhookSender
+
+    store = Store(tmp_path / "s.db", synchronous="NORMAL")
+    eid = _outbox_row(store, "https://no-such-host.invalid/hook")
+    sender = WebhookSender(store, _Settings(allow_loopback=False))  # 2 attempts, backoff 10-20 ms
+    sender.run_once()
+    (row,) = store.outbox_rows(eid)
+    assert row["status"] == "pending" and row["attempts"] == 1 and "did not resolve" in row["last_error"]
+    time.sleep(0.05)
+    sender.run_once()
+    (row,) = store.outbox_rows(eid)
+    assert row["status"] == "failed" and row["attempts"] == 2

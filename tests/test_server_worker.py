@@ -4,8 +4,11 @@ processing_failed with the reason, and a result is written once with its outbox 
 
 from __future__ import annotations
 
+import gc
+import logging
 import time
 import uuid
+import weakref
 from typing import Any
 
 import pytest
@@ -121,3 +124,38 @@ def test_a_job_already_past_its_deadline_is_not_judged(parts) -> None:  # type: 
     worker.process(worker.next_batch())
     api = row_to_api(store.get_any(eid), None)
     assert api["failure_code"] == "timed_out" and "not started within" in api["failure_message"]
+
+
+class _Batch:
+    """Stands for a batch's decoded images: alive as long as a frame of that batch is."""
+
+
+class CachedErrorEvaluator(Evaluator):
+    """Raises one cached exception instance for every batch, as a model registry that
+    caches "model missing" does: each raise adds the batch's frames to its traceback."""
+
+    cached = RuntimeError("model missing (one cached instance)")
+    batches: list[Any] = []
+
+    def run_prepared(self, prepared):  # type: ignore[no-untyped-def]
+        batch = _Batch()
+        self.batches.append(weakref.ref(batch))
+        raise self.cached
+
+
+def test_the_worker_keeps_no_batch_alive_through_a_cached_error(parts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # before: the worker logged the error and let it go with its traceback, so the cached
+    # instance carried every batch's frames (images, feature caches) for good.
+    # (pytest keeps every log record, with its traceback: the worker's logger is muted here)
+    monkeypatch.setattr(logging.getLogger("imagejury.service.worker"), "disabled", True)
+    store, settings, _ev, _worker = parts
+    settings.job_timeout_s = 60
+    ev = CachedErrorEvaluator(_config(), allow_local_paths=False)
+    worker = Worker(store, settings, _config(), evaluator=ev)
+    worker.warm_done = True
+    for _ in range(4):
+        eid = _submit(store, settings)
+        worker.process(worker.next_batch())
+        assert row_to_api(store.get_any(eid), None)["failure_code"] == "processing_failed"
+    gc.collect()
+    assert len(ev.batches) == 4 and [r() for r in ev.batches] == [None] * 4

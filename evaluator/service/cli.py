@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -48,11 +49,16 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _config_source(args: argparse.Namespace) -> str:
+    return str(getattr(args, "config", None) or os.environ.get("IMAGEJURY_CONFIG") or "the config file")
+
+
 def _settings(args: argparse.Namespace, config: Any, **extra: Any) -> Any:
     from imagejury.service.settings import ServerSettings
 
     return ServerSettings.load(
         config.server,
+        source=_config_source(args),
         db_path=args.db,
         asset_dir=args.asset_dir,
         batch_size=args.batch_size,
@@ -66,6 +72,8 @@ def _settings(args: argparse.Namespace, config: Any, **extra: Any) -> Any:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    """The evaluator config of ``serve``/``worker``; a bad file or flag is a ``ConfigError``
+    (one sentence naming the key and the file, never a value)."""
     from imagejury.core.options import config_from_args
 
     config = config_from_args(args)
@@ -75,6 +83,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _setup_error(exc: Exception) -> int:
+    """A setup problem as one line on stderr (exit 2): the messages name keys, never values."""
     print(f"error: {exc}", file=sys.stderr)
     return 2
 
@@ -83,28 +92,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from imagejury.service.app import create_app
+    from imagejury.service.timeouts import header_timeout_protocol
+    from imagejury.service.webhooks import refuse_without_secret
 
     try:
         config = _config(args)
         settings = _settings(args, config, embedded_worker=False if args.no_worker else None)
         app = create_app(config, settings)
-    except (ImagejuryError, ValueError, OSError) as exc:  # a bad config, [server] section, flag or db path
+        refuse_without_secret(app.state.store, settings)
+    except (ImagejuryError, ValueError, OSError) as exc:  # a bad [server] section, flag or unusable db path
         return _setup_error(exc)
     log.info("serving on http://%s:%d (db %s)", args.host, args.port, settings.db_path)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        http=header_timeout_protocol(settings.request_header_timeout_s),
+    )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from imagejury.service.metrics import Metrics, serve_metrics
     from imagejury.service.store import Store
-    from imagejury.service.webhooks import WebhookSender
+    from imagejury.service.webhooks import WebhookSender, refuse_without_secret
     from imagejury.service.worker import Worker
 
     try:
         config = _config(args)
         settings = _settings(args, config)
-        store = Store(settings.db_path, synchronous=settings.sqlite_synchronous)
+        store = Store(settings.db_path, synchronous=settings.sqlite_synchronous, pool_size=settings.sqlite_pool_size)
+        refuse_without_secret(store, settings)
     except (ImagejuryError, ValueError, OSError) as exc:
         return _setup_error(exc)
     metrics = Metrics(store.status_counts)

@@ -8,7 +8,7 @@ store at scrape time: they describe the shared queue, whichever process fills it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,7 +26,7 @@ class _QueueCollector(Collector):
     def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
         self._counts = counts
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily("imagejury_evaluations", "evaluations in the store by status", labels=["status"])
         depth = GaugeMetricFamily("imagejury_queue_depth", "evaluations waiting for a worker (pending)")
         try:

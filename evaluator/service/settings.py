@@ -27,20 +27,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
+import math
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imagejury.core.schema import COST_PATTERN, JobClass
+from imagejury.errors import ConfigError
 
 _COST_RE = re.compile(COST_PATTERN)
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")
+TOKEN_RULE = "8-512 characters of letters, digits or ._~+/=-"
 ORG_NAMESPACE_PREFIX = "imagejury:org:"
+TOKENS_ENV = "IMAGEJURY_TOKENS"
+SECRET_ENV = "IMAGEJURY_WEBHOOK_SECRET"
+
+
+class SettingsError(ConfigError):
+    """A bad ``[server]`` key, flag, ``IMAGEJURY_TOKENS`` or ``IMAGEJURY_WEBHOOK_SECRET``,
+    said in one sentence that names the key and where it came from — never its value
+    (a token or a secret must not end up in a terminal, a log or a CI transcript)."""
 
 
 def org_uuid(name: str) -> str:
@@ -52,17 +65,20 @@ def org_uuid(name: str) -> str:
 
 
 def parse_tokens(text: str) -> dict[str, str]:
-    """``"tok1=org1,tok2=org2"`` → ``{"tok1": "org1", ...}``; raises ValueError on a bad entry."""
+    """``"tok1=org1,tok2=org2"`` → ``{"tok1": "org1", ...}``; ValueError on a bad entry.
+
+    Messages name the entry by its position and org, never by its token."""
     out: dict[str, str] = {}
-    for part in text.split(","):
-        part = part.strip()
+    for n, part in enumerate((p.strip() for p in text.split(",")), start=1):
         if not part:
             continue
         if "=" not in part:
-            raise ValueError(f"IMAGEJURY_TOKENS entries must look like TOKEN=ORG, got one without '=' ({part[:4]}…)")
+            raise ValueError(f"{TOKENS_ENV}: entry {n} has no '=' (each entry must look like TOKEN=ORG)")
         tok, org = (s.strip() for s in part.rsplit("=", 1))
         if not tok or not org:
-            raise ValueError("IMAGEJURY_TOKENS has an entry with an empty token or org")
+            raise ValueError(f"{TOKENS_ENV}: entry {n} has an empty token or org (each entry must look like TOKEN=ORG)")
+        if not _TOKEN_RE.match(tok):
+            raise ValueError(f"{TOKENS_ENV}: the token of entry {n} (org {org!r}) must be {TOKEN_RULE}")
         out[tok] = org
     return out
 
@@ -87,15 +103,30 @@ class ServerSettings(BaseModel):
 
     db_path: Path = Field(Path("imagejury.db"), description="SQLite store; created on first start")
     asset_dir: Path | None = Field(None, description="uploaded assets; default: '<db_path>.assets' beside the db")
-    tokens: dict[str, str] = Field(default_factory=dict, description="bearer token -> org name (or uuid)")
-    webhook_secret: str | None = Field(None, description="whsec_<base64>; needed to accept callback_url")
+    tokens: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="bearer token -> org name (or uuid); 8+ characters each"
+    )
+    webhook_secret: str | None = Field(None, repr=False, description="whsec_<base64>; needed to accept callback_url")
     prices: dict[str, str] = Field(
         default_factory=lambda: {"standard": "0", "quick": "0"},
         description="job class -> price per evaluation as a decimal string (frozen on each evaluation at submission)",
     )
     currency: str = Field("USD", min_length=3, max_length=3)
     max_queue_depth: int = Field(1000, ge=1, description="pending jobs past which POST answers 429")
+    org_queue_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="the share of max_queue_depth one org's pending jobs may fill (429 past it); "
+        "default 0.5 when two or more orgs have tokens (one org cannot starve the rest), 1 with one org",
+    )
     retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After on 429")
+    request_header_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="a request head (line + headers) must arrive within this (else 408)"
+    )
+    request_body_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="a request body must arrive within this from its first byte (else 408)"
+    )
     max_body_bytes: int = Field(13_000_000, ge=1024, description="request body cap (a 12M-char data URI fits)")
     batch_size: int = Field(16, ge=1, le=1024)
     batch_max_wait_s: float = Field(0.25, ge=0, le=60)
@@ -112,6 +143,9 @@ class ServerSettings(BaseModel):
     allow_loopback_callbacks: bool = Field(False, description="local testing only: callbacks to 127/8 and ::1")
     idempotency_ttl_s: int = Field(86_400, ge=60)
     admission_stale_s: float = Field(60.0, gt=0, description="an idempotency key stuck 'admitting' this long is freed")
+    sqlite_pool_size: int = Field(
+        8, ge=2, le=64, description="SQLite connections per process, shared by every thread (bounded: no fd leak)"
+    )
     sqlite_synchronous: str = Field("FULL", pattern="^(FULL|NORMAL)$", description="FULL: committed = on disk")
     embedded_worker: bool = Field(True, description="serve runs a worker thread; false = API only")
 
@@ -120,7 +154,7 @@ class ServerSettings(BaseModel):
     def _tokens_ok(cls, value: dict[str, str]) -> dict[str, str]:
         for tok, org in value.items():
             if not _TOKEN_RE.match(tok):
-                raise ValueError("each token must be 8-512 characters of letters, digits or ._~+/=-")
+                raise ValueError(f"the token of org {org!r} must be {TOKEN_RULE}")
             if not org.strip():
                 raise ValueError("each token needs an org name")
         return value
@@ -166,20 +200,77 @@ class ServerSettings(BaseModel):
     def webhook_key(self) -> bytes | None:
         return check_webhook_secret(self.webhook_secret) if self.webhook_secret else None
 
+    def org_queue_limit(self) -> int:
+        """Pending jobs one org may have: its share of the queue, at least one."""
+        orgs = len(set(self.org_for_token().values()))
+        share = self.org_queue_share if self.org_queue_share is not None else (0.5 if orgs > 1 else 1.0)
+        return max(1, math.ceil(self.max_queue_depth * share))
+
     def org_for_token(self) -> dict[str, str]:
         """token → org uuid (string)."""
         return {tok: org_uuid(org) for tok, org in self.tokens.items()}
 
     @classmethod
     def load(
-        cls, section: dict[str, Any] | None = None, env: dict[str, str] | None = None, **overrides: Any
+        cls,
+        section: dict[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        source: str | None = None,
+        **overrides: Any,
     ) -> ServerSettings:
-        """Build from the config's ``[server]`` dict, the environment and flag overrides."""
-        env = os.environ if env is None else env
+        """Build from the config's ``[server]`` dict, the environment and flag overrides.
+
+        ``source`` names the config file in messages. Raises SettingsError (one sentence
+        naming the key and where it came from; never a value)."""
+        environ: Mapping[str, str] = os.environ if env is None else env
         data = dict(section or {})
-        if env.get("IMAGEJURY_TOKENS"):
-            data["tokens"] = {**dict(data.get("tokens") or {}), **parse_tokens(env["IMAGEJURY_TOKENS"])}
-        if env.get("IMAGEJURY_WEBHOOK_SECRET"):
-            data["webhook_secret"] = env["IMAGEJURY_WEBHOOK_SECRET"]
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(data)
+        origins = {k: f"[server].{k} in {source or 'the config file'}" for k in data}
+        if environ.get(TOKENS_ENV):
+            try:
+                data["tokens"] = {**dict(data.get("tokens") or {}), **parse_tokens(environ[TOKENS_ENV])}
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+            origins["tokens"] = f"{TOKENS_ENV} or [server].tokens in {source or 'the config file'}"
+        if environ.get(SECRET_ENV):
+            data["webhook_secret"] = environ[SECRET_ENV]
+            origins["webhook_secret"] = SECRET_ENV
+        given = {k: v for k, v in overrides.items() if v is not None}
+        data.update(given)
+        origins.update({k: f"the command-line value of {k}" for k in given})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            origins[""] = f"[server] in {source or 'the config file'}"
+            raise SettingsError(describe_errors(exc, origins, known=sorted(cls.model_fields))) from None
+
+
+def describe_errors(exc: ValidationError, origins: dict[str, str], known: list[str], section: str = "server") -> str:
+    """One plain sentence for pydantic's errors: the key, where it came from, what is wrong.
+
+    Built from each error's location and message only — pydantic's own text repeats the
+    input value, which for ``tokens`` or ``webhook_secret`` is the secret itself. With
+    ``section=""`` the location is shown whole (``models.clip``) and no origin is looked up."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        key = loc[0] if loc else ""
+        if key == "tokens":  # a dict key here is a token: name the field, never the entry
+            loc = loc[:1]
+        if section:
+            where = origins.get(key) or origins.get("") or f"[{section}].{key}"
+            sub = f" ({'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        else:
+            where, sub = ".".join(loc) or "config", ""
+        if err.get("type") == "extra_forbidden":
+            parts.append(f"{where}: unknown key{_did_you_mean(loc[-1] if loc else '', known)}")
+        else:
+            parts.append(f"{where}{sub}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    if not known:
+        return ""
+    near = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {near[0]!r}?)" if near else f" (known keys: {', '.join(known)})"

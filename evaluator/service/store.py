@@ -11,13 +11,17 @@ transaction (a write lock taken up front, so two writers never deadlock on upgra
 - admission checks the queue depth and inserts the job together (no overshoot).
 
 Times are Unix seconds (floats) in the database and UTC datetimes at the edges.
-Each thread gets its own connection; SQLite's ``busy_timeout`` serialises writers
-across threads and processes.
+Connections come from one bounded pool (``pool_size``, 8 by default): a thread borrows
+one for a read or a transaction and gives it back, so a server whose threads come and
+go never holds more than ``pool_size`` connections (a connection per thread, never
+closed, leaked three file descriptors per thread). SQLite's ``busy_timeout``
+serialises writers across threads and processes.
 """
 
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import logging
 import os
@@ -25,7 +29,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +41,7 @@ from imagejury.errors import FailureCode, ImagejuryError, InvalidRequestError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+SQLITE_MAX_INT = 2**63 - 1
 TERMINAL = ("completed", "failed")
 
 _SCHEMA = """
@@ -70,6 +75,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
 );
 CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations(status, seq);
 CREATE INDEX IF NOT EXISTS evaluations_org ON evaluations(org_id, seq);
+CREATE INDEX IF NOT EXISTS evaluations_org_status ON evaluations(org_id, status);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     org_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -140,13 +146,14 @@ class IdempotencyInProgress(InvalidRequestError):
 
 
 class QueueFull(ImagejuryError):
-    """Past the configured queue depth (→ 429)."""
+    """Past the configured queue depth, or past the org's share of it (→ 429)."""
 
     failure_code = FailureCode.dispatch_failed
 
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        super().__init__(f"queue is full ({depth} pending)")
+    def __init__(self, depth: int, limit: int | None = None, org: bool = False) -> None:
+        self.depth, self.limit, self.org = depth, limit, org
+        what = "this org's share of the queue is full" if org else "queue is full"
+        super().__init__(f"{what} ({depth} pending)")
 
 
 class Conflict(InvalidRequestError):
@@ -190,18 +197,95 @@ class OutboxMessage:
     created_at: float
 
 
-class Store:
-    """Thread-safe access to the SQLite file (one connection per thread)."""
+class ConnectionPool:
+    """At most ``size`` SQLite connections, lent one at a time and reused.
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+    A thread that already holds a connection gets the same one again (a read inside a
+    transaction sees the transaction and cannot wait on itself). Borrowing waits up to
+    ``wait_s`` for a free connection; ``close`` closes idle ones at once and the rest
+    as they come back."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], size: int, wait_s: float = 30.0) -> None:
+        self._connect = connect
+        self.size = size
+        self.wait_s = wait_s
+        self._idle: list[sqlite3.Connection] = []
+        self._opened = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._local = threading.local()
+
+    @property
+    def opened(self) -> int:
+        """Connections open now (idle or lent)."""
+        return self._opened
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        conn = self._acquire()
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            self._local.conn = None
+            self._release(conn)
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._cond:
+            deadline = time.monotonic() + self.wait_s
+            while not self._idle and self._opened >= self.size:
+                left = deadline - time.monotonic()
+                if self._closed or left <= 0 or not self._cond.wait(left):
+                    raise StoreError(f"all {self.size} store connections stayed busy for {self.wait_s:g} s")
+            if self._closed:
+                raise StoreError("the store is closed")
+            if self._idle:
+                return self._idle.pop()
+            self._opened += 1
+        try:
+            return self._connect()
+        except BaseException:
+            with self._cond:
+                self._opened -= 1
+                self._cond.notify()
+            raise
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        with self._cond:
+            if conn.in_transaction:  # never hand on a connection mid-transaction
+                conn.rollback()
+            if self._closed:
+                self._opened -= 1
+                conn.close()
+            else:
+                self._idle.append(conn)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            for conn in self._idle:
+                conn.close()
+            self._opened -= len(self._idle)
+            self._idle.clear()
+            self._cond.notify_all()
+
+
+class Store:
+    """Thread-safe access to the SQLite file through one bounded connection pool."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", pool_size: int = 8) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn().executescript(_SCHEMA)
+        self.pool = ConnectionPool(self._open, pool_size)
+        with self.pool.connection() as conn:
+            conn.executescript(_SCHEMA)
         with self.write() as db:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -209,48 +293,47 @@ class Store:
                 raise StoreError(f"{self.path}: schema version {row[0]}, this imagejury expects {SCHEMA_VERSION}")
 
     # -- connections -------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on any error)."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self.pool.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
 
-    def read(self) -> sqlite3.Connection:
-        return self._conn()
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection for reads (given back when the block ends)."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        with self.read() as db:
+            return db.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple[Any, ...] | builtins.list[Any] = ()) -> builtins.list[sqlite3.Row]:
+        with self.read() as db:
+            return db.execute(sql, args).fetchall()
 
     def close(self) -> None:
-        with self._all_lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:  # pragma: no cover - closing is best effort
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self.pool.close()
 
     def ping(self) -> bool:
-        self.read().execute("SELECT 1").fetchone()
+        self._one("SELECT 1")
         return True
 
     # -- idempotency ---------------------------------------------------------------------
@@ -266,6 +349,13 @@ class Store:
             db.execute(
                 "DELETE FROM idempotency_keys WHERE org_id=? AND key=? AND (created_at < ? OR (state='admitting' AND created_at < ?))",
                 (org_id, key, now - ttl_s, now - stale_s),
+            )
+            # a key whose evaluation is gone (a store edited by hand, a restored backup) is
+            # forgotten here, for submit and reevaluate alike: the request is admitted anew
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE org_id=? AND key=? AND state='done' AND NOT EXISTS "
+                "(SELECT 1 FROM evaluations e WHERE e.id=idempotency_keys.evaluation_id AND e.org_id=?)",
+                (org_id, key, org_id),
             )
             row = db.execute(
                 "SELECT body_hash, state, evaluation_id FROM idempotency_keys WHERE org_id=? AND key=?", (org_id, key)
@@ -305,6 +395,7 @@ class Store:
         cost: str,
         job_timeout_s: float,
         max_queue_depth: int,
+        max_org_depth: int | None = None,
         idempotency_key: str | None = None,
         parent_id: str | None = None,
         attempt_number: int = 1,
@@ -315,23 +406,16 @@ class Store:
         ``result_json`` is the pending evaluation as the API shows it until the worker
         replaces it with the result.
 
+        ``max_org_depth`` caps the org's own pending jobs (its share of the queue).
         With ``idempotency_key`` the key is marked done in the same transaction; with
         ``parent_id`` the parent is marked superseded in the same transaction (Conflict
         if it already was, or is not terminal).
         """
         now = time.time() if now is None else now
         with self.write() as db:
-            depth = db.execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
-            if depth >= max_queue_depth:
-                raise QueueFull(depth)
+            _check_room(db, org_id, max_queue_depth, max_org_depth)
             if parent_id is not None:
-                changed = db.execute(
-                    "UPDATE evaluations SET superseded_at=?, updated_at=? "
-                    "WHERE id=? AND org_id=? AND superseded_at IS NULL AND status IN ('completed','failed')",
-                    (now, now, parent_id, org_id),
-                ).rowcount
-                if changed != 1:
-                    raise Conflict("the evaluation is already superseded or not finished")
+                _supersede(db, parent_id, org_id, now)
             db.execute(
                 "INSERT INTO evaluations(id, org_id, status, job_class, client_ref, run_id, request_json, cost, "
                 "attempt_number, parent_id, created_at, updated_at, deadline, result_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -353,31 +437,24 @@ class Store:
                 ),
             )
             if idempotency_key is not None:
-                changed = db.execute(
-                    "UPDATE idempotency_keys SET state='done', evaluation_id=? WHERE org_id=? AND key=? AND state='admitting'",
-                    (evaluation_id, org_id, idempotency_key),
-                ).rowcount
-                if changed != 1:
-                    # the reservation went stale and was taken over: let the client retry
-                    raise IdempotencyInProgress()
+                _mark_key_done(db, org_id, idempotency_key, evaluation_id)
         return now
 
     def queue_depth(self) -> int:
-        return self.read().execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
+        row = self._one("SELECT COUNT(*) FROM evaluations WHERE status='pending'")
+        return int(row[0]) if row else 0
 
     def status_counts(self) -> dict[str, int]:
-        rows = self.read().execute("SELECT status, COUNT(*) FROM evaluations GROUP BY status").fetchall()
+        rows = self._all("SELECT status, COUNT(*) FROM evaluations GROUP BY status")
         return {r[0]: r[1] for r in rows}
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, org_id: str, evaluation_id: str) -> sqlite3.Row | None:
-        return (
-            self.read().execute("SELECT * FROM evaluations WHERE id=? AND org_id=?", (evaluation_id, org_id)).fetchone()
-        )
+        return self._one("SELECT * FROM evaluations WHERE id=? AND org_id=?", (evaluation_id, org_id))
 
     def get_any(self, evaluation_id: str) -> sqlite3.Row | None:
         """Without org scoping: for the worker and tests, never for an API answer."""
-        return self.read().execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
+        return self._one("SELECT * FROM evaluations WHERE id=?", (evaluation_id,))
 
     def list(
         self,
@@ -391,7 +468,7 @@ class Store:
     ) -> list[sqlite3.Row]:
         """Newest first; ``before_seq`` is the cursor (rows older than it)."""
         sql = "SELECT * FROM evaluations WHERE org_id=?"
-        args: list[Any] = [org_id]
+        args: builtins.list[Any] = [org_id]
         for col, val in (("status", status), ("client_ref", client_ref), ("run_id", run_id)):
             if val is not None:
                 sql += f" AND {col}=?"
@@ -401,7 +478,7 @@ class Store:
             args.append(before_seq)
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(limit)
-        return self.read().execute(sql, args).fetchall()
+        return self._all(sql, args)
 
     def set_feedback(self, org_id: str, evaluation_id: str, is_positive: bool, reason: str | None) -> bool:
         now = time.time()
@@ -415,7 +492,7 @@ class Store:
             )
 
     # -- the worker's side ---------------------------------------------------------------
-    def claim(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
+    def claim(self, owner: str, limit: int, lease_s: float) -> builtins.list[Claimed]:
         """Re-queue expired leases, then lease up to ``limit`` pending jobs, oldest first."""
         now = time.time()
         with self.write() as db:
@@ -437,7 +514,7 @@ class Store:
         out.sort(key=lambda c: c.seq)
         return out
 
-    def renew(self, owner: str, ids: list[str], lease_s: float) -> int:
+    def renew(self, owner: str, ids: builtins.list[str], lease_s: float) -> int:
         """Extend the leases this worker still holds; returns how many it still holds."""
         if not ids:
             return 0
@@ -487,7 +564,7 @@ class Store:
                 )
         return True
 
-    def release(self, owner: str, ids: list[str]) -> int:
+    def release(self, owner: str, ids: builtins.list[str]) -> int:
         """Give leased jobs back to the queue (a worker shutting down cleanly)."""
         if not ids:
             return 0
@@ -510,11 +587,9 @@ class Store:
             )
             db.execute("DELETE FROM workers WHERE last_seen < ?", (now - 86_400,))
 
-    def live_workers(self, within_s: float) -> list[sqlite3.Row]:
-        return (
-            self.read()
-            .execute("SELECT * FROM workers WHERE last_seen >= ? ORDER BY last_seen DESC", (time.time() - within_s,))
-            .fetchall()
+    def live_workers(self, within_s: float) -> builtins.list[sqlite3.Row]:
+        return self._all(
+            "SELECT * FROM workers WHERE last_seen >= ? ORDER BY last_seen DESC", (time.time() - within_s,)
         )
 
     def forget_worker(self, worker_id: str) -> None:
@@ -533,13 +608,13 @@ class Store:
 
     def asset_path(self, org_id: str, asset_id: str) -> Path:
         """The file of an org's asset; KeyError when the org has no such asset."""
-        row = self.read().execute("SELECT path FROM assets WHERE id=? AND org_id=?", (asset_id, org_id)).fetchone()
+        row = self._one("SELECT path FROM assets WHERE id=? AND org_id=?", (asset_id, org_id))
         if row is None:
             raise KeyError(asset_id)
         return Path(row[0])
 
     # -- outbox ---------------------------------------------------------------------------------
-    def claim_outbox(self, limit: int, lease_s: float) -> list[OutboxMessage]:
+    def claim_outbox(self, limit: int, lease_s: float) -> builtins.list[OutboxMessage]:
         now = time.time()
         with self.write() as db:
             rows = db.execute(
@@ -562,12 +637,57 @@ class Store:
                 (status, now + next_in_s, error, now if delivered else None, msg_id),
             )
 
-    def outbox_rows(self, evaluation_id: str | None = None) -> list[sqlite3.Row]:
+    def outbox_pending(self) -> int:
+        """Messages still to be sent (due now or later)."""
+        row = self._one("SELECT COUNT(*) FROM outbox WHERE status='pending'")
+        return int(row[0]) if row else 0
+
+    def requeue_unsigned(self) -> int:
+        """Put back messages that an earlier version marked failed for want of a secret."""
+        with self.write() as db:
+            return db.execute(
+                "UPDATE outbox SET status='pending', next_attempt_at=?, lease_until=NULL "
+                "WHERE status='failed' AND attempts<=1 AND last_error LIKE 'no webhook secret configured%'",
+                (time.time(),),
+            ).rowcount
+
+    def outbox_rows(self, evaluation_id: str | None = None) -> builtins.list[sqlite3.Row]:
         if evaluation_id is None:
-            return self.read().execute("SELECT * FROM outbox ORDER BY seq").fetchall()
-        return (
-            self.read().execute("SELECT * FROM outbox WHERE evaluation_id=? ORDER BY seq", (evaluation_id,)).fetchall()
-        )
+            return self._all("SELECT * FROM outbox ORDER BY seq")
+        return self._all("SELECT * FROM outbox WHERE evaluation_id=? ORDER BY seq", (evaluation_id,))
+
+
+def _check_room(db: sqlite3.Connection, org_id: str, max_queue_depth: int, max_org_depth: int | None) -> None:
+    """QueueFull past the queue depth, or past the org's own share of it."""
+    depth = db.execute("SELECT COUNT(*) FROM evaluations WHERE status='pending'").fetchone()[0]
+    if depth >= max_queue_depth:
+        raise QueueFull(depth, max_queue_depth)
+    if max_org_depth is not None:
+        mine = db.execute("SELECT COUNT(*) FROM evaluations WHERE org_id=? AND status='pending'", (org_id,)).fetchone()[
+            0
+        ]
+        if mine >= max_org_depth:
+            raise QueueFull(mine, max_org_depth, org=True)
+
+
+def _supersede(db: sqlite3.Connection, parent_id: str, org_id: str, now: float) -> None:
+    """Mark the parent of a re-evaluation superseded (Conflict if it already was or is not finished)."""
+    changed = db.execute(
+        "UPDATE evaluations SET superseded_at=?, updated_at=? "
+        "WHERE id=? AND org_id=? AND superseded_at IS NULL AND status IN ('completed','failed')",
+        (now, now, parent_id, org_id),
+    ).rowcount
+    if changed != 1:
+        raise Conflict("the evaluation is already superseded or not finished")
+
+
+def _mark_key_done(db: sqlite3.Connection, org_id: str, key: str, evaluation_id: str) -> None:
+    changed = db.execute(
+        "UPDATE idempotency_keys SET state='done', evaluation_id=? WHERE org_id=? AND key=? AND state='admitting'",
+        (evaluation_id, org_id, key),
+    ).rowcount
+    if changed != 1:  # the reservation went stale and was taken over: let the client retry
+        raise IdempotencyInProgress()
 
 
 def encode_cursor(seq: int) -> str:
@@ -580,9 +700,12 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         raise ValueError("cursor is not valid (use next_cursor from a previous page)") from None
-    if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
+    if not raw.startswith("s") or not raw[1:].isascii() or not raw[1:].isdigit() or len(raw) > 20:
         raise ValueError("cursor is not valid (use next_cursor from a previous page)")
-    return int(raw[1:])
+    seq = int(raw[1:])
+    if seq > SQLITE_MAX_INT:  # a forged cursor: SQLite cannot even compare it (OverflowError)
+        raise ValueError("cursor is not valid (use next_cursor from a previous page)")
+    return seq
 
 
 def new_message_id() -> str:

@@ -14,8 +14,13 @@ Payload: ``{"type": "evaluation.completed" | "evaluation.failed", "timestamp": I
 Sending: the URL is checked by ``netguard`` on every attempt (a name may resolve
 elsewhere by then) and the connection goes to the checked address; redirects are not
 followed (a 3xx is a failed attempt that is not retried: the receiver must give its
-final URL); non-2xx and timeouts are retried with exponential backoff and jitter up
-to ``webhook_max_attempts``.
+final URL); non-2xx, timeouts and names that do not resolve (DNS is often briefly
+down) are retried with exponential backoff and jitter up to ``webhook_max_attempts``;
+a URL refused by policy (a private address) is not retried.
+
+Without a signing secret nothing is sent and nothing is given up: messages stay queued
+until a process with the secret sends them (``refuse_without_secret`` stops a worker
+from starting secretless while the outbox holds messages).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 import httpx
 
 from imagejury.core.intake.netguard import check_url
-from imagejury.errors import InvalidRequestError, UnsafeURLError
+from imagejury.errors import ConfigError, InvalidRequestError, UnsafeURLError
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +125,35 @@ def verify(
 def backoff_s(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Delay before retry ``attempt`` (1-based): exponential, capped, "equal jitter"
     (half fixed, half random) so that many failed receivers do not retry in lockstep."""
-    rng = rng or random
+    uniform = (rng or random).uniform
     d = min(cap, base * (2 ** (attempt - 1)))
-    return d / 2 + rng.uniform(0, d / 2)
+    return d / 2 + uniform(0, d / 2)
+
+
+#: how netguard words a name that did not resolve (transient: retried, unlike a refusal)
+_RESOLUTION_FAILURES = ("could not be resolved", "resolved to no address", "took longer")
+_NO_SECRET_LOG_EVERY_S = 60.0
+
+
+def is_resolution_failure(exc: UnsafeURLError) -> bool:
+    return any(marker in exc.reason for marker in _RESOLUTION_FAILURES)
+
+
+class MissingWebhookSecret(ConfigError):
+    """Webhooks wait in the outbox and this process has no secret to sign them with."""
+
+
+def refuse_without_secret(store: Any, settings: Any) -> None:
+    """Raise MissingWebhookSecret when the outbox holds messages and no secret is set: a
+    process started so would leave them unsent (they stay queued, but nobody is told)."""
+    if settings.webhook_key is not None:
+        return
+    waiting = store.outbox_pending()
+    if waiting:
+        raise MissingWebhookSecret(
+            f"{waiting} webhook(s) wait in the outbox of {store.path.name} and no signing secret is set: "
+            "set IMAGEJURY_WEBHOOK_SECRET (or [server].webhook_secret) to the secret they were accepted with"
+        )
 
 
 class WebhookSender:
@@ -135,8 +166,13 @@ class WebhookSender:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._no_secret_logged = 0.0
 
     def start(self) -> None:
+        if self.settings.webhook_key is not None:
+            n = self.store.requeue_unsigned()
+            if n:
+                log.info("re-queued %d webhook(s) an earlier version dropped for want of a secret", n)
         self._thread = threading.Thread(target=self._loop, name="imagejury-webhooks", daemon=True)
         self._thread.start()
 
@@ -163,38 +199,44 @@ class WebhookSender:
     def run_once(self, limit: int = 16) -> int:
         """Send every due message once; returns how many were attempted."""
         key = self.settings.webhook_key
+        if key is None:  # leave them queued: a process with the secret will send them
+            self._warn_no_secret()
+            return 0
         messages = self.store.claim_outbox(limit, lease_s=self.settings.webhook_timeout_s + 30)
         for msg in messages:
             self._deliver(msg, key)
         return len(messages)
 
-    def _deliver(self, msg: Any, key: bytes | None) -> None:
-        attempt = msg.attempts + 1
-        max_attempts = self.settings.webhook_max_attempts
-        if key is None:
-            self._record(msg, False, True, 0, "no webhook secret configured; message not sent", "no_secret")
+    def _warn_no_secret(self) -> None:
+        now = time.monotonic()
+        if now - self._no_secret_logged < _NO_SECRET_LOG_EVERY_S:
             return
+        self._no_secret_logged = now
+        waiting = self.store.outbox_pending()
+        if waiting:
+            log.warning("%d webhook(s) wait unsent: no signing secret (IMAGEJURY_WEBHOOK_SECRET) is set", waiting)
+
+    def _deliver(self, msg: Any, key: bytes) -> None:
         try:
             ip = check_url(msg.url, allow_loopback=self.settings.allow_loopback_callbacks)
         except UnsafeURLError as exc:
-            self._record(msg, False, True, 0, f"refused callback URL: {exc.reason}", "refused")
+            if is_resolution_failure(exc):
+                self._retry_or_give_up(msg, f"callback host did not resolve: {exc.reason}")
+            else:
+                self._record(msg, False, True, 0, f"refused callback URL: {exc.reason}", "refused")
             return
         body = msg.payload.encode()
-        headers = signed_headers(key, msg.id, body)
-        try:
-            status = _post_pinned(msg.url, ip, body, headers, self.settings.webhook_timeout_s)
-        except httpx.TimeoutException:
-            status, error = None, f"timed out after {self.settings.webhook_timeout_s:g} s"
-        except httpx.HTTPError as exc:
-            status, error = None, f"{type(exc).__name__}: {exc}"
-        else:
-            error = None if 200 <= status < 300 else f"HTTP {status}"
+        status, error = _attempt(msg.url, ip, body, signed_headers(key, msg.id, body), self.settings.webhook_timeout_s)
         if status is not None and 200 <= status < 300:
             self._record(msg, True, False, 0, None, "delivered")
-            return
-        if status is not None and 300 <= status < 400:
+        elif status is not None and 300 <= status < 400:
             self._record(msg, False, True, 0, f"HTTP {status}: redirects are not followed", "redirect")
-            return
+        else:
+            self._retry_or_give_up(msg, error)
+
+    def _retry_or_give_up(self, msg: Any, error: str | None) -> None:
+        attempt = msg.attempts + 1
+        max_attempts = self.settings.webhook_max_attempts
         give_up = attempt >= max_attempts
         delay = backoff_s(attempt, self.settings.webhook_backoff_base_s, self.settings.webhook_backoff_max_s)
         log.info(
@@ -214,6 +256,17 @@ class WebhookSender:
             self.metrics.webhook(outcome)
         if give_up and not delivered:
             log.warning("webhook %s for evaluation %s not delivered: %s", msg.id, msg.evaluation_id, error)
+
+
+def _attempt(url: str, ip: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int | None, str | None]:
+    """One POST: (HTTP status, None) or (None, why it failed) — never raises for the network."""
+    try:
+        status = _post_pinned(url, ip, body, headers, timeout)
+    except httpx.TimeoutException:
+        return None, f"timed out after {timeout:g} s"
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return status, None if 200 <= status < 300 else f"HTTP {status}"
 
 
 def _post_pinned(url: str, ip: str, body: bytes, headers: dict[str, str], timeout: float) -> int:

@@ -243,10 +243,12 @@ class Worker:
                 prepared.append(fut.result())
             except ImagejuryError as exc:
                 out[job.id] = failed_evaluation(req, meta_for(job, job.org_id), exc, time.perf_counter())
+                _drop_traceback(exc)
             except Exception as exc:  # noqa: BLE001 - never a traceback in the API
                 log.exception("preparing %s failed", job.id)
                 error = ProcessingError(f"{type(exc).__name__}: {exc}")
                 out[job.id] = failed_evaluation(req, meta_for(job, job.org_id), error, time.perf_counter())
+                _drop_traceback(exc)
         if prepared:
             # run_prepared fails a broken item alone (the pipeline's isolation policy); what
             # still escapes it broke the whole batch (a device lost), so every job says why
@@ -256,6 +258,7 @@ class Worker:
                 log.exception("judging a batch of %d failed", len(prepared))
                 error = ProcessingError(f"{type(exc).__name__}: {exc}")
                 evaluations = [failed_evaluation(p.request, p.meta, error, p.started) for p in prepared]
+                _drop_traceback(exc)
             for p, e in zip(prepared, evaluations):
                 out[p.meta.id] = e
         return out
@@ -287,6 +290,20 @@ class Worker:
             return
         if self.metrics:
             self.metrics.outcome(status, code, job.job_class, time.time() - job.created_at)
+
+
+def _drop_traceback(exc: BaseException) -> None:
+    """Forget where a caught error was raised, once it is logged and turned into results.
+
+    An exception instance that outlives the batch (a cached "model missing" error raised
+    again for every batch) would otherwise keep the frames of every batch it passed
+    through — their decoded images and feature caches — alive for good."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def _asset_resolver(store: Store, org_id: str) -> Any:

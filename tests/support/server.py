@@ -99,6 +99,8 @@ class ServerProcess:
     port: int = 0
     proc: subprocess.Popen | None = None
     starts: int = 0
+    #: model flags instead of ``model_flags()`` (e.g. no CLIP at all: a model missing offline)
+    model_args: list[str] | None = None
 
     @property
     def db(self) -> Path:
@@ -129,7 +131,7 @@ class ServerProcess:
             str(cfg),
             "--log-level",
             "warning",
-            *model_flags(),
+            *(model_flags() if self.model_args is None else self.model_args),
             *self.extra_args,
         ]
 

@@ -1,1 +1,1 @@
-"""The service's routers (one module per area)."""
+"""The API's routers, one module per group; ``create_app`` includes each with one line."""

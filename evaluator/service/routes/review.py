@@ -19,14 +19,14 @@ import sqlite3
 from collections import defaultdict
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 
 from imagejury.core.verdict.action import LOW_CONFIDENCE
-from imagejury.service.auth import Principal, bearer_scheme, principal_from
+from imagejury.service.deps import PrincipalDep as Who
+from imagejury.service.deps import StoreDep
 from imagejury.service.store import Store
 
 #: most recent rows of an org the queue looks at (filters run over these, in Python)
@@ -36,20 +36,6 @@ MIN_PER_CLASS = 8
 PAGE = Path(__file__).resolve().parents[1] / "templates" / "review.html"
 
 router = APIRouter()
-
-
-def _principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-) -> Principal:
-    return principal_from(request, credentials)
-
-
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
-Who = Annotated[Principal, Depends(_principal)]
-StoreDep = Annotated[Store, Depends(_store)]
 
 
 @router.get("/review", response_class=HTMLResponse, include_in_schema=False)
