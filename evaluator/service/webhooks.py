@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 
 from imagejury.core.intake.netguard import check_url
-from imagejury.errors import ConfigError, InvalidRequestError, UnsafeURLError
+from imagejury.errors import ConfigError, FetchFailedError, InvalidRequestError, UnsafeURLError
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,7 @@ def backoff_s(attempt: int, base: float, cap: float, rng: random.Random | None =
 
 
 #: how netguard words a name that did not resolve (transient: retried, unlike a refusal)
-_RESOLUTION_FAILURES = ("could not be resolved", "resolved to no address", "took longer")
 _NO_SECRET_LOG_EVERY_S = 60.0
-
-
-def is_resolution_failure(exc: UnsafeURLError) -> bool:
-    return any(marker in exc.reason for marker in _RESOLUTION_FAILURES)
 
 
 class MissingWebhookSecret(ConfigError):
@@ -219,11 +214,11 @@ class WebhookSender:
     def _deliver(self, msg: Any, key: bytes) -> None:
         try:
             ip = check_url(msg.url, allow_loopback=self.settings.allow_loopback_callbacks)
+        except FetchFailedError as exc:  # DNS down or the name not there (yet): retried like a 5xx
+            self._retry_or_give_up(msg, f"callback host did not resolve: {exc.reason}")
+            return
         except UnsafeURLError as exc:
-            if is_resolution_failure(exc):
-                self._retry_or_give_up(msg, f"callback host did not resolve: {exc.reason}")
-            else:
-                self._record(msg, False, True, 0, f"refused callback URL: {exc.reason}", "refused")
+            self._record(msg, False, True, 0, f"refused callback URL: {exc.reason}", "refused")
             return
         body = msg.payload.encode()
         status, error = _attempt(msg.url, ip, body, signed_headers(key, msg.id, body), self.settings.webhook_timeout_s)

@@ -156,7 +156,7 @@ def _system_resolve(host: str, port: int) -> list[str]:
         raise FetchFailedError(f"host {host!r} could not be resolved ({result['error']})")
     ips: list[str] = result.get("ips") or []  # type: ignore[assignment]
     if not ips:
-        raise UnsafeURLError(f"host {host!r} resolved to no address")
+        raise FetchFailedError(f"host {host!r} resolved to no address")
     return list(dict.fromkeys(ips))  # de-duplicated, order kept
 
 

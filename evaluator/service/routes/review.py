@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from imagejury.core.verdict.action import LOW_CONFIDENCE
 from imagejury.service.deps import PrincipalDep as Who
 from imagejury.service.deps import StoreDep
+from imagejury.service.schemas import AUTH_ERRORS, ERR
 from imagejury.service.store import Store
 
 #: most recent rows of an org the queue looks at (filters run over these, in Python)
@@ -45,15 +46,12 @@ def review_page() -> HTMLResponse:
 
 
 def _rows(store: Store, org_id: str) -> list[sqlite3.Row]:
-    return (
-        store.read()
-        .execute(
+    with store.read() as conn:
+        return conn.execute(
             "SELECT id, status, created_at, client_ref, result_json, feedback_is_positive, feedback_reason "
             "FROM evaluations WHERE org_id=? AND superseded_at IS NULL ORDER BY seq DESC LIMIT ?",
             (org_id, SCAN_LIMIT),
-        )
-        .fetchall()
-    )
+        ).fetchall()
 
 
 def _borderline(judges: list[dict[str, Any]]) -> bool:
@@ -124,7 +122,12 @@ def _priority(item: dict[str, Any]) -> int:
     return 1 if item["borderline"] else 2
 
 
-@router.get("/v1/review/queue", tags=["review"], summary="Evaluations to review: manual_review and borderline first")
+@router.get(
+    "/v1/review/queue",
+    tags=["review"],
+    summary="Evaluations to review: manual_review and borderline first",
+    responses={422: ERR, **AUTH_ERRORS},
+)
 def review_queue(
     who: Who,
     store: StoreDep,
@@ -177,7 +180,12 @@ def _options(items: list[dict[str, Any]]) -> dict[str, list[str]]:
     }
 
 
-@router.get("/v1/calibration", tags=["review"], summary="Labels so far and each judge's agreement with them")
+@router.get(
+    "/v1/calibration",
+    tags=["review"],
+    summary="Labels so far and each judge's agreement with them",
+    responses={**AUTH_ERRORS},
+)
 def calibration_summary(who: Who, store: StoreDep) -> JSONResponse:
     """Per judge: labelled evaluations it voted on (approved / rejected), how often its vote agreed
     with the label (accuracy and balanced accuracy), and whether `imagejury calibrate --db`
