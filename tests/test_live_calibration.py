@@ -61,3 +61,32 @@ def test_other_models_and_unnamed_measurements_are_left_alone() -> None:
 def test_confidence_follows_the_new_margin() -> None:
     res = recalibrate(_result(0.5, passed=True, confidence=0.8), _table({"distance": 0.55}))
     assert res.passed is True and res.confidence < 0.8  # margin 0.1 -> 0.05
+
+
+def test_a_calibrated_config_changes_a_live_identity_vote() -> None:
+    """Through the real pipeline and dlib: the same pair passes identity by default and fails
+    under a calibrated threshold no real pair reaches."""
+    from pathlib import Path
+
+    from imagejury import Evaluator, EvaluatorConfig
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    request = {
+        "generated_image_url": str(ex / "astronaut_headshot.jpg"),
+        "task_type": "headshot",
+        "reference_images": [{"url": str(ex / "astronaut_reference.jpg"), "kind": "identity"}],
+    }
+    off = {n: {"enabled": False} for n in ("aesthetics", "safety", "prompt_adherence", "instructions", "attributes")}
+
+    def identity(calibration: dict) -> object:
+        judges = {**off, "identity": {"calibration": calibration}} if calibration else off
+        config = EvaluatorConfig.model_validate({"judges": judges})
+        ev = Evaluator(config).evaluate(request)
+        return next(j for j in ev.judges if j.name == "identity")
+
+    default = identity({})
+    assert default.passed is True
+    strict = identity({"best_similarity": 0.9999})
+    assert strict.passed is False
+    best = next(m for m in strict.measurements if m.name == "best_similarity")
+    assert best.threshold == 0.9999 and "calibrated thresholds" in strict.reasoning

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from imagejury.core.config import EvaluatorConfig
+from imagejury.core.pipeline import summarize_problems
 from imagejury.core.schema import Evaluation, EvaluationRequest
 from imagejury.core.verdict.result import failed_evaluation
 from imagejury.errors import ImagejuryError, ProcessingError, TimedOutError
@@ -119,7 +120,7 @@ class Worker:
             log.warning(
                 "worker warmup problems (%s): %s",
                 "serving anyway: --allow-missing-models" if self.ready else "not ready",
-                "; ".join(f"{k}: {v}" for k, v in self.problems.items()),
+                "; ".join(summarize_problems(self.problems)),  # each missing model's how-to once
             )
         self._beat()
 
