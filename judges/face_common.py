@@ -36,7 +36,7 @@ class FaceJudge(Judge):
 
     models = frozenset({"face"})
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._analyzer_obj: FaceAnalyzer | None = None
 

@@ -226,7 +226,7 @@ class HeadshotJudge(FaceJudge):
             "passed": not rivals,
             "score": signed_score(margin, 0.25),
         }
-        issue = None if not rivals else JudgeIssue("multiple_faces", sp["text"], severity=1.0)
+        issue = None if not rivals else JudgeIssue("multiple_faces", str(sp["text"]), severity=1.0)
         m = Measurement(
             "largest_other_face_area", ratio, cfg.secondary_area_fraction, False, "fraction of the main face's area"
         )
@@ -361,7 +361,7 @@ def face_sharpness(image: Image.Image, box: tuple[float, float, float, float]) -
 def _resample(arr: np.ndarray) -> np.ndarray:
     im = Image.fromarray(arr.astype(np.float32), mode="F")
     upscale = im.width < SHARPNESS_SIDE or im.height < SHARPNESS_SIDE
-    im = im.resize((SHARPNESS_SIDE, SHARPNESS_SIDE), Image.BICUBIC if upscale else Image.LANCZOS)
+    im = im.resize((SHARPNESS_SIDE, SHARPNESS_SIDE), Image.Resampling.BICUBIC if upscale else Image.Resampling.LANCZOS)
     return np.asarray(im, dtype=np.float64)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 from pydantic import Field
 
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
@@ -28,6 +29,7 @@ from imagejury.judges.face_common import (
     image_key,
     split_weak,
 )
+from imagejury.judges.features import FeatureCache
 from imagejury.judges.types import GateFailure, JudgeIssue, JudgeItem, JudgeResult, Measurement
 from imagejury.models.interfaces import Face, FaceAnalyzer
 
@@ -110,7 +112,7 @@ class IdentityJudge(FaceJudge):
         if not batch:
             return []
         analyzer = self._analyzer()
-        requests = []
+        requests: list[tuple[FeatureCache, str, Image.Image]] = []
         spans: list[tuple[int, int]] = []
         for item in batch:
             start = len(requests)
@@ -201,7 +203,9 @@ class IdentityJudge(FaceJudge):
         matches = []
         for face in gen_counted:
             v = face_vector(face)
-            matches.append(_Match(face, [float(analyzer.similarity(v, face_vector(r.face))) for r in usable]))
+            matches.append(
+                _Match(face, [float(analyzer.similarity(v, face_vector(r.face))) for r in usable if r.face is not None])
+            )
         match = max(matches, key=lambda m: (m.best, m.mean))
         passed = match.best >= threshold
         margin = match.best - threshold

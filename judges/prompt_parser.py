@@ -462,13 +462,13 @@ class PromptParser:
                 continue
             # unknown content word
             if (mods or count) and w.isalpha():
-                nxt_w = words[i + 1] if i + 1 < n else None
+                after: str | None = words[i + 1] if i + 1 < n else None
                 nxt_m = self.vocab.match(words, i + 1) if i + 1 < n else None
                 ends_here = (
-                    nxt_w is None
-                    or nxt_w in BOUNDARIES
-                    or nxt_w in DETERMINERS
-                    or nxt_w in NEGATORS
+                    after is None
+                    or after in BOUNDARIES
+                    or after in DETERMINERS
+                    or after in NEGATORS
                     or (nxt_m is not None and nxt_m[0].kind == SCENE)
                 )
                 if ends_here:

@@ -95,7 +95,7 @@ class ReferenceSimilarityJudge(Judge):
     models = frozenset({"image_text"})
     Config = ReferenceSimilarityConfig
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._embedder_obj: Any = None
 
@@ -147,7 +147,8 @@ class ReferenceSimilarityJudge(Judge):
     @staticmethod
     def _used_refs(item: JudgeItem) -> tuple[list[Reference], list[Reference]]:
         ignore = {w.lower().strip() for w in item.directives.ignore}
-        used, skipped = [], []
+        used: list[Reference] = []
+        skipped: list[Reference] = []
         for ref in item.other_references:
             kind = canonical_reference_kind(ref.kind)
             # "ignore the background" drops background references; "ignore the clothing" garments

@@ -319,10 +319,10 @@ def _asset_resolver(store: Store, org_id: str) -> Any:
 def _failed_bare(job: Claimed, code: str, detail: str) -> Evaluation:
     now_meta = meta_for(job, job.org_id)
     return Evaluation(
-        id=job.id,  # type: ignore[arg-type]
-        org_id=job.org_id,  # type: ignore[arg-type]
-        status="failed",  # type: ignore[arg-type]
-        failure_code=code,  # type: ignore[arg-type]
+        id=job.id,
+        org_id=job.org_id,
+        status="failed",
+        failure_code=code,
         failure_message=detail,
         task_type="unknown",
         generated_image_url="",

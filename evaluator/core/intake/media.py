@@ -105,7 +105,7 @@ class MediaLimits(BaseModel):
     @field_validator("allowed_formats", mode="before")
     @classmethod
     def _formats_known(cls, value: object) -> frozenset[str]:
-        names = frozenset(str(v).upper() for v in value)  # type: ignore[union-attr]
+        names = frozenset(str(v).upper() for v in value)  # type: ignore[attr-defined]
         unknown = names - SUPPORTED_FORMATS
         if unknown or not names:
             raise ValueError(f"allowed_formats must be a non-empty subset of {sorted(SUPPORTED_FORMATS)}")
