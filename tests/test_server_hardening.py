@@ -245,3 +245,23 @@ def test_an_unexpected_error_is_a_logged_500_that_keeps_the_connection(tmp_path,
         r = api.get("/v1/evaluations", headers={"Authorization": "Bearer tok-hard-alpha-01"})
         assert r.status_code == 500 and r.json() == {"detail": "internal error (logged on the server)"}
         assert "disk on fire" not in r.text
+
+
+def test_strict_config_refuses_an_unknown_task_type_at_admission(tmp_path: Path) -> None:
+    """[evaluation] strict = true: a typo is a 422 naming the value and the closest known
+    one, not a queued job that fails later; without strict the job is admitted."""
+    from fastapi.testclient import TestClient
+
+    from imagejury.service.app import create_app
+
+    settings = ServerSettings.load({"tokens": TOKENS}, env={}, db_path=tmp_path / "db.sqlite", embedded_worker=False)
+    strict = EvaluatorConfig.model_validate({"evaluation": {"strict": True}})
+    client = TestClient(create_app(strict, settings), raise_server_exceptions=False)
+    client.headers["Authorization"] = "Bearer tok-hard-alpha-01"
+    body = {"generated_image_url": _img(), "task_type": "headsot"}
+    r = client.post("/v1/evaluations", json=body)
+    assert r.status_code == 422, r.text
+    assert "did you mean 'headshot'" in r.json()["detail"]
+    assert client.post("/v1/evaluations", json={**body, "task_type": "Portrait"}).status_code == 202
+    lenient = make_client(tmp_path / "lenient")
+    assert lenient.post("/v1/evaluations", json=body).status_code == 202

@@ -198,25 +198,8 @@ class Evaluator:
         )
 
     def check_known_values(self, req: EvaluationRequest) -> list[dict[str, Any]]:
-        """Unknown task type / reference kinds as issues; under ``[evaluation] strict =
-        true`` an ``InvalidRequestError`` naming each value and the known ones instead."""
-        issues = unknown_values(req.task_type, [r.kind for r in req.reference_images])
-        if issues and self.config.evaluation.strict:
-            known = (
-                f"known task types: {known_values(TASK_TYPES)}; known reference kinds: {known_values(REFERENCE_KINDS)}"
-            )
-            raise InvalidRequestError(
-                "; ".join(i["message"] for i in issues) + f" ([evaluation] strict = true; {known})",
-                [
-                    {
-                        "loc": i["field"].replace("]", "").replace("[", ".").split("."),
-                        "msg": i["message"],
-                        "type": "unknown_value",
-                    }
-                    for i in issues
-                ],
-            )
-        return issues
+        """``check_known_values`` under this evaluator's ``[evaluation] strict`` setting."""
+        return check_known_values(req, strict=self.config.evaluation.strict)
 
     def prepare(
         self,
@@ -466,7 +449,7 @@ def _validation_message(exc: ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-__all__ = ["Evaluator", "EvaluationMeta", "ImagejuryError", "PreparedItem", "summarize_problems"]
+__all__ = ["Evaluator", "EvaluationMeta", "ImagejuryError", "PreparedItem", "check_known_values", "summarize_problems"]
 
 
 def summarize_problems(problems: dict[str, str]) -> list[str]:
@@ -478,3 +461,23 @@ def summarize_problems(problems: dict[str, str]) -> list[str]:
     for judge, problem in problems.items():
         by_problem.setdefault(problem, []).append(judge)
     return [f"{problem} [judges: {', '.join(judges)}]" for problem, judges in by_problem.items()]
+
+
+def check_known_values(req: EvaluationRequest, *, strict: bool) -> list[dict[str, Any]]:
+    """Unknown task type / reference kinds as issues; under ``[evaluation] strict =
+    true`` an ``InvalidRequestError`` naming each value and the known ones instead."""
+    issues = unknown_values(req.task_type, [r.kind for r in req.reference_images])
+    if issues and strict:
+        known = f"known task types: {known_values(TASK_TYPES)}; known reference kinds: {known_values(REFERENCE_KINDS)}"
+        raise InvalidRequestError(
+            "; ".join(i["message"] for i in issues) + f" ([evaluation] strict = true; {known})",
+            [
+                {
+                    "loc": i["field"].replace("]", "").replace("[", ".").split("."),
+                    "msg": i["message"],
+                    "type": "unknown_value",
+                }
+                for i in issues
+            ],
+        )
+    return issues

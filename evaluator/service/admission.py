@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from imagejury.core.pipeline import check_known_values
 from imagejury.core.schema import Evaluation, EvaluationRequest, parse_request
 from imagejury.errors import InvalidRequestError
 from imagejury.service.api_errors import ApiError
@@ -52,8 +53,14 @@ class Admission:
     """Admits jobs into the store's queue on behalf of the API routes."""
 
     def __init__(
-        self, store: Store, settings: ServerSettings, metrics: Metrics, wake_worker: Callable[[], None] | None
+        self,
+        store: Store,
+        settings: ServerSettings,
+        metrics: Metrics,
+        wake_worker: Callable[[], None] | None,
+        strict: bool = False,
     ) -> None:
+        self.strict = strict  # [evaluation] strict: an unknown task type or kind is a 422 here
         self.store = store
         self.settings = settings
         self.metrics = metrics
@@ -88,6 +95,7 @@ class Admission:
         data = parse_json_body(body)
         try:
             req = parse_request(data, allow_loopback_callbacks=self.settings.allow_loopback_callbacks)
+            check_known_values(req, strict=self.strict)
         except InvalidRequestError as exc:
             raise ApiError(422, exc.detail, exc.errors) from None
         if req.callback_url and self.settings.webhook_key is None:

@@ -100,7 +100,8 @@ def _build_state(app: FastAPI, config: EvaluatorConfig, settings: ServerSettings
     state = app.state
     state.config, state.settings, state.store, state.metrics, state.tokens = config, settings, store, metrics, tokens
     state.sender, state.worker = sender, worker
-    state.admission = Admission(store, settings, metrics, worker.wake if worker is not None else None)
+    wake = worker.wake if worker is not None else None
+    state.admission = Admission(store, settings, metrics, wake, strict=config.evaluation.strict)
 
 
 async def _housekeeping(store: Store, ttl_s: float) -> None:
