@@ -14,12 +14,13 @@ import time
 
 import httpx
 import pytest
+from PIL import Image
 
 from imagejury.core.config import EvaluatorConfig
 from imagejury.service.app import create_app
-from imagejury.service.routes import review
 from imagejury.service.settings import ServerSettings, org_uuid
 from imagejury.service.store import Store
+from imagejury.service.worker import thumbnail_jpeg
 from tests.support.server import free_port
 from tests.test_calibrate import make_record
 
@@ -62,10 +63,11 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         if i == 3:
             rec["judges"][0]["confidence"] = 0.55  # an unsure vote
         _insert(store, ALPHA[0], rec, now - 100 + i)
+        if i == 0:  # what the worker keeps at evaluation time (tests/test_server_worker.py)
+            store.put_thumbnail(ALPHA[0], rec["id"], thumbnail_jpeg(Image.new("RGB", (640, 480), (200, 30, 30)), 96))
     _insert(store, BRAVO[0], make_record(0.9, client_ref="bravo-secret"), now)
     settings = ServerSettings(db_path=root / "s.db", tokens=TOKENS, embedded_worker=False)
     app = create_app(EvaluatorConfig(), settings, store=store)
-    app.include_router(review.router)
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -95,6 +97,9 @@ def test_queue_orders_manual_review_then_borderline_and_is_org_scoped(server):
     assert refs[2:] == ["alpha-4", "alpha-2", "alpha-0"]  # the rest newest first
     assert "bravo-secret" not in json.dumps(data)
     assert data["counts"] == {"matching": 5, "labelled": 0, "approved": 0, "rejected": 0}
+    shown = {i["client_ref"]: i["image_url"] for i in data["data"]}
+    assert shown["alpha-0"].startswith("data:image/jpeg;base64,")  # the kept thumbnail
+    assert shown["alpha-1"] == "https://example.com/a.png"  # none kept: the client's own https image
     assert data["options"]["judge"] == ["identity", "technical_signals"]
     only = _get(server, "/v1/review/queue?action=fix_identity", ALPHA[1]).json()
     assert [i["client_ref"] for i in only["data"]] == ["alpha-3"]

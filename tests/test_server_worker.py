@@ -159,3 +159,28 @@ def test_the_worker_keeps_no_batch_alive_through_a_cached_error(parts, monkeypat
         assert row_to_api(store.get_any(eid), None)["failure_code"] == "processing_failed"
     gc.collect()
     assert len(ev.batches) == 4 and [r() for r in ev.batches] == [None] * 4
+
+
+def test_a_thumbnail_is_kept_at_evaluation_time_for_the_org_only(parts) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image
+
+    store, settings, ev, worker = parts
+    settings.job_timeout_s = 60
+    eid = _submit(store, settings)
+    worker.process(worker.next_batch())
+    org = "11111111-1111-1111-1111-111111111111"
+    kept = store.thumbnails(org, [eid])
+    thumb = Image.open(io.BytesIO(kept[eid]))
+    assert thumb.format == "JPEG" and max(thumb.size) <= settings.thumbnail_px
+    assert store.thumbnails("22222222-2222-2222-2222-222222222222", [eid]) == {}
+
+
+def test_no_thumbnail_when_the_operator_keeps_none(parts) -> None:  # type: ignore[no-untyped-def]
+    store, settings, ev, worker = parts
+    settings.job_timeout_s = 60
+    settings.thumbnail_px = 0
+    eid = _submit(store, settings)
+    worker.process(worker.next_batch())
+    assert store.thumbnails("11111111-1111-1111-1111-111111111111", [eid]) == {}

@@ -121,6 +121,9 @@ class ServerSettings(BaseModel):
         "default 0.5 when two or more orgs have tokens (one org cannot starve the rest), 1 with one org",
     )
     retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After on 429")
+    thumbnail_px: int = Field(
+        192, ge=0, le=1024, description="longest side of the JPEG kept per evaluation for the review page; 0 keeps none"
+    )
     request_header_timeout_s: float = Field(
         10.0, gt=0, le=300, description="a request head (line + headers) must arrive within this (else 408)"
     )

@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at REAL NOT NULL,
     PRIMARY KEY (org_id, key)
 );
+-- a small JPEG of the evaluated image, kept at evaluation time for the review page (the
+-- service keeps no full images); added without a schema bump: older stores gain it on open
+CREATE TABLE IF NOT EXISTS thumbnails (
+    evaluation_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    jpeg BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS assets (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL,
@@ -320,6 +327,25 @@ class Store:
         """A pooled connection for reads (given back when the block ends)."""
         with self.pool.connection() as conn:
             yield conn
+
+    # -- thumbnails -----------------------------------------------------------------------
+    def put_thumbnail(self, org_id: str, evaluation_id: str, jpeg: bytes) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO thumbnails(evaluation_id, org_id, jpeg) VALUES (?, ?, ?)",
+                (evaluation_id, org_id, jpeg),
+            )
+
+    def thumbnails(self, org_id: str, evaluation_ids: builtins.list[str]) -> dict[str, bytes]:
+        """The kept thumbnails of these evaluations of ``org_id`` (another org's: none)."""
+        if not evaluation_ids:
+            return {}
+        marks = ",".join("?" * len(evaluation_ids))
+        rows = self._all(
+            f"SELECT evaluation_id, jpeg FROM thumbnails WHERE org_id=? AND evaluation_id IN ({marks})",
+            [org_id, *evaluation_ids],
+        )
+        return {r["evaluation_id"]: bytes(r["jpeg"]) for r in rows}
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         with self.read() as db:

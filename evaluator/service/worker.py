@@ -16,6 +16,7 @@ exactly once. A job whose deadline (submission + ``job_timeout_s``) has passed e
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
@@ -24,6 +25,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from PIL import Image
 
 from imagejury.core.config import EvaluatorConfig
 from imagejury.core.pipeline import summarize_problems
@@ -262,7 +265,19 @@ class Worker:
                 _drop_traceback(exc)
             for p, e in zip(prepared, evaluations):
                 out[p.meta.id] = e
+            self._keep_thumbnails(prepared)
         return out
+
+    def _keep_thumbnails(self, prepared: list[Any]) -> None:
+        """A small JPEG per decoded image, for the review page: the service keeps no full images."""
+        side = self.settings.thumbnail_px
+        for p in prepared if side else ():
+            if p.item is None or p.meta.org_id is None:
+                continue
+            try:
+                self.store.put_thumbnail(p.meta.org_id, p.meta.id, thumbnail_jpeg(p.item.image, side))
+            except Exception:  # noqa: BLE001 - a thumbnail must never fail the evaluation
+                log.exception("keeping the thumbnail of %s failed", p.meta.id)
 
     def _timed_out(self, job: Claimed, req: EvaluationRequest, ran: bool = False) -> Evaluation:
         what = "finished" if ran else "started"
@@ -332,3 +347,12 @@ def _failed_bare(job: Claimed, code: str, detail: str) -> Evaluation:
         submitted_at=now_meta.submitted_at,
         links=now_meta.links,
     )
+
+
+def thumbnail_jpeg(image: Image.Image, side: int) -> bytes:
+    """``image`` shrunk to ``side`` pixels on its longest side, as a JPEG (quality 80)."""
+    small = image.convert("RGB")
+    small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()

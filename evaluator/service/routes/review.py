@@ -14,6 +14,7 @@ This is a plain ``APIRouter``; its two dependencies read ``request.app.state`` (
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections import defaultdict
@@ -80,7 +81,8 @@ def queue_item(row: sqlite3.Row) -> dict[str, Any]:
         "override_reason": ev.get("override_reason"),
         "top_issues": ev.get("top_issues") or [],
         "prompt": ev.get("generation_prompt"),
-        # only an http(s) image is shown (the browser fetches it from where the client keeps it)
+        # the thumbnail kept at evaluation time is added by the queue; else an http(s) image
+        # is shown from where the client keeps it
         "image_url": url if url.startswith(("http://", "https://")) else None,
         "borderline": _borderline(judges),
         "judges": [
@@ -154,9 +156,14 @@ def review_queue(
     items = [queue_item(r) for r in _rows(store, who.org_id)]
     chosen = [i for i in items if _matches(i, filters)]
     chosen.sort(key=_priority)  # stable: newest first inside each priority
+    page = chosen[:limit]
+    kept = store.thumbnails(who.org_id, [i["id"] for i in page])
+    for item in page:
+        if item["id"] in kept:
+            item["image_url"] = "data:image/jpeg;base64," + base64.b64encode(kept[item["id"]]).decode()
     return JSONResponse(
         {
-            "data": chosen[:limit],
+            "data": page,
             "counts": {
                 "matching": len(chosen),
                 "labelled": sum(1 for i in chosen if i["feedback"] is not None),
