@@ -1,4 +1,6 @@
-"""No-reference image-quality scorers: BRISQUE, NIQE, PIQE, pixel signals, CLIP-IQA.
+"""No-reference image-quality scorers: BRISQUE features with the brisque package's SVR
+(``brisque_pypi``), NIQE, PIQE, pixel signals, CLIP-IQA. One torch implementation
+(``nss``, ``working``) on the device the CLIP runs on.
 
 ``create_scorer(name)`` builds one (the registry in ``imagejury.models.provider`` caches it);
 ``locate_scorers()`` says which are usable here and from where, without scoring.
@@ -12,7 +14,7 @@ from imagejury.models.errors import ModelUnavailableError
 from imagejury.models.interfaces import QualityScorer
 from imagejury.models.quality.signals import SIGNALS
 
-NSS_SCORERS = ("brisque", "niqe", "piqe")
+NSS_SCORERS = ("brisque_pypi", "niqe", "piqe")
 SCORER_NAMES = NSS_SCORERS + ("signals",) + tuple(SIGNALS)
 
 
@@ -20,6 +22,11 @@ def create_scorer(name: str) -> QualityScorer:
     """Build the scorer called ``name`` (see ``SCORER_NAMES``)."""
     key = name.lower().strip()
     if key == "brisque":
+        raise ValueError(
+            "'brisque' is called 'brisque_pypi': the SVR inside the brisque package is not LIVE's original "
+            "model, so its scores are not comparable with published BRISQUE values"
+        )
+    if key == "brisque_pypi":
         from imagejury.models.quality.brisque import BrisqueScorer
 
         return BrisqueScorer()
@@ -54,9 +61,9 @@ def locate_scorers() -> list[tuple[str, bool, str]]:
         from imagejury.models.quality.brisque import locate_brisque_model
 
         svm, _ = locate_brisque_model()
-        rows.append(("brisque", True, str(svm.parent)))
+        rows.append(("brisque_pypi", True, str(svm.parent)))
     except ModelUnavailableError as exc:
-        rows.append(("brisque", False, str(exc)))
+        rows.append(("brisque_pypi", False, str(exc)))
     try:
         from imagejury.models.quality.niqe import locate_niqe_params
 
