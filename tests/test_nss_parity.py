@@ -164,3 +164,16 @@ def test_niqe_matches_the_transcribed_reference(seed: int) -> None:
     expected = reference_niqe(gray, scorer.mu0.numpy(), scorer.cov0.numpy())
     (got,) = scorer.score([img])
     assert got.value == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pixel_measures_on_cuda_agree_with_cpu() -> None:
+    """One implementation on either device: CUDA (float32) within float tolerance of CPU."""
+    from imagejury.models.quality import create_scorer
+
+    img = _one_over_f(3, 384)
+    for name in ("niqe", "piqe", "brisque_pypi"):
+        cpu = create_scorer(name).score([img])[0].value
+        gpu = create_scorer(name, device="cuda").score([img])[0].value
+        assert gpu == pytest.approx(cpu, rel=0.02, abs=0.3), name

@@ -18,8 +18,9 @@ NSS_SCORERS = ("brisque_pypi", "niqe", "piqe")
 SCORER_NAMES = NSS_SCORERS + ("signals",) + tuple(SIGNALS)
 
 
-def create_scorer(name: str) -> QualityScorer:
-    """Build the scorer called ``name`` (see ``SCORER_NAMES``)."""
+def create_scorer(name: str, device: str = "cpu") -> QualityScorer:
+    """Build the scorer called ``name`` (see ``SCORER_NAMES``), measuring on ``device``
+    (the CLIP's: ``cpu`` or ``cuda``; the pixel measures are torch, one implementation)."""
     key = name.lower().strip()
     if key == "brisque":
         raise ValueError(
@@ -29,23 +30,23 @@ def create_scorer(name: str) -> QualityScorer:
     if key == "brisque_pypi":
         from imagejury.models.quality.brisque import BrisqueScorer
 
-        return BrisqueScorer()
+        return BrisqueScorer(device=device)
     if key == "niqe":
         from imagejury.models.quality.niqe import NiqeScorer
 
-        return NiqeScorer()
+        return NiqeScorer(device=device)
     if key == "piqe":
         from imagejury.models.quality.piqe import PiqeScorer
 
-        return PiqeScorer()
+        return PiqeScorer(device=device)
     if key == "signals":
         from imagejury.models.quality.signals import AllSignalsScorer
 
-        return AllSignalsScorer()
+        return AllSignalsScorer(device=device)
     if key in SIGNALS:
         from imagejury.models.quality.signals import signal_scorer
 
-        return signal_scorer(key)
+        return signal_scorer(key, device=device)
     if key == "clip_iqa" or key.startswith("clip_iqa"):
         raise ValueError(
             "clip_iqa runs on a CLIP model: build it with "

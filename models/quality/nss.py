@@ -80,18 +80,19 @@ def _symmetric_pad(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
 
 def imresize_half(gray: torch.Tensor) -> torch.Tensor:
     """MATLAB ``imresize(gray, 0.5)`` for a ``(N, H, W)`` batch: ``(N, ceil(H/2), ceil(W/2))``."""
-    taps = torch.as_tensor(_HALF_TAPS, dtype=gray.dtype, device=gray.device)
     out = gray
     for dim in (1, 2):
         n = out.shape[dim]
         size_out = math.ceil(n / 2)
         padded = _symmetric_pad(out, 4, dim)
-        moved = padded.movedim(dim, -1)
-        shape = moved.shape
-        flat = moved.reshape(-1, 1, shape[-1])
-        # output i (0-based) reads inputs 2i-3 .. 2i+4, i.e. padded positions 2i+1 .. 2i+8
-        res = F.conv1d(flat[:, :, 1:], taps.view(1, 1, -1), stride=2)[:, :, :size_out]
-        out = res.reshape(*shape[:-1], size_out).movedim(-1, dim)
+        # output i (0-based) reads inputs 2i-3 .. 2i+4, i.e. padded positions 2i+1 .. 2i+8:
+        # eight strided slices, weighted and summed (exact in float64, no convolution kernel)
+        acc = torch.zeros_like(padded.narrow(dim, 0, size_out))
+        for k, w in enumerate(_HALF_TAPS):
+            acc += (
+                float(w) * padded.narrow(dim, 1 + k, 2 * size_out - 1)[(slice(None),) * dim + (slice(None, None, 2),)]
+            )
+        out = acc
     return out
 
 
@@ -103,13 +104,16 @@ def gaussian_taps(size: int = 7, sigma: float = 7.0 / 6.0) -> np.ndarray:
 
 
 def _blur(x: torch.Tensor, taps: torch.Tensor, border: str) -> torch.Tensor:
+    """Separable correlation of a ``(N, H, W)`` batch with ``taps`` along both axes, as a
+    weighted sum of shifted slices (exact in float64 and fast on CPU, where float64
+    convolutions have no optimised kernel)."""
     r = (taps.numel() - 1) // 2
-    y = x.unsqueeze(1)
     mode = "constant" if border == "zeros" else "replicate"
-    y = F.pad(y, (r, r, r, r), mode=mode)
-    y = F.conv2d(y, taps.view(1, 1, 1, -1))
-    y = F.conv2d(y, taps.view(1, 1, -1, 1))
-    return y.squeeze(1)
+    padded = F.pad(x.unsqueeze(1), (r, r, r, r), mode=mode).squeeze(1)
+    h, w = x.shape[-2:]
+    weights = taps.tolist()
+    rows = sum(wk * padded[:, k : k + h, :] for k, wk in enumerate(weights))
+    return sum(wk * rows[:, :, k : k + w] for k, wk in enumerate(weights))  # type: ignore[return-value]
 
 
 def mscn(gray: torch.Tensor, border: str = "replicate", c: float = 1.0) -> torch.Tensor:

@@ -228,7 +228,9 @@ class SignalScorer:
         higher_is_better: bool,
         range_: tuple[float, float],
         max_side: int | None = DEFAULT_MAX_SIDE,
+        device: str = "cpu",
     ) -> None:
+        self.device = device
         self.name = name
         self.field = field
         self.higher_is_better = higher_is_better
@@ -244,7 +246,7 @@ class SignalScorer:
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         out = []
-        for copy in as_working_copies(images, self.max_side):
+        for copy in as_working_copies(images, self.max_side, self.device):
             rep = measure_copy(copy)
             details = {k: (list(v) if isinstance(v, tuple) else v) for k, v in rep.__dict__.items()}
             out.append(QualityScore(self.name, self.value(rep), self.higher_is_better, self.range, details))
@@ -262,11 +264,11 @@ SIGNALS: dict[str, tuple[str, bool, tuple[float, float]]] = {
 }
 
 
-def signal_scorer(name: str, max_side: int | None = DEFAULT_MAX_SIDE) -> SignalScorer:
+def signal_scorer(name: str, max_side: int | None = DEFAULT_MAX_SIDE, device: str = "cpu") -> SignalScorer:
     if name not in SIGNALS:
         raise ValueError(f"unknown signal '{name}' (known: {', '.join(SIGNALS)})")
     field, hib, rng = SIGNALS[name]
-    return SignalScorer(name, field, hib, rng, max_side)
+    return SignalScorer(name, field, hib, rng, max_side, device)
 
 
 class AllSignalsScorer:
@@ -280,13 +282,14 @@ class AllSignalsScorer:
     higher_is_better = True
     range = (1.0, 4.0)
 
-    def __init__(self, max_side: int | None = DEFAULT_MAX_SIDE) -> None:
+    def __init__(self, max_side: int | None = DEFAULT_MAX_SIDE, device: str = "cpu") -> None:
         self.max_side = max_side
+        self.device = device
         self.where = "built in (no parameters)"
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         out = []
-        for copy in as_working_copies(images, self.max_side):
+        for copy in as_working_copies(images, self.max_side, self.device):
             rep = measure_copy(copy)
             value = float("nan") if rep.edge_sharpness is None else rep.edge_sharpness
             out.append(QualityScore(self.name, value, True, self.range, {"report": rep}))
