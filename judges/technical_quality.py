@@ -126,7 +126,7 @@ class TechnicalQualityJudge(Judge):
     models = frozenset({"quality:brisque_pypi", "quality:niqe", "quality:piqe"})
     Config = TechnicalQualityConfig
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._scorers: dict[str, QualityScorer] = {}
 
@@ -278,9 +278,7 @@ class TechnicalQualityJudge(Judge):
             evidence.append("ignored by the rubric: " + ", ".join(sorted(ignored)))
         return self._result(subs, issues, measurements, folded.margins, nss_failed, evidence, clip, clip_note)
 
-    def _result(  # type: ignore[no-untyped-def]
-        self, subs, issues, measurements, margins, nss_failed, evidence, clip, clip_note
-    ) -> JudgeResult:
+    def _result(self, subs, issues, measurements, margins, nss_failed, evidence, clip, clip_note) -> JudgeResult:
         cfg: TechnicalQualityConfig = self.config  # type: ignore[assignment]
         passed = not issues
         counted = [k for k, v in subs.items() if v.get("score") is not None and "ignored" not in v and k != "clip_iqa"]

@@ -113,7 +113,7 @@ def _blur(x: torch.Tensor, taps: torch.Tensor, border: str) -> torch.Tensor:
     h, w = x.shape[-2:]
     weights = taps.tolist()
     rows = sum(wk * padded[:, k : k + h, :] for k, wk in enumerate(weights))
-    return sum(wk * rows[:, :, k : k + w] for k, wk in enumerate(weights))  # type: ignore[return-value]
+    return sum(wk * rows[:, :, k : k + w] for k, wk in enumerate(weights))
 
 
 def mscn(gray: torch.Tensor, border: str = "replicate", c: float = 1.0) -> torch.Tensor:
