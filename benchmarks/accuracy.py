@@ -391,16 +391,16 @@ def quality_rows(photos: Iterable[tuple[str, str]], kinds: Sequence[str] = KINDS
             reports = signal_reports(items)
             nss = {
                 n: cache.quality(ms.quality_scorer(n), [it.image_key for it in items], [it.image for it in items])
-                for n in ("brisque", "niqe", "piqe")
+                for n in ("brisque_pypi", "niqe", "piqe")
             }
             for lv, it in enumerate(items):
                 rep = reports[lv]
                 values = {
-                    "BRISQUE ↓": nss["brisque"][lv].value,
+                    "brisque_pypi ↓": nss["brisque_pypi"][lv].value,
                     "NIQE ↓": nss["niqe"][lv].value,
                     "PIQE ↓": nss["piqe"][lv].value,
-                    "sharpness ↑": rep.sharpness,
-                    "noise σ ↓": rep.noise_sigma_512,
+                    "edge sharpness ↑": float("nan") if rep.edge_sharpness is None else rep.edge_sharpness,
+                    "noise σ ↓": rep.noise_sigma,
                     "blockiness ↓": rep.blockiness,
                     "bright fraction ↓": rep.bright_fraction,
                     "technical_quality score ↑": float(tq_res[lv].score)

@@ -26,13 +26,17 @@ KINDS = {
     "exposure ×": photos.EXPOSURE_FACTORS,
 }
 KIND_KEY = {"blur σ": "blur", "noise σ": "noise", "JPEG q": "jpeg", "exposure ×": "exposure"}
-SIGNALS = ("sharpness", "noise_sigma", "blockiness", "bright_fraction")
+SIGNALS = ("edge_sharpness", "noise_sigma", "blockiness", "bright_fraction")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def measure(names: list[str]) -> list[str]:
-    scorers = {n: create_scorer(n) for n in ("brisque", "niqe", "piqe", "signals")}
+    scorers = {n: create_scorer(n) for n in ("brisque_pypi", "niqe", "piqe", "signals")}
     lines = [
-        "| photo | distortion (levels) | BRISQUE ↓ | NIQE ↓ | PIQE ↓ | " + " | ".join(SIGNALS) + " |",
+        "| photo | distortion (levels) | brisque_pypi ↓ | NIQE ↓ | PIQE ↓ | " + " | ".join(SIGNALS) + " |",
         "|---|---|---|---|---|" + "---|" * len(SIGNALS),
     ]
     for name in names:
@@ -40,11 +44,11 @@ def measure(names: list[str]) -> list[str]:
         for kind, levels in KINDS.items():
             imgs = photos.graded(img, KIND_KEY[kind])
             cells = []
-            for n in ("brisque", "niqe", "piqe"):
+            for n in ("brisque_pypi", "niqe", "piqe"):
                 cells.append("/".join(f"{s.value:.1f}" for s in scorers[n].score(imgs)))
             sig = scorers["signals"].score(imgs)
             for f in SIGNALS:
-                cells.append("/".join(f"{getattr(s.details['report'], f):.3g}" for s in sig))
+                cells.append("/".join(_fmt(getattr(s.details["report"], f)) for s in sig))
             lines.append(f"| {name} | {kind} {'/'.join(f'{v:g}' for v in levels)} | " + " | ".join(cells) + " |")
             log.info("%s %s done", name, kind)
     return lines

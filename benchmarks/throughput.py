@@ -257,7 +257,7 @@ def raw_forward_seconds(
     if "technical_signals" in judges or "technical_quality" in judges:
         scorers.append("signals")  # the pixel statistics both technical judges share (one pass per image)
     if "technical_quality" in judges:
-        scorers += ["brisque", "niqe", "piqe"]
+        scorers += ["brisque_pypi", "niqe", "piqe"]
     for name in scorers:
         scorer = ms.quality_scorer(name)
         t0 = time.perf_counter()

@@ -60,8 +60,19 @@ class FeatureCache:
     def faces(self, analyzer: Any, keys: Sequence[str], images: Sequence[Image.Image]) -> list[list[Any]]:
         return self.get_or_compute("faces", analyzer.key, keys, images, lambda xs: analyzer.analyze(xs))
 
+    def working_copies(self, keys: Sequence[str], images: Sequence[Image.Image], device: str = "cpu") -> list[Any]:
+        """The pixel measures' shared working copy of each image (shrunk, grey, half-size),
+        on ``device``, computed once per image however many measures and judges read it."""
+        from imagejury.models.quality.working import make_working_copies
+
+        return self.get_or_compute(
+            "working_copy", f"max1024:{device}", keys, images, lambda xs: make_working_copies(xs, device=device)
+        )
+
     def quality(self, scorer: Any, keys: Sequence[str], images: Sequence[Image.Image]) -> list[Any]:
-        return self.get_or_compute("quality", scorer.name, keys, images, lambda xs: scorer.score(xs))
+        """One scorer's scores, measured on the shared working copies (on the scorer's device)."""
+        copies = self.working_copies(keys, images, getattr(scorer, "device", "cpu"))
+        return self.get_or_compute("quality", scorer.name, keys, copies, lambda xs: scorer.score(xs))
 
     def __len__(self) -> int:
         return len(self._store)

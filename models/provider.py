@@ -105,7 +105,9 @@ class ModelSet:
     def quality_scorer(self, name: str) -> QualityScorer:
         from imagejury.models.quality import create_scorer
 
-        return self.registry.get("quality", name, lambda: create_scorer(name), device="cpu")
+        # the pixel measures run on the CLIP's device (one torch implementation)
+        device = self.settings.device or "cpu"
+        return self.registry.get("quality", name, lambda: create_scorer(name, device=device), device=device)
 
     # -- reporting -----------------------------------------------------------
     def availability(self) -> list[Availability]:

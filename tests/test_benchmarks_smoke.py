@@ -166,8 +166,8 @@ def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
     assert _rows(text, "| FPR ≤ | TPR")
 
     quality = _rows(text, "| score | blur | jpeg")
-    assert {r[0] for r in quality} >= {"BRISQUE ↓", "NIQE ↓", "PIQE ↓", "technical_quality score ↑"}
-    brisque = next(r for r in quality if r[0] == "BRISQUE ↓")
+    assert {r[0] for r in quality} >= {"brisque_pypi ↓", "NIQE ↓", "PIQE ↓", "technical_quality score ↑"}
+    brisque = next(r for r in quality if r[0] == "brisque_pypi ↓")
     assert float(brisque[1]) > 0.5  # BRISQUE worsens with blur on a real photo
     assert "calibration photos: astronaut" in text and "held-out photos: camera" in text
 
@@ -184,5 +184,5 @@ def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
 
     thresholds = _rows(text, "| judge / model | field")
     fields = {(r[0], r[1]) for r in thresholds}
-    assert ("technical_quality", "max_brisque") in fields and ("safety", "threshold") in fields
+    assert ("technical_quality", "max_brisque_pypi") in fields and ("safety", "threshold") in fields
     assert all(r[3] for r in thresholds)  # every threshold has a provenance class

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,22 +423,39 @@ class Evaluator:
         model failures come back as a ``failed`` evaluation with a ``failure_code``."""
         return self.run_prepared([self.prepare(request, meta, **kw)])[0]
 
-    def evaluate_many(self, requests: Sequence[EvaluationRequest | dict[str, Any]], **kw: Any) -> list[Evaluation]:
+    def evaluate_many(self, requests: Iterable[EvaluationRequest | dict[str, Any]], **kw: Any) -> list[Evaluation]:
         """Evaluate many requests, results in order. Media and model failures come back as
         failed evaluations; an invalid request raises ``InvalidRequestError`` naming its
-        position (``requests[5]: ...``), before any image is decoded."""
-        parsed: list[EvaluationRequest] = []
-        for n, r in enumerate(requests):
-            try:
-                parsed.append(self.parse_request(r))
-            except InvalidRequestError as exc:
-                raise InvalidRequestError(f"requests[{n}]: {exc.detail}", exc.errors) from exc
-        prepared = [self.prepare(r, **kw) for r in parsed]
-        out: list[Evaluation] = []
-        size = self.config.evaluation.batch_size
-        for start in range(0, len(prepared), size):
-            out += self.run_prepared(prepared[start : start + size])
-        return out
+        position (``requests[5]: ...``). Given a list, every request is validated before
+        any image is decoded; given any other iterable (a generator), it is consumed a
+        batch at a time like ``evaluate_iter``. Decoded images are held for one batch
+        only, so memory does not grow with the number of requests."""
+        if isinstance(requests, Sequence):
+            requests = [self._parse_at(n, r) for n, r in enumerate(requests)]
+        return list(self.evaluate_iter(requests, **kw))
+
+    def evaluate_iter(self, requests: Iterable[EvaluationRequest | dict[str, Any]], **kw: Any) -> Iterator[Evaluation]:
+        """Yield one evaluation per request, in input order, as each batch finishes.
+
+        Reads ``batch_size`` requests from ``requests`` (any iterable, consumed lazily),
+        decodes and judges them, yields their results and lets their images go before
+        reading the next batch. An invalid request raises ``InvalidRequestError`` naming
+        its position when it is reached (the results before it have been yielded)."""
+        size = max(1, self.config.evaluation.batch_size)
+        batch: list[EvaluationRequest] = []
+        for n, request in enumerate(requests):
+            batch.append(self._parse_at(n, request))
+            if len(batch) == size:
+                yield from self.run_prepared([self.prepare(r, **kw) for r in batch])
+                batch = []
+        if batch:
+            yield from self.run_prepared([self.prepare(r, **kw) for r in batch])
+
+    def _parse_at(self, position: int, request: EvaluationRequest | dict[str, Any]) -> EvaluationRequest:
+        try:
+            return self.parse_request(request)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"requests[{position}]: {exc.detail}", exc.errors) from exc
 
 
 def _validation_message(exc: ValidationError) -> str:

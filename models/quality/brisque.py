@@ -1,45 +1,42 @@
-"""BRISQUE (Mittal, Moorthy & Bovik 2012) with the LIVE SVR model shipped in ``brisque``.
+"""BRISQUE features (Mittal, Moorthy & Bovik 2012) scored with the ``brisque`` package's SVR.
 
-The ``brisque`` PyPI package ships the original LIVE model (``svm.txt``: epsilon-SVR,
-RBF kernel, gamma 0.05, 770 support vectors) and its feature scaling
-(``normalize.pickle``: per-feature min/max to [-1, 1]). Its own scoring code breaks on
-numpy 2 (``float()`` on 1-element arrays), so the 36 features are computed here, after
-the reference MATLAB ``brisque_feature.m``: per scale, a GGD fit of the MSCN
-coefficients (alpha, sigma²) and an AGGD fit of the four neighbour products (alpha,
-mean, left², right²); scale two is a half-size bicubic copy.
+The 36 features follow the authors' ``brisque_feature.m``: 8-bit grey (MATLAB
+``rgb2gray``), per scale a GGD fit of the MSCN coefficients (7-tap Gaussian, sigma 7/6,
+``filter2`` zero borders, C = 1: alpha, sigma²) and an AGGD fit of the four neighbour
+products (alpha, mean, left², right²); scale two is MATLAB ``imresize(im, 0.5)``.
 
-The SVR is evaluated with libsvm (``libsvm-official``, a dependency of ``brisque``) when
-importable, else with the same RBF decision function in numpy; both read the same file
-and agree to float precision (tested). Lower scores are better; natural photos score
-roughly 0–40, heavy distortion 60–100+.
+**The model is not LIVE's.** The SVR file inside the ``brisque`` PyPI package
+(``svm.txt``: epsilon-SVR, RBF, gamma 0.05, 770 support vectors, rho -155.845, with its
+own min/max feature scaling) differs from LIVE's original ``allmodel`` (774 support
+vectors, rho -153.591), so its numbers are not comparable with published BRISQUE
+values. The measure is therefore called ``brisque_pypi`` everywhere (scorer, judge
+configuration ``max_brisque_pypi``, evidence) and has its own thresholds, calibrated on
+this scorer's own output. ``benchmarks/iqa_parity.py`` shows its rank agreement with the
+authors' BRISQUE. No package with a licence compatible with Apache-2.0 ships LIVE's
+model that we found (``image-quality`` ships the same 770-vector file).
+
+The SVR's RBF decision function is evaluated in torch on the measuring device. Lower is
+better; clean photos score roughly 0–40, heavy distortion 60–100+.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from imagejury.models.errors import ModelUnavailableError
 from imagejury.models.interfaces import QualityScore
-from imagejury.models.quality._common import (
-    DEFAULT_MAX_SIDE,
-    aggd_fit,
-    ggd_fit,
-    gray255,
-    mscn,
-    resize_half,
-    working_copy,
-)
+from imagejury.models.quality import nss
+from imagejury.models.quality.working import DEFAULT_MAX_SIDE, WorkingCopy, as_working_copies
 
-log = logging.getLogger(__name__)
-
+SCORER_NAME = "brisque_pypi"
 MIN_SIDE = 16  # below this the half-scale MSCN has too few pixels for stable fits
 # circshift offsets of brisque_feature.m: horizontal, vertical, main and secondary diagonal
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
@@ -50,14 +47,14 @@ def locate_brisque_model() -> tuple[Path, Path]:
     spec = importlib.util.find_spec("brisque")
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
-            "quality:brisque", "the installed Python packages (no 'brisque')", "pip install brisque"
+            f"quality:{SCORER_NAME}", "the installed Python packages (no 'brisque')", "pip install brisque"
         )
     folder = Path(list(spec.submodule_search_locations)[0]) / "models"
     svm, norm = folder / "svm.txt", folder / "normalize.pickle"
     missing = [p for p in (svm, norm) if not p.is_file()]
     if missing:
         raise ModelUnavailableError(
-            "quality:brisque",
+            f"quality:{SCORER_NAME}",
             ", ".join(str(p) for p in missing),
             "reinstall the brisque package (pip install --force-reinstall brisque)",
         )
@@ -70,8 +67,8 @@ class SvrModel:
 
     gamma: float
     rho: float
-    coef: np.ndarray  # (n_sv,)
-    sv: np.ndarray  # (n_sv, n_features)
+    coef: torch.Tensor  # (n_sv,)
+    sv: torch.Tensor  # (n_sv, n_features)
 
     @classmethod
     def read(cls, path: Path, n_features: int) -> SvrModel:
@@ -96,107 +93,77 @@ class SvrModel:
                 rows.append(row)
         if header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
             raise ValueError(f"{path}: expected an epsilon_svr with rbf kernel, got {header}")
-        return cls(float(header["gamma"]), float(header["rho"]), np.asarray(coefs), np.stack(rows))
+        coef = torch.as_tensor(np.asarray(coefs), dtype=torch.float64)
+        return cls(float(header["gamma"]), float(header["rho"]), coef, torch.as_tensor(np.stack(rows)))
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
         """``sum_i coef_i * exp(-gamma * |sv_i - x|²) - rho`` for each row of ``x``."""
-        d2 = ((x[:, None, :] - self.sv[None, :, :]) ** 2).sum(-1)
-        return np.exp(-self.gamma * d2) @ self.coef - self.rho
+        sv = self.sv.to(x.device, x.dtype)
+        d2 = torch.cdist(x, sv) ** 2
+        return torch.exp(-self.gamma * d2) @ self.coef.to(x.device, x.dtype) - self.rho
 
 
-def brisque_features(gray: np.ndarray) -> np.ndarray:
-    """The 36 BRISQUE features of a 0..255 grey image (18 per scale, two scales)."""
-    feats: list[float] = []
-    img = gray
-    for _ in range(2):
-        coeffs = mscn(img, c=1.0, mode="constant")
-        alpha, var = ggd_fit(coeffs)
+def brisque_features(gray: torch.Tensor, half: torch.Tensor | None = None) -> torch.Tensor:
+    """The 36 BRISQUE features of a ``(H, W)`` 0..255 grey image (18 per scale)."""
+    feats: list[torch.Tensor] = []
+    scales = (gray, nss.imresize_half(gray.unsqueeze(0))[0] if half is None else half)
+    for img in scales:
+        coeffs = nss.mscn(img.unsqueeze(0), border="zeros")[0]
+        alpha, var = nss.ggd_fit(coeffs.reshape(1, -1))
         feats += [alpha, var]
         for dy, dx in _SHIFTS:
-            pair = coeffs * np.roll(coeffs, (dy, dx), axis=(0, 1))
-            a, mean, left, right = aggd_fit(pair)
+            pair = coeffs * torch.roll(coeffs, shifts=(dy, dx), dims=(0, 1))
+            a, mean, left, right = nss.aggd_fit(pair.reshape(1, -1))
             feats += [a, mean, left * left, right * right]
-        img = resize_half(img)
-    return np.asarray(feats)
+    return torch.cat(feats)
 
 
 class BrisqueScorer:
     """No-reference quality from natural-scene statistics; lower is better."""
 
-    name = "brisque"
+    name = SCORER_NAME
     higher_is_better = False
     range = (0.0, 100.0)
 
-    def __init__(self, max_side: int | None = DEFAULT_MAX_SIDE, use_libsvm: bool | None = None) -> None:
+    def __init__(self, max_side: int | None = DEFAULT_MAX_SIDE, device: str = "cpu") -> None:
         svm_path, norm_path = locate_brisque_model()
         with open(norm_path, "rb") as fh:
             params = pickle.load(fh)  # a dict of two float lists written by the brisque package
-        self._min = np.asarray(params["min_"], dtype=np.float64).ravel()
-        self._max = np.asarray(params["max_"], dtype=np.float64).ravel()
+        self._min = torch.as_tensor(np.asarray(params["min_"], dtype=np.float64).ravel())
+        self._max = torch.as_tensor(np.asarray(params["max_"], dtype=np.float64).ravel())
         if self._min.shape != (36,) or self._max.shape != (36,):
             raise ValueError(f"{norm_path}: expected 36 min/max values")
         self.svr = SvrModel.read(svm_path, 36)
         self.max_side = max_side
+        self.device = device
         self.where = str(svm_path.parent)
-        self._libsvm = None
-        if use_libsvm is not False:
-            self._libsvm = _load_libsvm(svm_path)
-            if self._libsvm is None and use_libsvm:
-                raise ModelUnavailableError("libsvm", "the installed Python packages", "pip install libsvm-official")
-        self.backend = "libsvm" if self._libsvm is not None else "numpy"
 
-    def scale(self, feats: np.ndarray) -> np.ndarray:
-        return -1.0 + 2.0 * (feats - self._min) / (self._max - self._min)
+    def scale(self, feats: torch.Tensor) -> torch.Tensor:
+        lo, hi = self._min.to(feats.device, feats.dtype), self._max.to(feats.device, feats.dtype)
+        return -1.0 + 2.0 * (feats - lo) / (hi - lo)
 
-    def predict_scaled(self, scaled: np.ndarray) -> np.ndarray:
-        if self._libsvm is None:
-            return self.svr.predict(scaled)
-        svmutil, model = self._libsvm
-        out = []
-        for row in scaled:
-            nodes, _ = svmutil.gen_svm_nodearray([float(v) for v in row], isKernel=False)
-            out.append(svmutil.libsvm.svm_predict(model, nodes))
-        return np.asarray(out, dtype=np.float64)
-
-    def score(self, images: Sequence[Image.Image]) -> list[QualityScore]:
-        out: list[QualityScore | None] = [None] * len(images)
-        rows, where, sizes = [], [], []
-        for i, image in enumerate(images):
-            work = working_copy(image, self.max_side)
-            if min(work.size) < MIN_SIDE:
-                # too small to measure: "not measured", not a number
-                out[i] = QualityScore(
-                    self.name,
-                    float("nan"),
-                    False,
-                    self.range,
-                    {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(work.size)}"},
-                )
-                continue
-            rows.append(brisque_features(gray255(work)))
-            where.append(i)
-            sizes.append(work.size)
-        if rows:
-            raw = self.predict_scaled(self.scale(np.stack(rows)))
-            for i, v, s in zip(where, raw, sizes):
+    def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
+        copies = as_working_copies(images, self.max_side, self.device)
+        out: list[QualityScore | None] = [None] * len(copies)
+        measurable = [i for i, c in enumerate(copies) if min(c.size) >= MIN_SIDE]
+        for i in set(range(len(copies))) - set(measurable):
+            # too small to measure: "not measured", not a number
+            out[i] = QualityScore(
+                self.name,
+                float("nan"),
+                False,
+                self.range,
+                {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(copies[i].size)}"},
+            )
+        if measurable:
+            feats = torch.stack([brisque_features(copies[i].gray, copies[i].half) for i in measurable])
+            raw = self.svr.predict(self.scale(feats.to(torch.float64)).cpu())
+            for i, v in zip(measurable, raw.tolist()):
                 out[i] = QualityScore(
                     self.name,
                     float(np.clip(v, *self.range)),
                     self.higher_is_better,
                     self.range,
-                    {"raw": float(v), "working_size": list(s), "svr": self.backend},
+                    {"raw": float(v), "working_size": list(copies[i].size), "model": "brisque PyPI package SVR"},
                 )
         return out  # type: ignore[return-value]
-
-
-def _load_libsvm(svm_path: Path):  # type: ignore[no-untyped-def]
-    """libsvm's own predictor, or None when ``libsvm-official`` is not importable."""
-    try:
-        from libsvm import svmutil
-    except Exception as exc:  # noqa: BLE001 - any import failure means "use numpy"
-        log.info("libsvm not usable (%s); BRISQUE uses the numpy SVR", exc)
-        return None
-    model = svmutil.svm_load_model(str(svm_path))
-    if not model:
-        return None
-    return svmutil, model

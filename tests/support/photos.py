@@ -14,6 +14,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket")
+# The pixel judges' thresholds were tuned on these photos; the held-out ones test them.
+CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea")
+HELD_OUT_PHOTOS = ("rocket", "motorcycle")
 
 # Graded levels used by the monotonicity tests: each list grows in strength.
 BLUR_SIGMAS = (0.0, 1.0, 2.0, 3.0, 5.0)

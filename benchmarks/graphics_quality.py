@@ -1,0 +1,104 @@
+"""Do the technical judges pass clean graphics and fail clearly degraded ones?
+
+The generated set of ``tests/support/graphics.py`` (eight kinds of non-photo content, each
+with blur, noise, JPEG, banding, over- and under-exposure at a "clear" level), on the
+calibration split (seeds 0–5; the thresholds were chosen looking at it) and the held-out
+split (seeds 100–111; never looked at while tuning). Prints, per split and judge: the
+share of clean images that pass and, per degradation, the share of degraded images that
+fail, plus the clean images that failed and why.
+
+Run: ``python benchmarks/graphics_quality.py [--split held_out] [--seeds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from imagejury.judges.features import FeatureCache, content_key  # noqa: E402
+from imagejury.judges.technical_quality import TechnicalQualityJudge  # noqa: E402
+from imagejury.judges.technical_signals import TechnicalSignalsJudge  # noqa: E402
+from imagejury.judges.types import JudgeItem  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.registry import ModelRegistry  # noqa: E402
+from imagejury.models.settings import ModelSettings  # noqa: E402
+from tests.support import graphics  # noqa: E402
+
+log = logging.getLogger("graphics_quality")
+
+
+def judges() -> list:
+    ms = ModelSet(ModelSettings(clip="local-dir:/nonexistent/clip"), registry=ModelRegistry())
+    tq = TechnicalQualityJudge(config={"use_clip_iqa": False}, model_set=ms)
+    tq.warmup()
+    return [TechnicalSignalsJudge(), tq]
+
+
+def evaluate(split: str, seeds: int | None) -> tuple[dict, list[str]]:
+    """{(judge, condition): [n_as_expected, n]} and the clean failures."""
+    counts: dict = defaultdict(lambda: [0, 0])
+    clean_failures: list[str] = []
+    js = judges()
+    chosen = graphics.split(split)[:seeds] if seeds else graphics.split(split)
+    for seed in chosen:
+        for kind in graphics.KINDS:
+            clean = graphics.graphic(kind, seed)
+            cases = [("clean", clean)] + [(d, graphics.degraded(clean, d)) for d in graphics.DEGRADATIONS]
+            cache = FeatureCache()
+            items = [
+                JudgeItem(item_id=f"{kind}/{seed}/{c}", image=im, image_key=content_key(im), features=cache)
+                for c, im in cases
+            ]
+            for judge in js:
+                for (cond, _), r in zip(cases, judge.judge(items)):
+                    ok = r.passed if cond == "clean" else not r.passed
+                    counts[(judge.name, cond)][0] += int(ok)
+                    counts[(judge.name, cond)][1] += 1
+                    if cond == "clean" and not r.passed:
+                        clean_failures.append(f"{judge.name} {kind}/{seed}: {r.reasoning}")
+        log.info("%s seed %s done", split, seed)
+    return counts, clean_failures
+
+
+def table(split: str, counts: dict) -> list[str]:
+    conds = ["clean"] + list(graphics.DEGRADATIONS)
+    lines = [
+        f"Split: **{split}**. Cells: clean → share that PASS; degraded → share that FAIL.",
+        "",
+        "| judge | " + " | ".join(conds) + " | all degraded |",
+        "|---|" + "---|" * (len(conds) + 1),
+    ]
+    for judge in ("technical_signals", "technical_quality"):
+        cells = []
+        for c in conds:
+            ok, n = counts[(judge, c)]
+            cells.append(f"{ok / n:.0%} ({ok}/{n})" if n else "–")
+        ok = sum(counts[(judge, c)][0] for c in conds[1:])
+        n = sum(counts[(judge, c)][1] for c in conds[1:])
+        lines.append(f"| {judge} | " + " | ".join(cells) + f" | {ok / n:.0%} ({ok}/{n}) |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=("calibration", "held_out", "both"), default="both")
+    ap.add_argument("--seeds", type=int, default=None, help="use only the first N seeds of each split")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    for split in ("calibration", "held_out") if args.split == "both" else (args.split,):
+        counts, failures = evaluate(split, args.seeds)
+        print("\n".join(table(split, counts)))
+        print("\nClean images that failed:" if failures else "\nNo clean image failed.")
+        for f in failures:
+            print(f"- {f}")
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU checks in one go (issue 13.6): the gpu-marked tests (CUDA autocast CLIP, the
+# pixel measures on CUDA, GPU JPEG decode, onnxruntime's CUDA provider with the fixture
+# insightface pack, a Ray GPU actor) and the GPU section of the throughput benchmark.
+# Everything goes under one results folder. Without CUDA it stops at once and says so.
+#
+#   bash scripts/gpu_check.sh [RESULTS_DIR]      (default: gpu-results/<UTC timestamp>)
+# Budget: under 8 minutes on one GPU (each step has its own timeout).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+OUT=${1:-gpu-results/$(date -u +%Y%m%dT%H%M%SZ)}
+
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  echo "gpu_check: torch sees no CUDA device on this machine — nothing to check here." >&2
+  echo "gpu_check: run this script on a machine with an NVIDIA GPU and a CUDA build of torch." >&2
+  exit 2
+fi
+mkdir -p "$OUT"
+export HF_HUB_OFFLINE=1
+status=0
+{
+  echo "date: $(date -u)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  "$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "torchvision", torchvision.__version__)'
+} > "$OUT/machine.txt" 2>&1
+
+echo "== gpu-marked tests"
+timeout 240 "$PY" -m pytest -q -m gpu tests/ --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.txt" 2>&1 || status=1
+tail -3 "$OUT/gpu_tests.txt"
+
+echo "== throughput (GPU section: standard and quick, images/s, FLOP/s share, GPU memory)"
+timeout 200 "$PY" benchmarks/throughput.py --images 8 --batch-sizes 8 --repeats 1 --no-baseline --gpu-images 512 \
+  --out "$OUT/throughput.md" > "$OUT/throughput_gpu.log" 2>&1 || status=1
+tail -3 "$OUT/throughput_gpu.log"
+
+echo "== pixel measures per image on CUDA vs CPU"
+timeout 60 "$PY" benchmarks/pixel_speed.py --device cuda > "$OUT/pixel_speed_cuda.md" 2>&1 || status=1
+cat "$OUT/pixel_speed_cuda.md"
+
+echo "gpu_check: results in $OUT (exit $status)"
+exit $status
