@@ -66,14 +66,14 @@ class ClipIQAScorer:
         self.name = f"clip_iqa[{getattr(embedder, 'key', 'clip')}]"
         self.where = f"computed on {getattr(embedder, 'key', 'the configured CLIP')}"
 
-    def prompt_embeddings(self, text_embeddings=None) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    def prompt_embeddings(self, text_embeddings=None) -> tuple[np.ndarray, np.ndarray]:
         """(pos, neg) prompt embeddings; ``text_embeddings(texts)`` lets a caller use its cache."""
         encode = text_embeddings or self.embedder.encode_texts
         pos = encode([p for p, _ in self.prompt_pairs])
         neg = encode([n for _, n in self.prompt_pairs])
         return np.asarray(pos), np.asarray(neg)
 
-    def from_embeddings(self, image_emb: np.ndarray, text_embeddings=None) -> list[QualityScore]:  # type: ignore[no-untyped-def]
+    def from_embeddings(self, image_emb: np.ndarray, text_embeddings=None) -> list[QualityScore]:
         pos, neg = self.prompt_embeddings(text_embeddings)
         scale = float(self.embedder.logit_scale)
         values = clip_iqa_from_embeddings(image_emb, pos, neg, scale)
