@@ -106,7 +106,7 @@ class ModelSet:
         from imagejury.models.quality import create_scorer
 
         # the pixel measures run on the CLIP's device (one torch implementation)
-        device = self.settings.device or "cpu"
+        device = self.settings.resolved_device
         return self.registry.get("quality", name, lambda: create_scorer(name, device=device), device=device)
 
     # -- reporting -----------------------------------------------------------

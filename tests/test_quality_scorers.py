@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from scipy.stats import spearmanr
 
+from imagejury.errors import ConfigError
 from imagejury.models.quality import create_scorer, locate_scorers
 from imagejury.models.quality.brisque import BrisqueScorer
 from imagejury.models.quality.clip_iqa import ClipIQAScorer, clip_iqa_from_embeddings
@@ -67,11 +68,11 @@ def test_locate_scorers_finds_shipped_parameters() -> None:
 
 
 def test_create_scorer_refuses_unknown_and_explains_clip_iqa() -> None:
-    with pytest.raises(ValueError, match="unknown quality scorer"):
+    with pytest.raises(ConfigError, match="unknown quality scorer"):
         create_scorer("musiq")
-    with pytest.raises(ValueError, match="ClipIQAScorer"):
+    with pytest.raises(ConfigError, match="ClipIQAScorer"):
         create_scorer("clip_iqa")
-    with pytest.raises(ValueError, match="not LIVE's original model"):
+    with pytest.raises(ConfigError, match="not LIVE's original model"):
         create_scorer("brisque")  # the old name: its model is not LIVE's, so it is not "BRISQUE"
 
 

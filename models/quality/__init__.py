@@ -10,6 +10,7 @@ with ``ClipIQAScorer(embedder)`` and not by name.
 
 from __future__ import annotations
 
+from imagejury.errors import ConfigError
 from imagejury.models.errors import ModelUnavailableError
 from imagejury.models.interfaces import QualityScorer
 from imagejury.models.quality.signals import SIGNALS
@@ -23,7 +24,7 @@ def create_scorer(name: str, device: str = "cpu") -> QualityScorer:
     (the CLIP's: ``cpu`` or ``cuda``; the pixel measures are torch, one implementation)."""
     key = name.lower().strip()
     if key == "brisque":
-        raise ValueError(
+        raise ConfigError(
             "'brisque' is called 'brisque_pypi': the SVR inside the brisque package is not LIVE's original "
             "model, so its scores are not comparable with published BRISQUE values"
         )
@@ -48,11 +49,11 @@ def create_scorer(name: str, device: str = "cpu") -> QualityScorer:
 
         return signal_scorer(key, device=device)
     if key == "clip_iqa" or key.startswith("clip_iqa"):
-        raise ValueError(
+        raise ConfigError(
             "clip_iqa runs on a CLIP model: build it with "
             "imagejury.models.quality.clip_iqa.ClipIQAScorer(model_set.embedder())"
         )
-    raise ValueError(f"unknown quality scorer '{name}' (known: {', '.join(SCORER_NAMES)}, clip_iqa)")
+    raise ConfigError(f"unknown quality scorer '{name}' (known: {', '.join(SCORER_NAMES)}, clip_iqa)")
 
 
 def locate_scorers() -> list[tuple[str, bool, str]]:
