@@ -54,6 +54,7 @@ from benchmarks.throughput import PromptSource, make_headshots, make_images, mak
 from imagejury.core.config import EvaluatorConfig  # noqa: E402
 from imagejury.core.pipeline import Evaluator  # noqa: E402
 from imagejury.judges.features import FeatureCache  # noqa: E402
+from imagejury.models.provider import ModelSet  # noqa: E402
 from imagejury.models.registry import ModelRegistry  # noqa: E402
 
 log = logging.getLogger("stage_profile")
@@ -154,13 +155,15 @@ def instrumented(timer: StageTimer) -> Iterator[None]:
             setattr(owner, attr, orig)
 
 
-def build_evaluator(job_class: str, clip: str, threads: int) -> Evaluator:
+def build_evaluator(job_class: str, clip: str, threads: int, device: str = "cpu") -> Evaluator:
     """An evaluator whose ``job_class`` CLIP is a fresh ``clip`` (random weights for ``random:``)."""
     registry = ModelRegistry()
     cfg = EvaluatorConfig.model_validate(
-        {"models": {"clip": clip, "torch_threads": threads}, "evaluation": {"batch_size": 1}}
+        {"models": {"clip": clip, "torch_threads": threads, "device": device}, "evaluation": {"batch_size": 1}}
     )
-    preregister_embedder(registry, cfg.models.settings(), fresh_embedder(clip), job_class)
+    dtype = ModelSet(cfg.models.settings(), registry, job_class).dtype  # what the registry key expects
+    embedder = fresh_embedder(clip, device=device, dtype=dtype)
+    preregister_embedder(registry, cfg.models.settings(), embedder, job_class)
     ev = Evaluator(cfg, registry=registry)
     problems = ev.warmup([job_class])
     if problems:
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=2, help="requests per preset and job class")
     ap.add_argument("--size", type=int, default=1024, help="longer side of the test images")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda: where CLIP and the pixel measures run")
     ap.add_argument("--presets", default="image_generation,headshot")
     ap.add_argument("--job-classes", default="standard,quick")
     ap.add_argument("--standard-clip", default="random:ViT-L-14")
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = make_inputs(Path(tmp), args)
         prompts = PromptSource()
         for jc in job_classes:
-            ev = build_evaluator(jc, clips[jc], args.threads)
+            ev = build_evaluator(jc, clips[jc], args.threads, args.device)
             for preset in presets:
                 reqs = make_requests(preset, jc, inputs[preset], inputs["_ref"][0], prompts, "distinct")
                 warm = make_requests(preset, jc, inputs[preset][:1], inputs["_ref"][0], prompts, "distinct")
@@ -278,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine.describe()
     command = "python benchmarks/stage_profile.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = (
-        f"Command: `{command}`\n\nMachine: {info['nproc']} cores ({info['cpu']}), torch {info.get('torch', '?')}; torch threads {args.threads}; "
+        f"Command: `{command}`\n\nMachine: {info['nproc']} cores ({info['cpu']}), torch {info.get('torch', '?')}; torch threads {args.threads}, device {args.device}; "
         f"1-minute load average {load_before:.2f} before, {load_after:.2f} after. "
         f"{args.images} request(s) per column, {args.size} px JPEG, batch size 1, warm models.\n\n"
         + render(rows, clips)
