@@ -234,3 +234,13 @@ def test_stage_timer_counts_nested_time_once(monkeypatch):
     with timer.stage("outer"), timer.stage("inner"):
         pass
     assert timer.take() == {"outer": 7.0, "inner": 3.0}
+
+
+def test_streaming_memory_tiny_run_prints_its_table(capsys):
+    """The memory benchmark's child process runs the real evaluate_many and reports back."""
+    from benchmarks import streaming_memory
+
+    streaming_memory.main(["--counts", "3", "--size", "64", "--batch-size", "2"])
+    rows = _rows(capsys.readouterr().out, "| requests |")
+    assert [r[:4] for r in rows] == [["3", "64", "2", "3/3"]]
+    assert float(rows[0][5]) > 0  # peak RSS MiB
