@@ -106,21 +106,14 @@ def gaussian_taps(size: int = 7, sigma: float = 7.0 / 6.0) -> np.ndarray:
 def _blur(x: torch.Tensor, taps: torch.Tensor, border: str) -> torch.Tensor:
     """Separable correlation of a ``(N, H, W)`` batch with ``taps`` along both axes, as a
     weighted sum of shifted slices (exact in float64 and fast on CPU, where float64
-    convolutions have no optimised kernel). Accumulated in place (``add_`` with
-    ``alpha``): one pass and no temporary per tap, 4-7x faster than summing products at
-    1024 px; the results differ from the plain sum by float64 rounding (~1e-13)."""
+    convolutions have no optimised kernel)."""
     r = (taps.numel() - 1) // 2
     mode = "constant" if border == "zeros" else "replicate"
     padded = F.pad(x.unsqueeze(1), (r, r, r, r), mode=mode).squeeze(1)
     h, w = x.shape[-2:]
     weights = taps.tolist()
-    rows = padded[:, 0:h, :] * weights[0]
-    for k in range(1, len(weights)):
-        rows.add_(padded[:, k : k + h, :], alpha=weights[k])
-    out = rows[:, :, 0:w] * weights[0]
-    for k in range(1, len(weights)):
-        out.add_(rows[:, :, k : k + w], alpha=weights[k])
-    return out
+    rows = sum(wk * padded[:, k : k + h, :] for k, wk in enumerate(weights))
+    return sum(wk * rows[:, :, k : k + w] for k, wk in enumerate(weights))
 
 
 def mscn(gray: torch.Tensor, border: str = "replicate", c: float = 1.0) -> torch.Tensor:
