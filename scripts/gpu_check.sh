@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks in one go (issue 13.6): the gpu-marked tests (CUDA autocast CLIP, the
 # pixel measures on CUDA, GPU JPEG decode, onnxruntime's CUDA provider with the fixture
-# insightface pack, a Ray GPU actor) and the GPU section of the throughput benchmark.
+# insightface pack, a Ray GPU actor), the GPU section of the throughput benchmark and the
+# per-stage profile (benchmarks/stage_profile.py) on CUDA.
 # Everything goes under one results folder. Without CUDA it stops at once and says so.
 #
 #   bash scripts/gpu_check.sh [RESULTS_DIR]      (default: gpu-results/<UTC timestamp>)
@@ -34,6 +35,11 @@ echo "== throughput (GPU section: standard and quick, images/s, FLOP/s share, GP
 timeout 200 "$PY" benchmarks/throughput.py --images 8 --batch-sizes 8 --repeats 1 --no-baseline --gpu-images 512 \
   --out "$OUT/throughput.md" > "$OUT/throughput_gpu.log" 2>&1 || status=1
 tail -3 "$OUT/throughput_gpu.log"
+
+echo "== stage profile on CUDA (per image and per stage, standard and quick, 1024 px)"
+timeout 120 "$PY" benchmarks/stage_profile.py --device cuda --images 4 --out "$OUT/stage_profile.md" \
+  > "$OUT/stage_profile.log" 2>&1 || status=1
+tail -8 "$OUT/stage_profile.log"
 
 echo "== pixel measures per image on CUDA vs CPU"
 timeout 60 "$PY" benchmarks/pixel_speed.py --device cuda > "$OUT/pixel_speed_cuda.md" 2>&1 || status=1

@@ -186,3 +186,61 @@ def test_accuracy_tiny_run_prints_tables(tmp_path, capsys):
     fields = {(r[0], r[1]) for r in thresholds}
     assert ("technical_quality", "max_brisque_pypi") in fields and ("safety", "threshold") in fields
     assert all(r[3] for r in thresholds)  # every threshold has a provenance class
+
+
+@needs_tiny
+def test_stage_profile_tiny_run_times_every_stage(tmp_path, capsys):
+    """Every stage the request really runs shows up with time; the ones it does not run
+    (faces without a reference, NSS on quick) stay at zero; the shares add up."""
+    from benchmarks import stage_profile
+
+    out = tmp_path / "stages.md"
+    tiny = f"local-dir:{TINY}"
+    rc = stage_profile.main(
+        ["--images", "1", "--size", "256", "--threads", "1", "--standard-clip", tiny, "--quick-clip", tiny]
+        + ["--out", str(out)]
+    )
+    assert rc == 0
+    text = out.read_text()
+    assert text in capsys.readouterr().out and "load average" in text
+    rows = {r[0]: r[1:] for r in _rows(text, "| stage |")}
+    cols = ["image_generation/standard", "headshot/standard", "image_generation/quick", "headshot/quick"]
+
+    def ms(stage: str) -> dict[str, float]:
+        return {c: float(cell.split(" · ")[0]) for c, cell in zip(cols, rows[stage])}
+
+    for stage in ("decode", "CLIP image", "CLIP text", "resize / working copy", "pixel: signals"):
+        assert all(v > 0 for v in ms(stage).values()), stage
+    faces = ms("face detect + embed")
+    assert faces["headshot/standard"] > 0 and faces["headshot/quick"] > 0
+    assert faces["image_generation/standard"] == 0 and faces["image_generation/quick"] == 0
+    for measure in ("pixel: brisque_pypi", "pixel: piqe"):
+        m = ms(measure)
+        assert m["image_generation/standard"] > 0 and m["image_generation/quick"] == 0, measure
+    shares = [
+        sum(float(rows[s][k].split(" · ")[1].rstrip("%")) for s in rows if not s.startswith("**")) for k in range(4)
+    ]
+    assert all(abs(s - 100) < 1 for s in shares)
+    assert "of its CLIP image forward" in text
+
+
+def test_stage_timer_counts_nested_time_once(monkeypatch):
+    """A stage inside another is subtracted from its parent (exclusive times)."""
+    from benchmarks import stage_profile
+
+    ticks = [0.0, 1.0, 4.0, 10.0]  # outer starts, inner starts, inner ends, outer ends
+    monkeypatch.setattr(stage_profile.time, "perf_counter", lambda: ticks.pop(0) if ticks else 10.0)
+    timer = stage_profile.StageTimer()
+    with timer.stage("outer"), timer.stage("inner"):
+        pass
+    assert timer.take() == {"outer": 7.0, "inner": 3.0}
+
+
+def test_streaming_memory_tiny_run_prints_its_table(capsys):
+    """The memory benchmark's child process runs the real evaluate_many and reports back."""
+    from benchmarks import streaming_memory
+
+    streaming_memory.main(["--counts", "3", "--size", "64", "--batch-size", "2"])
+    rows = _rows(capsys.readouterr().out, "| requests |")
+    assert [r[:4] for r in rows] == [["3", "64", "2", "3/3"]]
+    assert float(rows[0][5]) > 0  # peak RSS MiB

@@ -56,6 +56,7 @@ from typing import Any
 
 from imagejury.batch.manifest import Manifest, ManifestRow, apply_defaults, canonical_json
 from imagejury.batch.progress import BatchProgress, BatchStats
+from imagejury.core.intake.media import Decoder
 from imagejury.core.pipeline import Evaluator, PreparedItem
 from imagejury.core.schema import EvaluationRequest, parse_request
 from imagejury.core.verdict.result import EvaluationMeta
@@ -246,17 +247,37 @@ def intake(row: ManifestRow, defaults: dict[str, Any] | None = None, config_fp: 
     return Intake(row, request=request, meta=meta, fingerprint=fingerprint)
 
 
-def decode(evaluator: Evaluator, item: Intake) -> PreparedItem:
-    """Decode one request's images (worker thread). Any failure becomes a failed item."""
+def decode(evaluator: Evaluator, item: Intake, decoder: Decoder | None = None) -> PreparedItem:
+    """Decode one request's images (worker thread). Any failure becomes a failed item.
+
+    ``decoder`` replaces the Pillow decode (``image_decoder``: JPEGs on the GPU on CUDA)."""
     assert item.request is not None and item.meta is not None
     try:
-        return evaluator.prepare(item.request, item.meta, base_dir=item.row.base_dir, allow_local_paths=True)
+        return evaluator.prepare(
+            item.request, item.meta, base_dir=item.row.base_dir, allow_local_paths=True, decoder=decoder
+        )
     except ImagejuryError as exc:
         return PreparedItem(request=item.request, meta=item.meta, error=exc)
     except Exception as exc:  # noqa: BLE001 - one row must not stop the batch
         log.exception("decoding row %s failed", item.row.row_id)
         error = ProcessingError(f"could not prepare the image: {type(exc).__name__}: {exc}")
         return PreparedItem(request=item.request, meta=item.meta, error=error)
+
+
+def image_decoder(evaluator: Evaluator) -> Decoder | None:
+    """GPU JPEG decode (nvJPEG) when the evaluator's models run on CUDA, else None (Pillow).
+    Same limits and EXIF orientation as the CPU path; any image it cannot take decodes on
+    the CPU (``core/intake/gpu_decode.py``)."""
+    device = evaluator.config.models.device
+    if device == "cpu":
+        return None  # no torch import for CPU runs
+    from imagejury.core.intake.gpu_decode import device_jpeg_decoder
+
+    try:
+        return device_jpeg_decoder(evaluator.config.models.settings().resolved_device)
+    except Exception as exc:  # noqa: BLE001 - a decode speed-up must never stop a run
+        log.warning("GPU JPEG decode unavailable (%s); decoding on the CPU", exc)
+        return None
 
 
 def judge_prepared(evaluator: Evaluator, prepared: list[PreparedItem]) -> list[Any]:
@@ -532,6 +553,7 @@ class LocalBatch:
         self.results = ResultsFile(output)
         self.stats = BatchStats()
         self.config_fp = config_fingerprint(evaluator.config)
+        self.decoder = image_decoder(evaluator)
 
     def run(self, on_batch: Callable[[list[dict[str, Any]]], None] | None = None) -> BatchStats:
         opts = self.options
@@ -593,7 +615,7 @@ class LocalBatch:
                 if it.record is not None:
                     pending.append(_Entry(row, record=it.record))
                 else:
-                    future = pool.submit(decode, self.evaluator, it)
+                    future = pool.submit(decode, self.evaluator, it, self.decoder)
                     pending.append(_Entry(row, future=future, fingerprint=it.fingerprint))
                     decoding += 1
 

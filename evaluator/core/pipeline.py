@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from imagejury.core.config import EvaluatorConfig
-from imagejury.core.intake.media import MediaLimits, load_request_images
+from imagejury.core.intake.media import Decoder, MediaLimits, load_request_images
 from imagejury.core.planning import Plan, PlannedJudge, plan_item, unknown_values
 from imagejury.core.presets import PRESETS
 from imagejury.core.schema import Evaluation, EvaluationRequest
@@ -209,8 +209,12 @@ class Evaluator:
         base_dir: Path | None = None,
         asset_resolver: Callable[[str], Path] | None = None,
         allow_local_paths: bool | None = None,
+        decoder: Decoder | None = None,
     ) -> PreparedItem:
-        """Validate and decode. Media errors become a failed item, never an exception."""
+        """Validate and decode. Media errors become a failed item, never an exception.
+
+        ``decoder`` replaces the Pillow decode of the image bytes under the same limits
+        (the batch engine passes its GPU JPEG decoder when the device is CUDA)."""
         req = self.parse_request(request)
         issues = self.check_known_values(req)
         meta = meta or EvaluationMeta.new(req)
@@ -218,7 +222,9 @@ class Evaluator:
         limits = self.media_limits(allow_local_paths=allow_local_paths)
         t0 = time.perf_counter()
         try:
-            main, decoded_refs = load_request_images(req, limits, asset_resolver=asset_resolver, base_dir=base_dir)
+            main, decoded_refs = load_request_images(
+                req, limits, asset_resolver=asset_resolver, base_dir=base_dir, decoder=decoder
+            )
             refs = [
                 Reference(
                     kind=canonical_reference_kind(ref.kind or "identity"),

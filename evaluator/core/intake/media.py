@@ -84,6 +84,8 @@ _FETCH_HEADERS = {
 
 SourceKind = Literal["url", "data", "path", "asset"]
 AssetResolver = Callable[[str], Path]
+# decode_image_bytes(data, limits, *, source_kind=, field=, declared_format=) -> DecodedImage, or a drop-in
+Decoder = Callable[..., "DecodedImage"]
 
 
 class MediaLimits(BaseModel):
@@ -146,12 +148,15 @@ def load_image(
     base_dir: Path | None = None,
     field: str = "generated_image_url",
     resolver: Resolver | None = None,
+    decoder: Decoder | None = None,
 ) -> DecodedImage:
     """Fetch or read ``source`` and decode it under ``limits``; raise InvalidMediaError.
 
     ``asset_resolver`` maps an asset id (the uuid of ``runflow://assets/{uuid}`` or
     the id of ``asset://{id}``) to a file; ``base_dir`` anchors relative local paths;
-    ``field`` names the request field in messages; ``resolver`` replaces DNS (tests).
+    ``field`` names the request field in messages; ``resolver`` replaces DNS (tests);
+    ``decoder`` replaces ``decode_image_bytes`` (same signature and limits; the batch
+    engine's GPU JPEG decode, ``gpu_decode.device_jpeg_decoder``).
     """
     limits = limits or MediaLimits()
     if not isinstance(source, str) or not source.strip():
@@ -167,7 +172,8 @@ def load_image(
         data = fetch_url(source, limits, field=field, resolver=resolver)
     else:
         data = read_local_file(source, limits, base_dir=base_dir, field=field)
-    return decode_image_bytes(data, limits, source_kind=kind, field=field, declared_format=declared)
+    decode = decoder or decode_image_bytes
+    return decode(data, limits, source_kind=kind, field=field, declared_format=declared)
 
 
 def load_request_images(
@@ -177,6 +183,7 @@ def load_request_images(
     asset_resolver: AssetResolver | None = None,
     base_dir: Path | None = None,
     resolver: Resolver | None = None,
+    decoder: Decoder | None = None,
 ) -> tuple[DecodedImage, list[DecodedImage]]:
     """The request's generated image and its reference images, each loaded once.
 
@@ -188,7 +195,13 @@ def load_request_images(
     def one(source: str, field: str) -> DecodedImage:
         if source not in seen:
             seen[source] = load_image(
-                source, limits, asset_resolver=asset_resolver, base_dir=base_dir, field=field, resolver=resolver
+                source,
+                limits,
+                asset_resolver=asset_resolver,
+                base_dir=base_dir,
+                field=field,
+                resolver=resolver,
+                decoder=decoder,
             )
         return seen[source]
 
