@@ -7,7 +7,12 @@ split (seeds 100–111; never looked at while tuning). Prints, per split and jud
 share of clean images that pass and, per degradation, the share of degraded images that
 fail, plus the clean images that failed and why.
 
-Run: ``python benchmarks/graphics_quality.py [--split held_out] [--seeds N]``.
+With ``--photos``: the graded distortions of the sample photos instead
+(``tests/support/photos.py``, calibration astronaut/coffee/chelsea, held out rocket and
+motorcycle), one row per distortion and level: which photos ``technical_signals`` fails
+and the defects it names — the check that a change for graphics did not make photos worse.
+
+Run: ``python benchmarks/graphics_quality.py [--split held_out] [--seeds N] [--photos]``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from imagejury.judges.types import JudgeItem  # noqa: E402
 from imagejury.models.provider import ModelSet  # noqa: E402
 from imagejury.models.registry import ModelRegistry  # noqa: E402
 from imagejury.models.settings import ModelSettings  # noqa: E402
-from tests.support import graphics  # noqa: E402
+from tests.support import graphics, photos  # noqa: E402
 
 log = logging.getLogger("graphics_quality")
 
@@ -85,12 +90,49 @@ def table(split: str, counts: dict) -> list[str]:
     return lines
 
 
+PHOTO_LEVELS = {
+    "blur": photos.BLUR_SIGMAS,
+    "noise": photos.NOISE_SIGMAS,
+    "jpeg": photos.JPEG_QUALITIES,
+    "exposure": photos.EXPOSURE_FACTORS,
+}
+
+
+def photo_table() -> list[str]:
+    """technical_signals on every photo's graded distortions: the failing photos and defects."""
+    names = list(photos.CALIBRATION_PHOTOS) + list(photos.HELD_OUT_PHOTOS)
+    judge = TechnicalSignalsJudge()
+    lines = [
+        "| distortion | level | fail | failing photos (defects) |",
+        "|---|---|---|---|",
+    ]
+    for kind, levels in PHOTO_LEVELS.items():
+        graded = {n: photos.graded(photos.photo(n), kind) for n in names}
+        for i, level in enumerate(levels):
+            items = [
+                JudgeItem(item_id=n, image=graded[n][i], image_key=content_key(graded[n][i]), features=FeatureCache())
+                for n in names
+            ]
+            failed = [
+                f"{n} ({', '.join(sorted({x.subcategory for x in r.issues}))})"
+                for n, r in zip(names, judge.judge(items))
+                if not r.passed
+            ]
+            lines.append(f"| {kind} | {level:g} | {len(failed)}/{len(names)} | {'; '.join(failed) or '–'} |")
+        log.info("photos %s done", kind)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=("calibration", "held_out", "both"), default="both")
     ap.add_argument("--seeds", type=int, default=None, help="use only the first N seeds of each split")
+    ap.add_argument("--photos", action="store_true", help="the sample photos' graded distortions instead")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO)
+    if args.photos:
+        print("\n".join(photo_table()))
+        return
     for split in ("calibration", "held_out") if args.split == "both" else (args.split,):
         counts, failures = evaluate(split, args.seeds)
         print("\n".join(table(split, counts)))

@@ -1,7 +1,7 @@
 """technical_quality: no-reference quality scores and pixel signals folded into one vote.
 
 Measures (each a sub-point and a ``Measurement``): the pixel checks shared with
-``technical_signals`` (edge sharpness, noise, JPEG blocking, exposure; see
+``technical_signals`` (edge sharpness, noise, JPEG blocking, banding, exposure; see
 ``technical_signals.pixel_checks``), resolution, and — on photo-like content only — the
 natural-scene-statistics scores ``brisque_pypi`` (BRISQUE features with the ``brisque``
 package's SVR, not LIVE's model), NIQE (the authors' release) and PIQE, plus CLIP-IQA

@@ -1,13 +1,18 @@
 """technical_signals: the cheap pixel checks — resolution and aspect ratio against the
-requested attributes, blank images, exposure, blur, noise and JPEG blocking — measured
+requested attributes, blank images, exposure, blur, noise, JPEG blocking and banding — measured
 where they mean something (see ``imagejury.models.quality.signals``):
 
 - blur is an edge-based focus measure: a flat background is never "blur", and an image
   with too few edges has no blur verdict (said in the evidence);
-- exposure is judged from the tonal range (no tone darker than ``max_black_point``:
-  washed out; none lighter than ``min_white_point``: too dark) and, on photo-like content
-  only, from the share of clipped pixels — so a product on a white seamless background
-  or black line art on white is not "blown out";
+- exposure is judged from the tonal range (none lighter than ``min_white_point``: too
+  dark; no tone darker than ``max_black_point``: washed out — judged only when the
+  highlights clip and the image is light overall, which is what over-exposure does, so a
+  pale design with unclipped lights or mid-tones is not "washed out") and, on photo-like
+  content only, from the share of clipped pixels — so a product on a white seamless
+  background or black line art on white is not "blown out";
+- banding (posterisation) is the density of false contours: equal steps between
+  plateaus where a ramp should be (``signals.false_contours``); solid fills, clean
+  gradients and photos have none;
 - JPEG blocking has a stricter limit on graphics, where flat fills show every seam.
 
 Content is "photo-like" when at least ``min_textured_fraction`` of the pixels are
@@ -47,6 +52,7 @@ DEFECT_ASPECTS: dict[str, frozenset[str]] = {
     "blur": frozenset({"blur", "sharpness", "focus", "softness"}),
     "noise": frozenset({"noise", "grain", "film grain"}),
     "compression": frozenset({"compression", "jpeg", "blockiness", "artifacts from compression"}),
+    "banding": frozenset({"banding", "posterization", "posterisation", "colour banding", "color banding"}),
     "exposure": frozenset({"exposure", "lighting", "brightness"}),
     "low_resolution": frozenset({"resolution", "low_resolution", "size"}),
     "aspect_ratio": frozenset({"aspect ratio", "aspect_ratio", "crop"}),
@@ -112,6 +118,16 @@ class PixelThresholds(JudgeConfig):
         gt=1,
         description="JPEG 8×8 step ratio above which blocking shows on photo-like content. Photos ≤ 1.0; q10 1.93-2.93",
     )
+    max_false_contours: float = Field(
+        default=0.3,
+        ge=0,
+        description=(
+            "false-contour (banding) steps per 1,000 pixel-channels above which smooth tones are posterised. "
+            "Calibration: clean graphics (seeds 0-1) ≤ 0.01, photos ≤ 0.08, photos at JPEG q8 0.00; posterised to "
+            "6 tones: graphics with ramps (gradient, product, render) 0.85-3.5, photos 1.1-14; solid-fill designs "
+            "stay ≤ 0.15 posterised (no ramp to band: not detected)"
+        ),
+    )
     max_blockiness_graphic: float = Field(
         default=1.35,
         gt=1,
@@ -124,6 +140,21 @@ class PixelThresholds(JudgeConfig):
         description=(
             "luma of the darkest 0.5% above which the image is washed out (over-exposed). Calibration: clean "
             "≤ 178 (a pale icon), washed-out graphics ≥ 153"
+        ),
+    )
+    washed_out_min_white_point: float = Field(
+        default=250.0,
+        description=(
+            "the washed-out check applies only when the lightest 0.5% reach this luma: over-exposure clips the "
+            "lights. Calibration: every over-exposed graphic 255; the pale flat illustration (seed 5, darkest "
+            "tone 166) tops out at 209"
+        ),
+    )
+    washed_out_min_mean_luma: float = Field(
+        default=215.0,
+        description=(
+            "...and only when the mean luma is at least this: over-exposure makes the whole image light. "
+            "Calibration: over-exposed graphics ≥ 225; the pale poster (seed 4, darkest tone 153) has 164"
         ),
     )
     min_white_point: float = Field(
@@ -182,6 +213,80 @@ def content_note(rep: SignalReport, cfg: PixelThresholds) -> str:
     )
 
 
+def washed_out_applies(rep: SignalReport, cfg: PixelThresholds) -> bool:
+    """Over-exposure lifts the darks *and* clips the lights of an image that is light
+    overall; a lifted black point alone is a pale palette (a pastel poster, a pale icon)."""
+    return rep.white_point >= cfg.washed_out_min_white_point and rep.mean_luma >= cfg.washed_out_min_mean_luma
+
+
+def exposure_checks(rep: SignalReport, cfg: PixelThresholds, notes: list[str]) -> list[Check]:
+    """Tonal range (washed out only where the lights clip on a light image, too dark) and,
+    on photo-like content, the clipped-pixel shares."""
+    photo = is_photo_like(rep, cfg)
+    checks = [
+        Check(
+            "white_point",
+            "exposure",
+            f"lightest tones at least {cfg.min_white_point:g} (not too dark)",
+            rep.white_point,
+            cfg.min_white_point,
+            True,
+            "luma 0..255 (99.5th percentile)",
+            f"under-exposed: no tone lighter than {rep.white_point:.0f} of 255",
+        )
+    ]
+    if washed_out_applies(rep, cfg):
+        checks.insert(
+            0,
+            Check(
+                "black_point",
+                "exposure",
+                f"darkest tones at most {cfg.max_black_point:g} (not washed out)",
+                rep.black_point,
+                cfg.max_black_point,
+                False,
+                "luma 0..255 (0.5th percentile)",
+                f"over-exposed / washed out: no tone darker than {rep.black_point:.0f} of 255, "
+                f"lights clipped at {rep.white_point:.0f}, mean luma {rep.mean_luma:.0f}",
+            ),
+        )
+    else:
+        notes.append(
+            f"washed-out check not applied: lights reach {rep.white_point:.0f} "
+            f"(over-exposure clips them at ≥ {cfg.washed_out_min_white_point:g}) and mean luma is "
+            f"{rep.mean_luma:.0f} (needs ≥ {cfg.washed_out_min_mean_luma:g}); darkest tone {rep.black_point:.0f}"
+        )
+    if photo:
+        checks += [
+            Check(
+                "highlights",
+                "exposure",
+                f"blown highlights ≤ {cfg.max_bright_fraction:.0%}",
+                rep.bright_fraction,
+                cfg.max_bright_fraction,
+                False,
+                "fraction of pixels (luma ≥ 252)",
+                f"over-exposed: {rep.bright_fraction:.0%} of pixels are blown-out highlights (luma ≥ 252)",
+            ),
+            Check(
+                "shadows",
+                "exposure",
+                f"crushed shadows ≤ {cfg.max_dark_fraction:.0%}",
+                rep.dark_fraction,
+                cfg.max_dark_fraction,
+                False,
+                "fraction of pixels (luma ≤ 3)",
+                f"under-exposed: {rep.dark_fraction:.0%} of pixels are crushed to black (luma ≤ 3)",
+            ),
+        ]
+    else:
+        notes.append(
+            "clipped-pixel shares not judged on graphics (a white or black background is a design choice): "
+            f"highlights {rep.bright_fraction:.2f}, shadows {rep.dark_fraction:.2f}"
+        )
+    return checks
+
+
 def pixel_checks(rep: SignalReport, cfg: PixelThresholds, notes: list[str]) -> list[Check]:
     """Blur, noise, compression and exposure checks that apply to this content."""
     photo = is_photo_like(rep, cfg)
@@ -227,56 +332,20 @@ def pixel_checks(rep: SignalReport, cfg: PixelThresholds, notes: list[str]) -> l
             f"JPEG blocking artifacts: 8×8 boundary ratio {rep.blockiness:.2f} (threshold {block_limit:g})",
         )
     )
-    checks += [
+    checks.append(
         Check(
-            "black_point",
-            "exposure",
-            f"darkest tones at most {cfg.max_black_point:g} (not washed out)",
-            rep.black_point,
-            cfg.max_black_point,
+            "false_contours",
+            "banding",
+            f"false contours ≤ {cfg.max_false_contours:g} per 1,000 (no banding)",
+            rep.false_contours,
+            cfg.max_false_contours,
             False,
-            "luma 0..255 (0.5th percentile)",
-            f"over-exposed / washed out: no tone darker than {rep.black_point:.0f} of 255",
-        ),
-        Check(
-            "white_point",
-            "exposure",
-            f"lightest tones at least {cfg.min_white_point:g} (not too dark)",
-            rep.white_point,
-            cfg.min_white_point,
-            True,
-            "luma 0..255 (99.5th percentile)",
-            f"under-exposed: no tone lighter than {rep.white_point:.0f} of 255",
-        ),
-    ]
-    if photo:
-        checks += [
-            Check(
-                "highlights",
-                "exposure",
-                f"blown highlights ≤ {cfg.max_bright_fraction:.0%}",
-                rep.bright_fraction,
-                cfg.max_bright_fraction,
-                False,
-                "fraction of pixels (luma ≥ 252)",
-                f"over-exposed: {rep.bright_fraction:.0%} of pixels are blown-out highlights (luma ≥ 252)",
-            ),
-            Check(
-                "shadows",
-                "exposure",
-                f"crushed shadows ≤ {cfg.max_dark_fraction:.0%}",
-                rep.dark_fraction,
-                cfg.max_dark_fraction,
-                False,
-                "fraction of pixels (luma ≤ 3)",
-                f"under-exposed: {rep.dark_fraction:.0%} of pixels are crushed to black (luma ≤ 3)",
-            ),
-        ]
-    else:
-        notes.append(
-            "clipped-pixel shares not judged on graphics (a white or black background is a design choice): "
-            f"highlights {rep.bright_fraction:.2f}, shadows {rep.dark_fraction:.2f}"
+            "false-contour steps per 1,000 pixel-channels",
+            f"banding / posterised tones: {rep.false_contours:.2f} false-contour steps per 1,000 pixels "
+            f"(threshold {cfg.max_false_contours:g})",
         )
+    )
+    checks += exposure_checks(rep, cfg, notes)
     return checks
 
 
@@ -484,7 +553,9 @@ def size_checks(item: JudgeItem, cfg: TechnicalSignalsConfig, notes: list[str]) 
 class TechnicalSignalsJudge(Judge):
     name = "technical_signals"
     category = "technical"
-    description = "resolution, aspect ratio, blank image, exposure, blur, noise and JPEG blocking from pixel statistics"
+    description = (
+        "resolution, aspect ratio, blank image, exposure, blur, noise, JPEG blocking and banding from pixel statistics"
+    )
     default_weight = 1.0
     version = "2"
     requires = frozenset()
@@ -520,7 +591,7 @@ class TechnicalSignalsJudge(Judge):
         folded = fold_checks(checks, ignored)
         notes.append(
             f"edge sharpness {rep.edge_sharpness if rep.edge_sharpness is None else round(rep.edge_sharpness, 2)}, "
-            f"noise σ {rep.noise_sigma:.2f}, blockiness {rep.blockiness:.2f}, tones {rep.black_point:.0f}–"
+            f"noise σ {rep.noise_sigma:.2f}, blockiness {rep.blockiness:.2f}, false contours {rep.false_contours:.2f}, tones {rep.black_point:.0f}–"
             f"{rep.white_point:.0f}, channel std {rep.channel_std_max:.1f}"
         )
         if ignored:

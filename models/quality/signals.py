@@ -17,6 +17,17 @@
 - **noise**: Immerkær's (1996) estimate, strongest-gradient 10% left out (Tai & Yang).
 - **exposure**: ``subject_luma``, the mean luma of the textured pixels (the subject and
   its edges, not a uniform background); and the plain clipped fractions for evidence.
+- **banding** (``false_contours``): posterisation seen as a staircase. Along every row
+  and column of each colour channel, a *false contour* is a jump of at least
+  ``CONTOUR_MIN_STEP`` levels between two plateaus (the two differences on each side
+  are at most ``CONTOUR_FLAT`` levels) whose next change along the line, within
+  ``CONTOUR_MAX_GAP`` pixels of plateau, is another such jump of the same sign and a
+  similar size: a smooth ramp rendered in equal steps. A continuous 8-bit ramp moves by
+  0–1 levels per pixel (no jumps); a designed edge between two solid fills is a single
+  jump (anti-aliased, or with a different jump after it), and texture or grain leaves no
+  plateaus — so flat graphics, clean gradients and photos stay near zero. Pairs of jumps
+  that both sit on the JPEG 8×8 grid are blocking, left to ``blockiness``. Reported per
+  1,000 pixel-channels (both directions counted).
 - **blockiness**: JPEG 8×8 grid step ratio. **colourfulness** (Hasler & Süsstrunk),
   **contrast**, **channel_std_max** (blank detection), **mean_luma**.
 """
@@ -39,6 +50,10 @@ TEXTURE_STD = 1.5  # grey levels of local std from which a pixel counts as textu
 EDGE_MIN_GRADIENT = 3.0  # grey levels per pixel of the smoothed image at an edge
 EDGE_NOISE_FACTOR = 4.0  # ...and at least this many times the noise σ, so noise cannot pose as sharpness
 MIN_EDGE_PIXELS = 64  # fewer edge pixels than this: sharpness is not measured
+CONTOUR_MIN_STEP = 4.0  # levels: smallest jump counted as a false contour (an 8-bit ramp moves 0-1)
+CONTOUR_FLAT = 1.0  # levels: largest difference inside a plateau
+CONTOUR_MAX_GAP = 256  # pixels: farthest the next step of a staircase may be
+CONTOUR_SIZE_RATIO = 1.5  # consecutive steps of a staircase differ by at most this factor
 BLOCK_STEP_CAP = 24.0  # grey levels: larger steps are drawn edges, not block seams
 BLOCK_STEP_FLOOR = 0.1  # grey levels added to both means of the blockiness ratio
 DARK_LEVEL = 3  # luma at or below: crushed shadows
@@ -131,6 +146,45 @@ def blockiness(gray: torch.Tensor, block: int = 8) -> float:
     return float((on.mean() + BLOCK_STEP_FLOOR) / (off.mean() + BLOCK_STEP_FLOOR))
 
 
+def _staircase_steps(lines: torch.Tensor) -> int:
+    """False contours along the rows of ``lines`` ``(N, W)``: see the module docstring."""
+    n, w = lines.shape
+    if w < 6:
+        return 0
+    d = lines[:, 1:] - lines[:, :-1]
+    size = d.abs()
+    m = w - 1
+    busy = size > CONTOUR_FLAT  # any change larger than a plateau's wobble
+    quiet = F.pad((~busy).to(torch.uint8), (2, 2), value=0).bool()
+    step = (size >= CONTOUR_MIN_STEP) & quiet[:, 0:m] & quiet[:, 1 : m + 1] & quiet[:, 3 : m + 3] & quiet[:, 4 : m + 4]
+    # index of the next busy position strictly after each position (m + gap when none)
+    none = m + CONTOUR_MAX_GAP + 1
+    pos = torch.arange(m, device=lines.device).expand(n, m)
+    busy_at = torch.where(busy, pos, torch.full_like(pos, none))
+    next_busy = torch.flip(torch.cummin(torch.flip(busy_at, [1]), 1).values, [1])
+    after = torch.cat([next_busy[:, 1:], torch.full((n, 1), none, device=lines.device, dtype=pos.dtype)], 1)
+    j = after.clamp(max=m - 1)
+    d_next, step_next = torch.gather(d, 1, j), torch.gather(step, 1, j)
+    size_next = d_next.abs()
+    stair = (
+        step
+        & (after - pos <= CONTOUR_MAX_GAP)
+        & step_next
+        & (torch.sign(d_next) == torch.sign(d))
+        & (size_next <= CONTOUR_SIZE_RATIO * size)
+        & (size <= CONTOUR_SIZE_RATIO * size_next)
+        & ~((pos % 8 == 7) & (j % 8 == 7))  # both on the JPEG 8×8 grid: blocking, judged by blockiness
+    )
+    return int(stair.sum())
+
+
+def false_contours(rgb: torch.Tensor) -> float:
+    """Banding: false-contour steps per 1,000 pixel-channels, rows and columns together."""
+    _, h, w = rgb.shape
+    steps = _staircase_steps(rgb.reshape(-1, w)) + _staircase_steps(rgb.transpose(1, 2).reshape(-1, h))
+    return 1000.0 * steps / max(1, rgb.numel())
+
+
 def colourfulness(rgb: torch.Tensor) -> float:
     """Hasler & Süsstrunk (2003) colourfulness M (≈0 grey, ~33 moderate, >60 very colourful)."""
     r, g, b = rgb[0], rgb[1], rgb[2]
@@ -162,6 +216,7 @@ class SignalReport:
     black_point: float  # 0.5th percentile of luma: washed-out images lose their darks
     white_point: float  # 99.5th percentile of luma: under-exposed images lose their lights
     soft_clip: float  # share of the border of blown regions that fades into them (230–251)
+    false_contours: float = 0.0  # banding: staircase steps per 1,000 pixel-channels
 
 
 def percentile(gray: torch.Tensor, q: float) -> float:
@@ -211,6 +266,7 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
         black_point=percentile(gray, 0.005),
         white_point=percentile(gray, 0.995),
         soft_clip=soft_clip(gray),
+        false_contours=false_contours(rgb),
     )
 
 
@@ -260,6 +316,7 @@ SIGNALS: dict[str, tuple[str, bool, tuple[float, float]]] = {
     "noise": ("noise_sigma", False, (0.0, 100.0)),  # grey levels, at the working size
     "clipping": ("clipped_fraction", False, (0.0, 1.0)),
     "blockiness": ("blockiness", False, (0.5, 5.0)),
+    "banding": ("false_contours", False, (0.0, 50.0)),  # false-contour steps per 1,000 pixel-channels
     "colourfulness": ("colourfulness", True, (0.0, 150.0)),
     "contrast": ("contrast", True, (0.0, 127.5)),
 }
