@@ -19,25 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagejury.judges.registry import judge_registry
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = REPO / "examples" / "coffee.jpg"
-CLIP_JUDGES = (
-    "prompt_adherence",
-    "instructions",
-    "attributes",
-    "aesthetics",
-    "safety",
-    "identity",
-    "reference_similarity",
-    "headshot",
-    "technical_quality",
-)  # technical_quality runs CLIP-IQA
+#: every judge but the pixel-only one (technical_quality runs CLIP-IQA too)
+OFF_JUDGES = tuple(n for n in judge_registry.names() if n != "technical_signals")
 
 
 def technical_only_config(folder: Path) -> Path:
     """A config that leaves only ``technical_signals`` on (no model weights at all)."""
     path = folder / "technical_only.toml"
-    path.write_text("".join(f"[judges.{name}]\nenabled = false\n" for name in CLIP_JUDGES))
+    path.write_text("".join(f"[judges.{name}]\nenabled = false\n" for name in OFF_JUDGES))
     return path
 
 
