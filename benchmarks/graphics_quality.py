@@ -54,7 +54,7 @@ def evaluate(split: str, seeds: int | None) -> tuple[dict, list[str]]:
     for seed in chosen:
         for kind in graphics.KINDS:
             clean = graphics.graphic(kind, seed)
-            cases = [("clean", clean)] + [(d, graphics.degraded(clean, d)) for d in graphics.DEGRADATIONS]
+            cases = [("clean", clean)] + [(d, graphics.degraded(clean, d)) for d in graphics.degradations_for(kind)]
             cache = FeatureCache()
             items = [
                 JudgeItem(item_id=f"{kind}/{seed}/{c}", image=im, image_key=content_key(im), features=cache)
