@@ -135,6 +135,40 @@ class Measurement:
     def with_threshold(self, threshold: float) -> Measurement:
         return Measurement(**{**self.__dict__, "threshold": threshold})
 
+    def as_json(self) -> dict[str, Any]:
+        """The API's measurement object: every field plus the derived passed, margin and
+        borderline (value and margin rounded to 6 places). ``from_json`` reads it back."""
+        margin = self.margin
+        return {
+            "name": self.name,
+            "value": None if self.value is None else round(float(self.value), 6),
+            "threshold": float(self.threshold),
+            "higher_is_better": self.higher_is_better,
+            "units": self.units,
+            "model": self.model,
+            "band": self.band,
+            "band_source": self.band_source,
+            "decisive": self.decisive,
+            "passed": self.passed,
+            "margin": None if margin is None else round(float(margin), 6),
+            "borderline": self.borderline,
+        }
+
+    @classmethod
+    def from_json(cls, m: dict[str, Any]) -> Measurement:
+        """A stored measurement object back (the derived keys are recomputed, not read)."""
+        return cls(
+            name=str(m["name"]),
+            value=None if m.get("value") is None else float(m["value"]),
+            threshold=float(m["threshold"]),
+            higher_is_better=bool(m["higher_is_better"]),
+            units=str(m.get("units") or ""),
+            model=str(m.get("model") or ""),
+            band=m.get("band"),
+            decisive=bool(m.get("decisive", True)),
+            band_source=str(m.get("band_source") or ""),
+        )
+
 
 #: how a judge's decisive measurements combine into its vote: every one must pass ("all"),
 #: any one ("any"), or at least K of them ("at_least:K"). Unmeasured values do not count.

@@ -90,3 +90,12 @@ def test_a_calibrated_config_changes_a_live_identity_vote() -> None:
     assert strict.passed is False
     best = next(m for m in strict.measurements if m.name == "best_similarity")
     assert best.threshold == 0.9999 and "calibrated thresholds" in strict.reasoning
+
+
+def test_a_measurement_survives_the_api_json_with_every_field() -> None:
+    """The API object and rescore share one conversion: band and its source included."""
+    m = Measurement("best_similarity", 0.61, 0.6, True, "cosine", model="dlib", band=0.04, band_source="520 pairs")
+    out = m.as_json()
+    assert out["band_source"] == "520 pairs" and out["borderline"] is True and out["margin"] == 0.01
+    assert Measurement.from_json(out) == m
+    assert Measurement.from_json(m.with_threshold(0.7).as_json()).band_source == "520 pairs"

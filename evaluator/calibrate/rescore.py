@@ -53,36 +53,6 @@ GATE_ON_FAILURE = frozenset({"safety"})
 VERDICT_KEYS = ("overall_passed", "weighted_pass_rate", "override_reason", "top_issues", "top_strengths")
 
 
-def measurement_from_json(m: dict[str, Any]) -> Measurement:
-    return Measurement(
-        name=str(m["name"]),
-        value=None if m.get("value") is None else float(m["value"]),
-        threshold=float(m["threshold"]),
-        higher_is_better=bool(m["higher_is_better"]),
-        units=str(m.get("units") or ""),
-        model=str(m.get("model") or ""),
-        band=m.get("band"),
-        decisive=bool(m.get("decisive", True)),
-    )
-
-
-def measurement_to_json(m: Measurement) -> dict[str, Any]:
-    margin = m.margin
-    return {
-        "name": m.name,
-        "value": m.value,
-        "threshold": m.threshold,
-        "higher_is_better": m.higher_is_better,
-        "units": m.units,
-        "model": m.model,
-        "band": m.band,
-        "decisive": m.decisive,
-        "passed": m.passed,
-        "margin": None if margin is None else round(margin, 6),
-        "borderline": m.borderline,
-    }
-
-
 def judge_result_from_json(j: dict[str, Any], *, critical: bool) -> JudgeResult:
     """A ``JudgeResult`` back from the API's judge object, with what ``aggregate`` and
     ``decide_action`` read (measurements, evidence and sub-points are not needed for that).
@@ -180,7 +150,7 @@ class Rescorer:
         if not stored:
             self.stats.unmeasured_judges[name] += 1
             return JudgeChange(name, old, old)
-        stored_ms = [measurement_from_json(m) for m in stored]
+        stored_ms = [Measurement.from_json(m) for m in stored]
         ms = [m.with_threshold(self.overlay.threshold(name, m.name, m.model, m.threshold)) for m in stored_ms]
         self.stats.rescored_judges[name] += 1
         if ms == stored_ms:
@@ -190,7 +160,7 @@ class Rescorer:
         confidence_changed = confidence is not None and confidence != j.get("confidence")
         if confidence_changed:
             j["confidence"] = confidence
-        j["measurements"] = [measurement_to_json(m) for m in ms]
+        j["measurements"] = [m.as_json() for m in ms]
         new = old if vote is None else vote
         if new != old:
             j["passed"] = new

@@ -21,7 +21,7 @@ from imagejury.core.schema import (
 from imagejury.core.verdict.action import Action
 from imagejury.core.verdict.aggregate import Verdict
 from imagejury.errors import ImagejuryError
-from imagejury.judges.types import JudgeResult, Measurement
+from imagejury.judges.types import JudgeResult
 
 
 @dataclass
@@ -99,23 +99,6 @@ def _base(req: EvaluationRequest, meta: EvaluationMeta, started: float) -> dict:
     }
 
 
-def _measurement_out(m: Measurement) -> MeasurementOut:
-    return MeasurementOut(
-        name=m.name,
-        value=None if m.value is None else round(float(m.value), 6),
-        threshold=float(m.threshold),
-        higher_is_better=m.higher_is_better,
-        units=m.units,
-        model=m.model,
-        band=m.band,
-        band_source=m.band_source,
-        decisive=m.decisive,
-        passed=m.passed,
-        margin=None if m.margin is None else round(float(m.margin), 6),
-        borderline=m.borderline,
-    )
-
-
 def build_evaluation(
     req: EvaluationRequest,
     meta: EvaluationMeta,
@@ -142,7 +125,7 @@ def build_evaluation(
                 evidence=list(r.evidence),
                 sub_point_results=dict(r.sub_point_results),
                 sub_points_evaluated=int(r.sub_points_evaluated),
-                measurements=[_measurement_out(m) for m in r.measurements],
+                measurements=[MeasurementOut(**m.as_json()) for m in r.measurements],
                 decision_rule=r.decision_rule,
                 created_at=now,
                 issues=[
