@@ -64,7 +64,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             rec["judges"][0]["confidence"] = 0.55  # an unsure vote
         _insert(store, ALPHA[0], rec, now - 100 + i)
         if i == 0:  # what the worker keeps at evaluation time (tests/test_server_worker.py)
-            store.put_thumbnail(ALPHA[0], rec["id"], thumbnail_jpeg(Image.new("RGB", (640, 480), (200, 30, 30)), 96))
+            thumb = thumbnail_jpeg(Image.new("RGB", (640, 480), (200, 30, 30)), 96)
+            store.put_thumbnails([(ALPHA[0], rec["id"], thumb)])
     _insert(store, BRAVO[0], make_record(0.9, client_ref="bravo-secret"), now)
     settings = ServerSettings(db_path=root / "s.db", tokens=TOKENS, embedded_worker=False)
     app = create_app(EvaluatorConfig(), settings, store=store)

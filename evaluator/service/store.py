@@ -329,12 +329,12 @@ class Store:
             yield conn
 
     # -- thumbnails -----------------------------------------------------------------------
-    def put_thumbnail(self, org_id: str, evaluation_id: str, jpeg: bytes) -> None:
+    def put_thumbnails(self, rows: builtins.list[tuple[str, str, bytes]]) -> None:
+        """Keep (org_id, evaluation_id, jpeg) rows, a batch's in one transaction."""
+        if not rows:
+            return
         with self.write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO thumbnails(evaluation_id, org_id, jpeg) VALUES (?, ?, ?)",
-                (evaluation_id, org_id, jpeg),
-            )
+            db.executemany("INSERT OR REPLACE INTO thumbnails(org_id, evaluation_id, jpeg) VALUES (?, ?, ?)", rows)
 
     def thumbnails(self, org_id: str, evaluation_ids: builtins.list[str]) -> dict[str, bytes]:
         """The kept thumbnails of these evaluations of ``org_id`` (another org's: none)."""

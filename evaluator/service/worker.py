@@ -271,13 +271,17 @@ class Worker:
     def _keep_thumbnails(self, prepared: list[Any]) -> None:
         """A small JPEG per decoded image, for the review page: the service keeps no full images."""
         side = self.settings.thumbnail_px
-        for p in prepared if side else ():
-            if p.item is None or p.meta.org_id is None:
-                continue
-            try:
-                self.store.put_thumbnail(p.meta.org_id, p.meta.id, thumbnail_jpeg(p.item.image, side))
-            except Exception:  # noqa: BLE001 - a thumbnail must never fail the evaluation
-                log.exception("keeping the thumbnail of %s failed", p.meta.id)
+        if not side:
+            return
+        try:
+            rows = [
+                (p.meta.org_id, p.meta.id, thumbnail_jpeg(p.item.image, side))
+                for p in prepared
+                if p.item is not None and p.meta.org_id is not None
+            ]
+            self.store.put_thumbnails(rows)
+        except Exception:  # noqa: BLE001 - a thumbnail must never fail the evaluations
+            log.exception("keeping the thumbnails of a batch of %d failed", len(prepared))
 
     def _timed_out(self, job: Claimed, req: EvaluationRequest, ran: bool = False) -> Evaluation:
         what = "finished" if ran else "started"
