@@ -103,12 +103,26 @@ class SvrModel:
         return torch.exp(-self.gamma * d2) @ self.coef.to(x.device, x.dtype) - self.rho
 
 
-def brisque_features(gray: torch.Tensor, half: torch.Tensor | None = None) -> torch.Tensor:
-    """The 36 BRISQUE features of a ``(H, W)`` 0..255 grey image (18 per scale)."""
+def brisque_features(
+    gray: torch.Tensor,
+    half: torch.Tensor | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The 36 BRISQUE features of a ``(H, W)`` 0..255 grey image (18 per scale).
+
+    ``half`` and ``stats`` (the replicate-border local mean and deviation) are the
+    working copy's shared planes when the caller has them; the zero-border statistics
+    BRISQUE needs are derived from them by recomputing the border strips only.
+    """
+    if half is None:
+        half = nss.imresize_half(gray.unsqueeze(0))[0]
+    if stats is None:
+        full = nss.mscn(gray.unsqueeze(0), border="zeros")[0]
+    else:
+        mu, sigma = nss.zero_border_stats(gray, *stats)
+        full = nss.mscn_from_stats(gray, mu, sigma)
     feats: list[torch.Tensor] = []
-    scales = (gray, nss.imresize_half(gray.unsqueeze(0))[0] if half is None else half)
-    for img in scales:
-        coeffs = nss.mscn(img.unsqueeze(0), border="zeros")[0]
+    for coeffs in (full, nss.mscn(half.unsqueeze(0), border="zeros")[0]):
         alpha, var = nss.ggd_fit(coeffs.reshape(1, -1))
         feats += [alpha, var]
         for dy, dx in _SHIFTS:
@@ -156,7 +170,9 @@ class BrisqueScorer:
                 {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(copies[i].size)}"},
             )
         if measurable:
-            feats = torch.stack([brisque_features(copies[i].gray, copies[i].half) for i in measurable])
+            feats = torch.stack(
+                [brisque_features(copies[i].gray, copies[i].half, copies[i].local_stats()) for i in measurable]
+            )
             raw = self.svr.predict(self.scale(feats.to(torch.float64)).cpu())
             for i, v in zip(measurable, raw.tolist()):
                 out[i] = QualityScore(

@@ -64,14 +64,27 @@ def block_features(coeffs: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack(cols, dim=1)
 
 
-def niqe_features(gray: torch.Tensor, half: torch.Tensor | None = None) -> torch.Tensor:
-    """``(n_blocks, 36)`` features of one 0..255 grey image at least 192 px each side."""
+def niqe_features(
+    gray: torch.Tensor,
+    half: torch.Tensor | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``(n_blocks, 36)`` features of one 0..255 grey image at least 192 px each side.
+
+    The image is cropped to a multiple of ``PATCH``. ``half`` (``imresize_half(gray)``)
+    and ``stats`` (replicate-border local mean and deviation of ``gray``) are the working
+    copy's shared planes when the caller has them; the crop's own are derived from them
+    by recomputing the strips along the new edges only.
+    """
     h, w = gray.shape
-    img = gray[: h - h % PATCH, : w - w % PATCH]
-    if half is None or img.shape != gray.shape:
-        half = nss.imresize_half(img.unsqueeze(0))[0]
-    m1 = nss.mscn(img.unsqueeze(0), border="replicate")[0]
-    m2 = nss.mscn(half.unsqueeze(0), border="replicate")[0]
+    ch, cw = h - h % PATCH, w - w % PATCH
+    img = gray[:ch, :cw]
+    half = nss.imresize_half(img.unsqueeze(0)) if half is None else nss.crop_half(gray[None], half[None], ch, cw)
+    if stats is None:
+        m1 = nss.mscn(img.unsqueeze(0), border="replicate")[0]
+    else:
+        m1 = nss.mscn_from_stats(img, *nss.crop_stats(gray, *stats, ch, cw))
+    m2 = nss.mscn(half, border="replicate")[0]
     return torch.cat([block_features(m1, PATCH), block_features(m2, PATCH // 2)], dim=1)
 
 
@@ -112,7 +125,7 @@ class NiqeScorer:
                 self.range,
                 {"error": f"NIQE needs at least {self.min_side} px on each side, got {list(copy.size)}"},
             )
-        feats = niqe_features(copy.gray, copy.half)
+        feats = niqe_features(copy.gray, copy.half, copy.local_stats())
         value = mvg_distance(feats.cpu(), self.mu0, self.cov0)
         return QualityScore(
             self.name, value, False, self.range, {"patches": int(len(feats)), "working_size": list(copy.size)}

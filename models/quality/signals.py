@@ -63,48 +63,71 @@ _IMMERKAER = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 _SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
 
 
-def _conv3(gray: torch.Tensor, kernel: tuple[tuple[float, ...], ...]) -> torch.Tensor:
-    """``(H, W)`` correlated with a 3×3 kernel, valid region ``(H-2, W-2)``."""
-    k = torch.tensor(kernel, dtype=gray.dtype, device=gray.device).view(1, 1, 3, 3)
-    return F.conv2d(gray[None, None], k)[0, 0]
-
-
 def local_std(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian-weighted local mean and standard deviation (the MSCN window, replicate)."""
-    taps = torch.as_tensor(nss.gaussian_taps(), dtype=gray.dtype, device=gray.device)
-    mu = nss._blur(gray[None], taps, "replicate")[0]
-    sq = nss._blur((gray * gray)[None], taps, "replicate")[0]
-    return mu, torch.sqrt(torch.clamp(sq - mu * mu, min=0.0))
+    mu, sigma = nss.local_stats(gray)
+    return mu, sigma
 
 
-def _forward_gradient(x: torch.Tensor) -> torch.Tensor:
-    """Magnitude of forward differences, ``(H-1, W-1)``."""
+def _max3x3_interior(x: torch.Tensor) -> torch.Tensor:
+    """Largest value of each interior pixel's 3×3 neighbourhood, ``(H-2, W-2)``: two
+    separable passes of shifted maxima (a CPU ``max_pool2d`` is ten times slower)."""
+    rows = torch.maximum(torch.maximum(x[:, :-2], x[:, 1:-1]), x[:, 2:])
+    return torch.maximum(torch.maximum(rows[:-2], rows[1:-1]), rows[2:])
+
+
+def _forward_gradient_sq(x: torch.Tensor) -> torch.Tensor:
+    """Squared magnitude of forward differences, ``(H-1, W-1)``."""
     dx = x[:-1, 1:] - x[:-1, :-1]
     dy = x[1:, :-1] - x[:-1, :-1]
-    return torch.sqrt(dx * dx + dy * dy)
+    return dx.mul_(dx).addcmul_(dy, dy)
 
 
 def edge_sharpness(
     gray: torch.Tensor, smooth: torch.Tensor, min_gradient: float = EDGE_MIN_GRADIENT
 ) -> tuple[float | None, int]:
     """Median re-blur ratio over edge ridge pixels (smoothed gradient ≥ ``min_gradient``),
-    and how many there were."""
+    and how many there were.
+
+    Works on squared gradients (same order, no square roots over the image) and only
+    where edges may lie: two pixels in from every side of the gradient grid, so the 3×3
+    maxima never need padding.
+    """
     if min(gray.shape) < 8:
         return None, 0
-    g = _forward_gradient(gray)
-    gb = _forward_gradient(smooth)
-    local_max_g = F.max_pool2d(g[None, None], 3, stride=1, padding=1)[0, 0]
-    ridge = gb >= F.max_pool2d(gb[None, None], 3, stride=1, padding=1)[0, 0]
-    edges = ridge & (gb >= min_gradient)
-    edges[:2, :] = False
-    edges[-2:, :] = False
-    edges[:, :2] = False
-    edges[:, -2:] = False
+    g2 = _forward_gradient_sq(gray)
+    gb2 = _forward_gradient_sq(smooth)
+    local_max = _max3x3_interior(g2)[1:-1, 1:-1]
+    centre = gb2[2:-2, 2:-2]
+    edges = (centre >= _max3x3_interior(gb2)[1:-1, 1:-1]) & (centre >= min_gradient * min_gradient)
     n = int(edges.sum())
     if n < MIN_EDGE_PIXELS:
         return None, n
-    ratio = local_max_g[edges] / gb[edges]
+    ratio = torch.sqrt(local_max[edges] / centre[edges])
     return float(ratio.median()), n
+
+
+_COUNT_CAP = 1 << 16  # squared Sobel magnitude 256²: most images' 90th percentile is far below
+
+
+def kth_smallest(values: torch.Tensor, k: int) -> float:
+    """The ``k``-th smallest (1-based) of ``values``, exactly.
+
+    Squared gradients of an 8-bit image are integers: for those, a count of each value
+    below ``_COUNT_CAP`` and a running sum find it in a tenth of the time of a selection
+    over a million values; anything else (or an answer above the cap) takes ``kthvalue``.
+    """
+    flat = values.flatten()
+    if float(flat.min()) >= 0:
+        as_int = flat.to(torch.int32)
+        if torch.equal(as_int.to(flat.dtype), flat):
+            # values past the cap share its bin; the answer is exact whenever it lies below
+            counts = torch.bincount(as_int.clamp_(max=_COUNT_CAP), minlength=_COUNT_CAP + 1)
+            running = torch.cumsum(counts, 0)
+            found = int(torch.searchsorted(running, torch.tensor([k], device=flat.device)).item())
+            if found < _COUNT_CAP:
+                return float(found)
+    return float(torch.kthvalue(flat.cpu(), k).values)
 
 
 def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1) -> float:
@@ -112,18 +135,24 @@ def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1) -> float:
 
     ``sigma = sqrt(pi/2) · mean(|I * M|) / 6``; textured edges inflate the estimate, so
     the ``edge_fraction`` pixels with the strongest Sobel gradient are left out first.
+    Both 3×3 masks are separable and applied as two 3-tap passes.
     """
     if min(gray.shape) < 3:
         return 0.0
-    resp = _conv3(gray, _IMMERKAER).abs()
+    outer = gray[:-2] + gray[2:]  # shared by the [1 -2 1] and [1 2 1] vertical passes
+    v = outer - 2.0 * gray[1:-1]
+    resp = (v[:, :-2] + v[:, 2:]).sub_(v[:, 1:-1], alpha=2.0).abs_()
     if edge_fraction > 0:
-        gx = _conv3(gray, _SOBEL_X)
-        gy = _conv3(gray.T.contiguous(), _SOBEL_X).T
-        mag = torch.sqrt(gx * gx + gy * gy).flatten()
-        k = max(1, int(math.ceil((1.0 - edge_fraction) * mag.numel())))
-        cut = torch.kthvalue(mag.cpu(), k).values.to(mag.device)
-        keep = mag <= cut
-        resp = resp.flatten()[keep] if bool(keep.any()) else resp
+        across = outer.add_(gray[1:-1], alpha=2.0)  # Sobel x: smooth down, differ across
+        down = (gray[:, :-2] + gray[:, 2:]).add_(gray[:, 1:-1], alpha=2.0)  # Sobel y: smooth across, differ down
+        gx = across[:, 2:] - across[:, :-2]
+        gy = down[2:] - down[:-2]
+        mag2 = gx.mul_(gx).addcmul_(gy, gy)
+        k = max(1, int(math.ceil((1.0 - edge_fraction) * mag2.numel())))
+        keep = mag2 <= kth_smallest(mag2, k)
+        kept = int(keep.sum())
+        if kept:
+            return float(math.sqrt(math.pi / 2.0) * float((resp * keep).sum()) / kept / 6.0)
     return float(math.sqrt(math.pi / 2.0) * resp.mean() / 6.0)
 
 
@@ -137,63 +166,134 @@ def blockiness(gray: torch.Tensor, block: int = 8) -> float:
     h, w = gray.shape
     if h < 2 * block or w < 2 * block:
         return 1.0
-    dx = (gray[:, 1:] - gray[:, :-1]).abs().clamp(max=BLOCK_STEP_CAP)
-    dy = (gray[1:, :] - gray[:-1, :]).abs().clamp(max=BLOCK_STEP_CAP)
-    col_on = (torch.arange(dx.shape[1], device=gray.device) % block) == block - 1
-    row_on = (torch.arange(dy.shape[0], device=gray.device) % block) == block - 1
-    on = torch.cat([dx[:, col_on].flatten(), dy[row_on, :].flatten()])
-    off = torch.cat([dx[:, ~col_on].flatten(), dy[~row_on, :].flatten()])
-    return float((on.mean() + BLOCK_STEP_FLOOR) / (off.mean() + BLOCK_STEP_FLOOR))
+    dx = (gray[:, 1:] - gray[:, :-1]).abs_().clamp_(max=BLOCK_STEP_CAP)
+    dy = (gray[1:, :] - gray[:-1, :]).abs_().clamp_(max=BLOCK_STEP_CAP)
+    on_x, on_y = dx[:, block - 1 :: block], dy[block - 1 :: block, :]
+    on_sum = float(on_x.sum()) + float(on_y.sum())
+    on_n = on_x.numel() + on_y.numel()
+    off_sum = float(dx.sum()) + float(dy.sum()) - on_sum
+    off_n = dx.numel() + dy.numel() - on_n
+    return (on_sum / on_n + BLOCK_STEP_FLOOR) / (off_sum / off_n + BLOCK_STEP_FLOOR)
 
 
-def _staircase_steps(lines: torch.Tensor) -> int:
-    """False contours along the rows of ``lines`` ``(N, W)``: see the module docstring."""
-    n, w = lines.shape
-    if w < 6:
+def _beyond(d8: torch.Tensor, limit: int) -> torch.Tensor:
+    """``1`` where the wrapped ``uint8`` difference ``d8`` is more than ``limit`` levels
+    from zero (``|d| = min(d8, 256 - d8)``), else ``0``, in ``uint8`` arithmetic.
+
+    Shifting by ``limit`` maps ``|d| <= limit`` onto ``0 .. 2·limit``; clamping at
+    ``2·limit + 1`` and adding up to the next power of two leaves exactly one bit to
+    shift out. A comparison writing ``bool`` costs five times as much on CPU.
+    """
+    top = 2 * limit + 1
+    bits = top.bit_length()
+    return (d8 + limit).clamp_(max=top).add_((1 << bits) - top).bitwise_right_shift_(bits)
+
+
+def _step_masks(planes: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Along ``dim`` of ``(C, H, W)`` ``uint8`` planes, as ``uint8`` 0/1 masks: where the
+    difference between neighbours is *busy* (more than a plateau's wobble) and where it
+    is a *step* (a jump of ``CONTOUR_MIN_STEP`` with two quiet differences on each side,
+    inside the line). Differences wrap in ``uint8``; no signs are needed yet."""
+    m = planes.shape[dim] - 1
+    d8 = planes.narrow(dim, 1, m) - planes.narrow(dim, 0, m)
+    busy = _beyond(d8, math.floor(CONTOUR_FLAT))
+    quiet = busy ^ 1
+    step = torch.zeros_like(busy)
+    core = step.narrow(dim, 2, m - 4)
+    core.copy_(_beyond(d8.narrow(dim, 2, m - 4), math.ceil(CONTOUR_MIN_STEP) - 1))
+    for offset in (0, 1, 3, 4):
+        core &= quiet.narrow(dim, offset, m - 4)
+    return busy, step
+
+
+def _difference_at(planes: torch.Tensor, dim: int, c: torch.Tensor, o: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Signed difference ``x[p + 1] - x[p]`` along ``dim`` on line ``(c, o)`` of ``planes``."""
+    if dim == 2:
+        hi, lo = planes[c, o, p + 1], planes[c, o, p]
+    else:
+        hi, lo = planes[c, p + 1, o], planes[c, p, o]
+    return hi.to(torch.int16) - lo.to(torch.int16)
+
+
+def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
+    """False contours along ``dim`` (1: columns, 2: rows) of ``(C, H, W)`` ``uint8``
+    planes: see the module docstring.
+
+    Only lines holding two steps or more can hold a staircase, and only those are
+    searched (photos have few). There, a running maximum of busy positions gives every
+    step its previous busy difference; the pair is a stair when that one is a step too,
+    of the same sign and a similar size, within ``CONTOUR_MAX_GAP``, and the two are not
+    both on the JPEG 8×8 grid (blocking is ``blockiness``'s).
+    """
+    if planes.shape[dim] < 7:
         return 0
-    d = lines[:, 1:] - lines[:, :-1]
-    size = d.abs()
-    m = w - 1
-    busy = size > CONTOUR_FLAT  # any change larger than a plateau's wobble
-    quiet = F.pad((~busy).to(torch.uint8), (2, 2), value=0).bool()
-    step = (size >= CONTOUR_MIN_STEP) & quiet[:, 0:m] & quiet[:, 1 : m + 1] & quiet[:, 3 : m + 3] & quiet[:, 4 : m + 4]
-    # index of the next busy position strictly after each position (m + gap when none)
-    none = m + CONTOUR_MAX_GAP + 1
-    pos = torch.arange(m, device=lines.device).expand(n, m)
-    busy_at = torch.where(busy, pos, torch.full_like(pos, none))
-    next_busy = torch.flip(torch.cummin(torch.flip(busy_at, [1]), 1).values, [1])
-    after = torch.cat([next_busy[:, 1:], torch.full((n, 1), none, device=lines.device, dtype=pos.dtype)], 1)
-    j = after.clamp(max=m - 1)
-    d_next, step_next = torch.gather(d, 1, j), torch.gather(step, 1, j)
-    size_next = d_next.abs()
+    busy, step = _step_masks(planes, dim)
+    candidates = step.sum(dim, dtype=torch.int16) >= 2  # (C, W) for columns, (C, H) for rows
+    if not bool(candidates.any()):
+        return 0
+    if dim == 1:  # put each column's differences on a row
+        busy, step = busy.transpose(1, 2), step.transpose(1, 2)
+    busy, step = busy[candidates], step[candidates]  # (K, M)
+    line_c, line_o = candidates.nonzero(as_tuple=True)
+    positions = torch.arange(1, busy.shape[1] + 1, dtype=torch.int32, device=busy.device)
+    last_busy = torch.cummax(busy * positions, dim=1).values - 1  # -1: none yet
+    k, q = step.nonzero(as_tuple=True)
+    p = last_busy[k, q - 1].long()  # the busy difference before step q on its line (steps sit at 2+)
+    found = (p >= 0) & (q - p <= CONTOUR_MAX_GAP)
+    k, q, p = k[found], q[found], p[found]
+    found = step[k, p].bool()
+    k, q, p = k[found], q[found], p[found]
+    if len(k) == 0:
+        return 0
+    d_q = _difference_at(planes, dim, line_c[k], line_o[k], q)
+    d_p = _difference_at(planes, dim, line_c[k], line_o[k], p)
+    size_q, size_p = d_q.abs().float(), d_p.abs().float()
     stair = (
-        step
-        & (after - pos <= CONTOUR_MAX_GAP)
-        & step_next
-        & (torch.sign(d_next) == torch.sign(d))
-        & (size_next <= CONTOUR_SIZE_RATIO * size)
-        & (size <= CONTOUR_SIZE_RATIO * size_next)
-        & ~((pos % 8 == 7) & (j % 8 == 7))  # both on the JPEG 8×8 grid: blocking, judged by blockiness
+        (torch.sign(d_q) == torch.sign(d_p))
+        & (size_q <= CONTOUR_SIZE_RATIO * size_p)
+        & (size_p <= CONTOUR_SIZE_RATIO * size_q)
+        & ~((p % 8 == 7) & (q % 8 == 7))
     )
     return int(stair.sum())
 
 
 def false_contours(rgb: torch.Tensor) -> float:
-    """Banding: false-contour steps per 1,000 pixel-channels, rows and columns together."""
-    _, h, w = rgb.shape
-    steps = _staircase_steps(rgb.reshape(-1, w)) + _staircase_steps(rgb.transpose(1, 2).reshape(-1, h))
-    return 1000.0 * steps / max(1, rgb.numel())
+    """Banding: false-contour steps per 1,000 pixel-channels, rows and columns together.
+    ``rgb``: ``(C, H, W)`` 0..255 integer values (``uint8``, or any dtype holding them)."""
+    planes = rgb if rgb.dtype == torch.uint8 else rgb.round().clamp(0, 255).to(torch.uint8)
+    steps = _staircase_steps(planes, 2) + _staircase_steps(planes, 1)
+    return 1000.0 * steps / max(1, planes.numel())
+
+
+def _histogram_stats(hist: torch.Tensor, offset: float = 0.0, scale: float = 1.0) -> tuple[float, float]:
+    """Mean and population standard deviation of values ``(i - offset) * scale`` counted
+    ``hist[i]`` times (float64; exact for integer data)."""
+    h = hist.cpu().to(torch.float64)
+    values = (torch.arange(len(h), dtype=torch.float64) - offset) * scale
+    n = float(h.sum())
+    mean = float((h * values).sum()) / n
+    var = float((h * (values - mean) ** 2).sum()) / n
+    return mean, math.sqrt(max(var, 0.0))
 
 
 def colourfulness(rgb: torch.Tensor) -> float:
-    """Hasler & Süsstrunk (2003) colourfulness M (≈0 grey, ~33 moderate, >60 very colourful)."""
-    r, g, b = rgb[0], rgb[1], rgb[2]
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    return float(
-        math.hypot(float(rg.std(unbiased=False)), float(yb.std(unbiased=False)))
-        + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
-    )
+    """Hasler & Süsstrunk (2003) colourfulness M (≈0 grey, ~33 moderate, >60 very colourful).
+
+    ``rgb``: ``(3, H, W)`` 0..255 integers. ``rg = R - G`` and ``2·yb = R + G - 2B`` are
+    integers, so their means and deviations come exactly from two histograms."""
+    r, g, b = (rgb[i].to(torch.int16) for i in range(3))
+    rg = (r - g).add_(255)  # 0..510
+    yb2 = (r + g).sub_(b).sub_(b).add_(510)  # 2·yb + 510: 0..1020
+    rg_mean, rg_std = _histogram_stats(torch.bincount(rg.flatten().int(), minlength=511), 255.0)
+    yb_mean, yb_std = _histogram_stats(torch.bincount(yb2.flatten().int(), minlength=1021), 510.0, 0.5)
+    return math.hypot(rg_std, yb_std) + 0.3 * math.hypot(rg_mean, yb_mean)
+
+
+def channel_std_max(rgb: torch.Tensor) -> float:
+    """Largest per-channel standard deviation of ``(3, H, W)`` 0..255 integers (blank
+    detection), exactly from each channel's histogram."""
+    planes = rgb if rgb.dtype == torch.uint8 else rgb.round().clamp(0, 255).to(torch.uint8)
+    return max(_histogram_stats(torch.bincount(c.flatten(), minlength=256))[1] for c in planes)
 
 
 @dataclass(frozen=True)
@@ -219,10 +319,17 @@ class SignalReport:
     false_contours: float = 0.0  # banding: staircase steps per 1,000 pixel-channels
 
 
-def percentile(gray: torch.Tensor, q: float) -> float:
-    flat = gray.flatten().cpu()
-    k = min(flat.numel(), max(1, int(round(q * flat.numel()))))
-    return float(torch.kthvalue(flat, k).values)
+def luma_histogram(gray: torch.Tensor) -> torch.Tensor:
+    """Counts of each of the 256 grey levels (``gray`` holds integers), as float64 on CPU."""
+    return torch.bincount(gray.to(torch.uint8).flatten(), minlength=256).cpu().to(torch.float64)
+
+
+def percentile(hist: torch.Tensor, q: float) -> float:
+    """The grey level below which a share ``q`` of the pixels lie (the k-th smallest,
+    k = round(q · n)), read exactly from the 256-level histogram."""
+    n = float(hist.sum())
+    k = min(n, max(1.0, round(q * n)))
+    return float(torch.searchsorted(torch.cumsum(hist, 0), torch.tensor([k], dtype=torch.float64)))
 
 
 def soft_clip(gray: torch.Tensor) -> float:
@@ -231,40 +338,49 @@ def soft_clip(gray: torch.Tensor) -> float:
     Where over-exposure clips a smooth tone or a texture, the clipped area fades into its
     surroundings; a white background meets its subject at a crisp edge instead.
     """
-    blown = (gray >= BRIGHT_LEVEL).to(gray.dtype)
-    near = F.max_pool2d(blown[None, None], 3, stride=1, padding=1)[0, 0] > 0
-    border = near & (gray < BRIGHT_LEVEL)
+    blown = gray >= BRIGHT_LEVEL
+    if not bool(blown.any()):
+        return 0.0
+    padded = F.pad(blown.to(torch.uint8)[None, None], (1, 1, 1, 1))[0, 0]
+    near = _max3x3_interior(padded).bool()
+    border = near & ~blown
     n = int(border.sum())
     if n == 0:
         return 0.0
-    return float((gray[border] >= 230).to(gray.dtype).mean())
+    return int((border & (gray >= 230)).sum()) / n
 
 
 def measure_copy(copy: WorkingCopy) -> SignalReport:
-    """Every signal of one working copy (in float32: these are not reference algorithms
-    whose published numbers must be reproduced, and float32 kernels are several times faster)."""
-    gray, rgb = copy.gray.to(torch.float32), copy.rgb.to(torch.float32)
-    smooth, std = local_std(gray)
+    """Every signal of one working copy. The local mean and deviation are the copy's
+    shared planes (the MSCN window that NIQE and PIQE use too); the luma statistics come
+    from one 256-level histogram."""
+    gray, rgb = copy.gray, copy.rgb
+    smooth, std = copy.local_stats()
     textured = std >= TEXTURE_STD
     n_textured = int(textured.sum())
     noise = noise_sigma(gray)
     sharp, n_edges = edge_sharpness(gray, smooth, max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * noise))
+    hist = luma_histogram(gray)
+    n = float(hist.sum())
+    levels = torch.arange(256, dtype=torch.float64)
+    mean_luma = float((hist * levels).sum()) / n
+    contrast = math.sqrt(max(float((hist * levels * levels).sum()) / n - mean_luma * mean_luma, 0.0))
     return SignalReport(
         working_size=copy.size,
         textured_fraction=n_textured / gray.numel(),
         edge_sharpness=sharp,
         edge_pixels=n_edges,
         noise_sigma=noise,
-        subject_luma=float(gray[textured].mean()) if n_textured else float(gray.mean()),
-        dark_fraction=float((gray <= DARK_LEVEL).to(gray.dtype).mean()),
-        bright_fraction=float((gray >= BRIGHT_LEVEL).to(gray.dtype).mean()),
+        subject_luma=float((gray * textured).sum()) / n_textured if n_textured else mean_luma,
+        dark_fraction=float(hist[: DARK_LEVEL + 1].sum()) / n,
+        bright_fraction=float(hist[BRIGHT_LEVEL:].sum()) / n,
         blockiness=blockiness(gray),
         colourfulness=colourfulness(rgb),
-        contrast=float(gray.std(unbiased=False)),
-        channel_std_max=float(rgb.flatten(1).std(dim=1, unbiased=False).max()),
-        mean_luma=float(gray.mean()),
-        black_point=percentile(gray, 0.005),
-        white_point=percentile(gray, 0.995),
+        contrast=contrast,
+        channel_std_max=channel_std_max(rgb),
+        mean_luma=mean_luma,
+        black_point=percentile(hist, 0.005),
+        white_point=percentile(hist, 0.995),
         soft_clip=soft_clip(gray),
         false_contours=false_contours(rgb),
     )

@@ -1,18 +1,23 @@
 """The working copy every pixel measure shares: computed once per image.
 
 An uploaded image is shrunk (never enlarged) to at most ``DEFAULT_MAX_SIDE`` on its
-longer side, turned into a tensor on the measuring device, converted to 8-bit grey the
-way MATLAB's ``rgb2gray`` does, and given its MATLAB half-size copy. BRISQUE, NIQE,
-PIQE and the pixel signals all read these tensors; none decodes, resizes or
-grey-converts again. ``judges.features.FeatureCache.working_copies`` keeps one per image.
+longer side, turned into a tensor on the measuring device and converted to 8-bit grey
+the way MATLAB's ``rgb2gray`` does. Its MATLAB half-size copy and the local mean and
+deviation under the MSCN window are computed on first use and kept. BRISQUE, NIQE,
+PIQE and the pixel signals all read these planes; none decodes, resizes, grey-converts
+or filters the whole image again (each measure's own crop, pad or border rule is
+applied to the shared planes by recomputing only the strips it changes, see
+``nss.crop_stats``). ``judges.features.FeatureCache.working_copies`` keeps one per image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from imagejury.models.quality import nss
@@ -23,14 +28,22 @@ from imagejury.models.quality import nss
 DEFAULT_MAX_SIDE = 1024
 
 
-@dataclass
-class WorkingCopy:
-    """One image, ready to measure. Tensors are 0..255 values on ``device``."""
+# PIQE works on 16×16 blocks of the grey image padded (replicating its last row and
+# column) to a multiple of 16. The shared local statistics are computed on that canvas:
+# replicate-padding before a replicate-border window changes nothing inside the image,
+# so every other measure reads the same planes cut back to the image.
+CANVAS_MULTIPLE = 16
 
-    rgb: torch.Tensor  # (3, H, W)
-    gray: torch.Tensor  # (H, W), rounded to integers as MATLAB's rgb2gray on uint8
+
+@dataclass(eq=False)
+class WorkingCopy:
+    """One image, ready to measure, on the measuring device. Derived planes are computed
+    on first use and kept, so each is computed once per image whichever measures ask."""
+
+    rgb: torch.Tensor  # (3, H, W) uint8: the signals count levels, a byte per value is enough
+    gray: torch.Tensor  # (H, W) in nss.WORK_DTYPE, rounded to integers as MATLAB's rgb2gray on uint8
     original_size: tuple[int, int]  # (width, height) before shrinking
-    _half: torch.Tensor | None = field(default=None, repr=False)
+    _planes: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -39,10 +52,28 @@ class WorkingCopy:
 
     @property
     def half(self) -> torch.Tensor:
-        """MATLAB ``imresize(gray, 0.5)``, computed on first use and kept."""
-        if self._half is None:
-            self._half = nss.imresize_half(self.gray.unsqueeze(0))[0]
-        return self._half
+        """MATLAB ``imresize(gray, 0.5)``."""
+        if "half" not in self._planes:
+            self._planes["half"] = nss.imresize_half(self.gray.unsqueeze(0))[0]
+        return self._planes["half"]
+
+    def canvas_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(canvas, mu, sigma)``: the grey image replicate-padded to a multiple of
+        ``CANVAS_MULTIPLE`` and its replicate-border local mean and deviation (the MSCN
+        window). NIQE, PIQE, BRISQUE and the signals all start from these."""
+        if "canvas" not in self._planes:
+            h, w = self.gray.shape
+            pad = (0, (-w) % CANVAS_MULTIPLE, 0, (-h) % CANVAS_MULTIPLE)
+            canvas = F.pad(self.gray[None, None], pad, mode="replicate")[0] if any(pad) else self.gray[None]
+            mu, sigma = nss.local_stats(canvas)
+            self._planes["canvas"] = (canvas[0], mu[0], sigma[0])
+        return self._planes["canvas"]
+
+    def local_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replicate-border local mean and deviation of ``gray`` (views of the canvas's)."""
+        _, mu, sigma = self.canvas_stats()
+        h, w = self.gray.shape
+        return mu[:h, :w], sigma[:h, :w]
 
 
 def shrink(image: Image.Image, max_side: int | None) -> Image.Image:
@@ -59,11 +90,6 @@ def shrink(image: Image.Image, max_side: int | None) -> Image.Image:
     return image
 
 
-def working_dtype(device: torch.device | str) -> torch.dtype:
-    """float64 on CPU (the reference precision); float32 on accelerators."""
-    return torch.float64 if torch.device(device).type == "cpu" else torch.float32
-
-
 def make_working_copies(
     images: Sequence[Image.Image], max_side: int | None = DEFAULT_MAX_SIDE, device: torch.device | str = "cpu"
 ) -> list[WorkingCopy]:
@@ -74,7 +100,7 @@ def make_working_copies(
     for i, im in enumerate(shrunk):
         by_size.setdefault(im.size, []).append(i)
     for positions in by_size.values():
-        rgb = nss.images_to_tensor([shrunk[i] for i in positions], device).to(working_dtype(device))
+        rgb = nss.images_to_tensor([shrunk[i] for i in positions], device)
         gray = nss.rgb_to_gray_uint8(rgb)
         for j, i in enumerate(positions):
             out[i] = WorkingCopy(rgb[j], gray[j], images[i].size)
