@@ -66,6 +66,19 @@ def matlab_imresize_half(img: np.ndarray) -> np.ndarray:
 def test_rgb2gray_rounds_like_matlab() -> None:
     rgb = torch.tensor([[[[255.0]], [[0.0]], [[0.0]]], [[[0.0]], [[255.0]], [[0.0]]], [[[0.0]], [[0.0]], [[255.0]]]])
     assert nss.rgb_to_gray_uint8(rgb).flatten().tolist() == [76.0, 150.0, 29.0]
+    assert nss.rgb_to_gray_uint8(rgb.to(torch.uint8)).flatten().tolist() == [76.0, 150.0, 29.0]
+
+
+def test_fixed_point_gray_equals_matlab_double_arithmetic_for_every_colour() -> None:
+    """All 2²⁴ colours, one red level at a time: the uint8 fast path against
+    ``round(double weights · values)`` (what MATLAB computes)."""
+    levels = torch.arange(256, dtype=torch.uint8)
+    green, blue = torch.meshgrid(levels, levels, indexing="ij")
+    w = nss.MATLAB_GRAY_WEIGHTS
+    for red in range(256):
+        rgb = torch.stack([torch.full_like(green, red), green, blue])[None]
+        want = torch.round(red * w[0] + green.double() * w[1] + blue.double() * w[2])
+        assert torch.equal(nss.rgb_to_gray_uint8(rgb)[0].double(), want), red
 
 
 @pytest.mark.parametrize("shape", [(13, 10), (16, 16), (7, 31)])

@@ -123,13 +123,13 @@ def brisque_features(
         full = nss.mscn_from_stats(gray, mu, sigma)
     feats: list[torch.Tensor] = []
     for coeffs in (full, nss.mscn(half.unsqueeze(0), border="zeros")[0]):
-        alpha, var = nss.ggd_fit(coeffs.reshape(1, -1))
+        moments = nss.image_moments(coeffs, _SHIFTS)
+        alpha, var = nss.ggd_from_moments(moments[0], coeffs.numel())
         feats += [alpha, var]
-        for dy, dx in _SHIFTS:
-            pair = coeffs * torch.roll(coeffs, shifts=(dy, dx), dims=(0, 1))
-            a, mean, left, right = nss.aggd_fit(pair.reshape(1, -1))
+        for i in range(len(_SHIFTS)):
+            a, mean, left, right = nss.aggd_from_moments(moments[1 + i], coeffs.numel())
             feats += [a, mean, left * left, right * right]
-    return torch.cat(feats)
+    return torch.stack(feats)
 
 
 class BrisqueScorer:

@@ -54,13 +54,12 @@ def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def block_features(coeffs: torch.Tensor, size: int) -> torch.Tensor:
     """The 18 ``computefeature.m`` features of each ``size``² block of MSCN ``coeffs``."""
-    blocks = _blocks(coeffs, size)
-    flat = blocks.reshape(len(blocks), -1)
-    alpha, _, bl, br = nss.aggd_fit(flat)
+    moments = nss.block_moments(coeffs, size, _SHIFTS)
+    count = size * size
+    alpha, _, bl, br = nss.aggd_from_moments(moments[:, 0], count)
     cols = [alpha, (bl + br) / 2.0]
-    for dy, dx in _SHIFTS:
-        pair = (blocks * torch.roll(blocks, shifts=(dy, dx), dims=(1, 2))).reshape(len(blocks), -1)
-        cols += list(nss.aggd_fit(pair))
+    for i in range(len(_SHIFTS)):
+        cols += list(nss.aggd_from_moments(moments[:, 1 + i], count))
     return torch.stack(cols, dim=1)
 
 

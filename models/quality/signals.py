@@ -89,71 +89,94 @@ def edge_sharpness(
     """Median re-blur ratio over edge ridge pixels (smoothed gradient ≥ ``min_gradient``),
     and how many there were.
 
-    Works on squared gradients (same order, no square roots over the image) and only
-    where edges may lie: two pixels in from every side of the gradient grid, so the 3×3
-    maxima never need padding.
+    Works on squared gradients (same order, no square roots over the image), a band of
+    rows at a time, and only where edges may lie: two pixels in from every side of the
+    gradient grid, so the 3×3 maxima never need padding. The sharp image's gradients are
+    read around the edge pixels only.
     """
-    if min(gray.shape) < 8:
+    h, w = gray.shape
+    if min(h, w) < 8:
         return None, 0
-    g2 = _forward_gradient_sq(gray)
-    gb2 = _forward_gradient_sq(smooth)
-    local_max = _max3x3_interior(g2)[1:-1, 1:-1]
-    centre = gb2[2:-2, 2:-2]
-    edges = (centre >= _max3x3_interior(gb2)[1:-1, 1:-1]) & (centre >= min_gradient * min_gradient)
-    n = int(edges.sum())
+    ratios, n = [], 0
+    step = nss.band_rows(gray, w)
+    for r0 in range(2, h - 3, step):  # rows r0 .. r1-1 of the (h-1, w-1) gradient grid
+        r1 = min(h - 3, r0 + step)
+        gb2 = _forward_gradient_sq(smooth[r0 - 1 : r1 + 2])  # grid rows r0-1 .. r1
+        centre = gb2[1:-1, 2:-2]
+        edges = (centre >= _max3x3_interior(gb2)[:, 1:-1]) & (centre >= min_gradient * min_gradient)
+        rows, cols = edges.nonzero(as_tuple=True)
+        if len(rows) == 0:
+            continue
+        n += len(rows)
+        g2 = _forward_gradient_sq(gray[r0 - 1 : r1 + 2])
+        local_max = torch.stack([g2[rows + dy, cols + 1 + dx] for dy in range(3) for dx in range(3)]).amax(0)
+        ratios.append(torch.sqrt(local_max / centre[rows, cols]))
     if n < MIN_EDGE_PIXELS:
         return None, n
-    ratio = torch.sqrt(local_max[edges] / centre[edges])
-    return float(ratio.median()), n
+    return float(torch.cat(ratios).median()), n
 
 
 _COUNT_CAP = 1 << 16  # squared Sobel magnitude 256²: most images' 90th percentile is far below
+_NOISE_SCALE = math.sqrt(math.pi / 2.0) / 6.0  # Immerkær: sigma = sqrt(pi/2) · mean|I * M| / 6
 
 
-def kth_smallest(values: torch.Tensor, k: int) -> float:
-    """The ``k``-th smallest (1-based) of ``values``, exactly.
-
-    Squared gradients of an 8-bit image are integers: for those, a count of each value
-    below ``_COUNT_CAP`` and a running sum find it in a tenth of the time of a selection
-    over a million values; anything else (or an answer above the cap) takes ``kthvalue``.
-    """
-    flat = values.flatten()
-    if float(flat.min()) >= 0:
-        as_int = flat.to(torch.int32)
-        if torch.equal(as_int.to(flat.dtype), flat):
-            # values past the cap share its bin; the answer is exact whenever it lies below
-            counts = torch.bincount(as_int.clamp_(max=_COUNT_CAP), minlength=_COUNT_CAP + 1)
-            running = torch.cumsum(counts, 0)
-            found = int(torch.searchsorted(running, torch.tensor([k], device=flat.device)).item())
-            if found < _COUNT_CAP:
-                return float(found)
-    return float(torch.kthvalue(flat.cpu(), k).values)
+def _immerkaer_and_sobel(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``|I * M|`` (Immerkær's mask) and the squared Sobel magnitude on the valid part of
+    ``rows`` ``(h, w)``: both ``(h-2, w-2)``. Both 3×3 masks are separable: two 3-tap
+    passes each, sharing the vertical sum of the outer rows."""
+    outer = rows[:-2] + rows[2:]
+    v = outer - 2.0 * rows[1:-1]
+    resp = (v[:, :-2] + v[:, 2:]).sub_(v[:, 1:-1], alpha=2.0).abs_()
+    across = outer.add_(rows[1:-1], alpha=2.0)  # Sobel x: smooth down, differ across
+    down = (rows[:, :-2] + rows[:, 2:]).add_(rows[:, 1:-1], alpha=2.0)  # Sobel y: smooth across, differ down
+    gx = across[:, 2:] - across[:, :-2]
+    gy = down[2:] - down[:-2]
+    return resp, gx.mul_(gx).addcmul_(gy, gy)
 
 
-def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1) -> float:
+def _noise_by_counting(gray: torch.Tensor, keep: int) -> float | None:
+    """Immerkær's mean over the ``keep`` pixels of weakest Sobel gradient, for a ``gray``
+    holding whole grey levels: squared gradients are then integers, so one pass of bands
+    counts each value (below ``_COUNT_CAP``) and sums the responses per value, and the
+    cut and the kept sum are read off running totals. None when the cut lies at the cap."""
+    counts = torch.zeros(_COUNT_CAP + 1, dtype=torch.int64, device=gray.device)
+    sums = torch.zeros(_COUNT_CAP + 1, dtype=torch.float64, device=gray.device)
+    h, w = gray.shape
+    step = nss.band_rows(gray, w)
+    for r0 in range(0, h - 2, step):
+        resp, mag2 = _immerkaer_and_sobel(gray[r0 : min(h, r0 + step + 2)])
+        values = mag2.flatten().to(torch.int32).clamp_(max=_COUNT_CAP)
+        counts += torch.bincount(values, minlength=_COUNT_CAP + 1)
+        sums += torch.bincount(values, weights=resp.flatten().to(torch.float64), minlength=_COUNT_CAP + 1)
+    running = torch.cumsum(counts, 0)
+    cut = int(torch.searchsorted(running, torch.tensor([keep], device=gray.device)).item())
+    if cut >= _COUNT_CAP:
+        return None
+    return _NOISE_SCALE * float(torch.cumsum(sums, 0)[cut]) / int(running[cut])
+
+
+def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1, integers: bool = False) -> float:
     """Gaussian noise standard deviation in grey levels (Immerkær 1996).
 
     ``sigma = sqrt(pi/2) · mean(|I * M|) / 6``; textured edges inflate the estimate, so
-    the ``edge_fraction`` pixels with the strongest Sobel gradient are left out first.
-    Both 3×3 masks are separable and applied as two 3-tap passes.
+    the ``edge_fraction`` pixels with the strongest Sobel gradient are left out first
+    (ties at the cut are kept). ``integers``: ``gray`` holds whole grey levels (a working
+    copy's does), which allows the fast exact path of ``_noise_by_counting``.
     """
     if min(gray.shape) < 3:
         return 0.0
-    outer = gray[:-2] + gray[2:]  # shared by the [1 -2 1] and [1 2 1] vertical passes
-    v = outer - 2.0 * gray[1:-1]
-    resp = (v[:, :-2] + v[:, 2:]).sub_(v[:, 1:-1], alpha=2.0).abs_()
+    if edge_fraction > 0 and integers:
+        n = (gray.shape[0] - 2) * (gray.shape[1] - 2)
+        counted = _noise_by_counting(gray, max(1, int(math.ceil((1.0 - edge_fraction) * n))))
+        if counted is not None:
+            return counted
+    resp, mag2 = _immerkaer_and_sobel(gray)
     if edge_fraction > 0:
-        across = outer.add_(gray[1:-1], alpha=2.0)  # Sobel x: smooth down, differ across
-        down = (gray[:, :-2] + gray[:, 2:]).add_(gray[:, 1:-1], alpha=2.0)  # Sobel y: smooth across, differ down
-        gx = across[:, 2:] - across[:, :-2]
-        gy = down[2:] - down[:-2]
-        mag2 = gx.mul_(gx).addcmul_(gy, gy)
         k = max(1, int(math.ceil((1.0 - edge_fraction) * mag2.numel())))
-        keep = mag2 <= kth_smallest(mag2, k)
-        kept = int(keep.sum())
-        if kept:
-            return float(math.sqrt(math.pi / 2.0) * float((resp * keep).sum()) / kept / 6.0)
-    return float(math.sqrt(math.pi / 2.0) * resp.mean() / 6.0)
+        cut = float(torch.kthvalue(mag2.flatten().cpu(), k).values)
+        keep = mag2 <= cut
+        return _NOISE_SCALE * float((resp * keep).sum()) / int(keep.sum())
+    return _NOISE_SCALE * float(resp.mean())
 
 
 def blockiness(gray: torch.Tensor, block: int = 8) -> float:
@@ -176,31 +199,29 @@ def blockiness(gray: torch.Tensor, block: int = 8) -> float:
     return (on_sum / on_n + BLOCK_STEP_FLOOR) / (off_sum / off_n + BLOCK_STEP_FLOOR)
 
 
-def _beyond(d8: torch.Tensor, limit: int) -> torch.Tensor:
-    """``1`` where the wrapped ``uint8`` difference ``d8`` is more than ``limit`` levels
-    from zero (``|d| = min(d8, 256 - d8)``), else ``0``, in ``uint8`` arithmetic.
-
-    Shifting by ``limit`` maps ``|d| <= limit`` onto ``0 .. 2·limit``; clamping at
-    ``2·limit + 1`` and adding up to the next power of two leaves exactly one bit to
-    shift out. A comparison writing ``bool`` costs five times as much on CPU.
-    """
-    top = 2 * limit + 1
+def _beyond(size: torch.Tensor, limit: int) -> torch.Tensor:
+    """``1`` where the ``uint8`` ``size`` is more than ``limit``, else ``0``, in ``uint8``
+    arithmetic: clamping at ``limit + 1`` and adding up to the next power of two leaves
+    exactly one bit to shift out. (A comparison writing ``bool`` costs five times as much
+    on CPU.)"""
+    top = limit + 1
     bits = top.bit_length()
-    return (d8 + limit).clamp_(max=top).add_((1 << bits) - top).bitwise_right_shift_(bits)
+    return size.clamp(max=top).add_((1 << bits) - top).bitwise_right_shift_(bits)
 
 
 def _step_masks(planes: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Along ``dim`` of ``(C, H, W)`` ``uint8`` planes, as ``uint8`` 0/1 masks: where the
     difference between neighbours is *busy* (more than a plateau's wobble) and where it
     is a *step* (a jump of ``CONTOUR_MIN_STEP`` with two quiet differences on each side,
-    inside the line). Differences wrap in ``uint8``; no signs are needed yet."""
+    inside the line). Sizes are ``max - min`` in ``uint8``; no signs are needed yet."""
     m = planes.shape[dim] - 1
-    d8 = planes.narrow(dim, 1, m) - planes.narrow(dim, 0, m)
-    busy = _beyond(d8, math.floor(CONTOUR_FLAT))
+    after, before = planes.narrow(dim, 1, m), planes.narrow(dim, 0, m)
+    size = torch.maximum(after, before).sub_(torch.minimum(after, before))
+    busy = _beyond(size, math.floor(CONTOUR_FLAT))
     quiet = busy ^ 1
     step = torch.zeros_like(busy)
     core = step.narrow(dim, 2, m - 4)
-    core.copy_(_beyond(d8.narrow(dim, 2, m - 4), math.ceil(CONTOUR_MIN_STEP) - 1))
+    core.copy_(_beyond(size.narrow(dim, 2, m - 4), math.ceil(CONTOUR_MIN_STEP) - 1))
     for offset in (0, 1, 3, 4):
         core &= quiet.narrow(dim, offset, m - 4)
     return busy, step
@@ -261,7 +282,16 @@ def false_contours(rgb: torch.Tensor) -> float:
     """Banding: false-contour steps per 1,000 pixel-channels, rows and columns together.
     ``rgb``: ``(C, H, W)`` 0..255 integer values (``uint8``, or any dtype holding them)."""
     planes = rgb if rgb.dtype == torch.uint8 else rgb.round().clamp(0, 255).to(torch.uint8)
-    steps = _staircase_steps(planes, 2) + _staircase_steps(planes, 1)
+    c, h, w = planes.shape
+    steps = 0
+    # lines are independent: rows are searched a band of rows at a time, columns a band
+    # of columns at a time (bands sized in bytes: these masks are one byte a value)
+    step = nss.band_rows(planes, c * w // 4)
+    for r0 in range(0, h, step):
+        steps += _staircase_steps(planes[:, r0 : r0 + step, :], 2)
+    step = nss.band_rows(planes, c * h // 4)
+    for c0 in range(0, w, step):
+        steps += _staircase_steps(planes[:, :, c0 : c0 + step], 1)
     return 1000.0 * steps / max(1, planes.numel())
 
 
@@ -284,8 +314,8 @@ def colourfulness(rgb: torch.Tensor) -> float:
     r, g, b = (rgb[i].to(torch.int16) for i in range(3))
     rg = (r - g).add_(255)  # 0..510
     yb2 = (r + g).sub_(b).sub_(b).add_(510)  # 2·yb + 510: 0..1020
-    rg_mean, rg_std = _histogram_stats(torch.bincount(rg.flatten().int(), minlength=511), 255.0)
-    yb_mean, yb_std = _histogram_stats(torch.bincount(yb2.flatten().int(), minlength=1021), 510.0, 0.5)
+    rg_mean, rg_std = _histogram_stats(torch.bincount(rg.flatten(), minlength=511), 255.0)
+    yb_mean, yb_std = _histogram_stats(torch.bincount(yb2.flatten(), minlength=1021), 510.0, 0.5)
     return math.hypot(rg_std, yb_std) + 0.3 * math.hypot(rg_mean, yb_mean)
 
 
@@ -339,8 +369,13 @@ def soft_clip(gray: torch.Tensor) -> float:
     surroundings; a white background meets its subject at a crisp edge instead.
     """
     blown = gray >= BRIGHT_LEVEL
-    if not bool(blown.any()):
+    rows, cols = blown.any(1).nonzero()[:, 0], blown.any(0).nonzero()[:, 0]
+    if len(rows) == 0:
         return 0.0
+    # only the box around the blown pixels (and one pixel of border) can hold their border
+    top, bottom = max(int(rows[0]) - 1, 0), int(rows[-1]) + 2
+    left, right = max(int(cols[0]) - 1, 0), int(cols[-1]) + 2
+    gray, blown = gray[top:bottom, left:right], blown[top:bottom, left:right]
     padded = F.pad(blown.to(torch.uint8)[None, None], (1, 1, 1, 1))[0, 0]
     near = _max3x3_interior(padded).bool()
     border = near & ~blown
@@ -356,9 +391,9 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
     from one 256-level histogram."""
     gray, rgb = copy.gray, copy.rgb
     smooth, std = copy.local_stats()
-    textured = std >= TEXTURE_STD
+    textured = (std >= TEXTURE_STD).to(gray.dtype)  # a float mask sums three times faster than a bool one
     n_textured = int(textured.sum())
-    noise = noise_sigma(gray)
+    noise = noise_sigma(gray, integers=True)
     sharp, n_edges = edge_sharpness(gray, smooth, max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * noise))
     hist = luma_histogram(gray)
     n = float(hist.sum())
@@ -371,7 +406,7 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
         edge_sharpness=sharp,
         edge_pixels=n_edges,
         noise_sigma=noise,
-        subject_luma=float((gray * textured).sum()) / n_textured if n_textured else mean_luma,
+        subject_luma=float(torch.dot(gray.flatten(), textured.flatten())) / n_textured if n_textured else mean_luma,
         dark_fraction=float(hist[: DARK_LEVEL + 1].sum()) / n,
         bright_fraction=float(hist[BRIGHT_LEVEL:].sum()) / n,
         blockiness=blockiness(gray),

@@ -1,0 +1,129 @@
+"""The pixel measures work through an image in bands of rows (``nss.BAND_VALUES``) so that
+their intermediates stay in cache on CPU, and take some exact shortcuts (counting instead
+of selecting, byte arithmetic instead of comparisons). Each must give the same numbers
+as the plain whole-image computation: forcing many tiny bands, or the slow path, must
+change nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imagejury.models.quality import create_scorer, nss, signals
+from imagejury.models.quality.working import make_working_copies
+from tests.support import photos
+
+
+@pytest.fixture(scope="module")
+def image():
+    # an odd-sized, textured crop: bands end mid-image and mid-block
+    return photos.noise(photos.photo("astronaut"), 6.0).crop((7, 5, 7 + 301, 5 + 259))
+
+
+def _all_scores(image) -> dict[str, object]:
+    copy = make_working_copies([image])[0]
+    out: dict[str, object] = {n: create_scorer(n).score([copy])[0].value for n in ("niqe", "piqe", "brisque_pypi")}
+    out.update(signals.measure_copy(copy).__dict__)
+    return out
+
+
+def test_many_small_bands_give_the_same_scores_as_one_band(image, monkeypatch) -> None:
+    one_band = _all_scores(image)
+    monkeypatch.setattr(nss, "BAND_VALUES", 700)  # a few rows per band
+    many_bands = _all_scores(image)
+    assert one_band.keys() == many_bands.keys()
+    for name, value in one_band.items():
+        if isinstance(value, float):
+            assert many_bands[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+        else:
+            assert many_bands[name] == value, name
+
+
+def test_band_moments_equal_whole_image_sums_with_circular_shifts() -> None:
+    x = torch.randn(37, 29)
+    shifts = ((0, 1), (1, 0), (1, 1), (1, -1), (-1, 1))
+    banded = nss.image_moments(x, shifts)
+    whole = [nss.moment_sums(x.reshape(1, -1), (1,))[0]]
+    whole += [nss.moment_sums((x * torch.roll(x, s, dims=(0, 1))).reshape(1, -1), (1,))[0] for s in shifts]
+    old = nss.BAND_VALUES
+    try:
+        nss.BAND_VALUES = 29 * 4  # four rows a band: every band boundary and both wraps are crossed
+        tiny = nss.image_moments(x, shifts)
+    finally:
+        nss.BAND_VALUES = old
+    assert torch.allclose(banded, torch.stack(whole), rtol=1e-5, atol=1e-4)
+    assert torch.allclose(tiny, banded, rtol=1e-5, atol=1e-4)
+
+
+def test_block_moments_wrap_inside_each_block() -> None:
+    x = torch.randn(3 * 8 + 5, 2 * 8 + 3)  # whole 8×8 blocks only; the rest is ignored
+    got = nss.block_moments(x, 8, ((1, 1), (0, 1)))
+    blocks = [x[r : r + 8, c : c + 8] for r in range(0, 24, 8) for c in range(0, 16, 8)]
+    for i, b in enumerate(blocks):
+        want = nss.moment_sums((b * torch.roll(b, (1, 1), dims=(0, 1))).reshape(1, -1), (1,))[0]
+        assert torch.allclose(got[i, 1], want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("limit", range(0, 9))
+def test_byte_arithmetic_threshold_is_a_comparison(limit: int) -> None:
+    a = torch.arange(256, dtype=torch.uint8).repeat_interleave(256)
+    b = torch.arange(256, dtype=torch.uint8).repeat(256)
+    size = (a.int() - b.int()).abs()
+    assert torch.equal(signals._beyond(size.to(torch.uint8), limit), (size > limit).to(torch.uint8))
+
+
+def test_noise_by_counting_equals_the_exact_selection(image) -> None:
+    gray = make_working_copies([image])[0].gray
+    fast = signals.noise_sigma(gray, integers=True)
+    exact = signals.noise_sigma(gray, integers=False)  # kthvalue over the whole image
+    assert fast == pytest.approx(exact, rel=1e-9)
+    assert fast != pytest.approx(signals.noise_sigma(gray, edge_fraction=0.0), rel=1e-3)
+
+
+def _reference_false_contour_steps(planes: torch.Tensor) -> int:
+    """The module docstring's definition, a line at a time in plain Python."""
+    total = 0
+    arr = planes.to(torch.int64)
+    lines = [arr[c, r].tolist() for c in range(arr.shape[0]) for r in range(arr.shape[1])]
+    lines += [arr[c, :, x].tolist() for c in range(arr.shape[0]) for x in range(arr.shape[2])]
+    for line in lines:
+        d = [b - a for a, b in zip(line, line[1:])]
+        m = len(d)
+        busy = [abs(v) > signals.CONTOUR_FLAT for v in d]
+        step = [
+            2 <= p <= m - 3 and abs(d[p]) >= signals.CONTOUR_MIN_STEP and not any(busy[p + o] for o in (-2, -1, 1, 2))
+            for p in range(m)
+        ]
+        for p in range(m):
+            if not step[p]:
+                continue
+            q = next((j for j in range(p + 1, m) if busy[j]), None)
+            if q is None or q - p > signals.CONTOUR_MAX_GAP or not step[q]:
+                continue
+            a, b = abs(d[p]), abs(d[q])
+            same_sign = (d[p] > 0) == (d[q] > 0)
+            similar = b <= signals.CONTOUR_SIZE_RATIO * a and a <= signals.CONTOUR_SIZE_RATIO * b
+            on_grid = p % 8 == 7 and q % 8 == 7
+            total += same_sign and similar and not on_grid
+    return total
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_false_contours_count_what_the_definition_counts(seed: int, monkeypatch) -> None:
+    """Random plateaus with extreme levels (0 and 255 side by side), small wobbles and
+    staircases, in many small bands: the fast search against the plain definition."""
+    gen = torch.Generator().manual_seed(seed)
+    levels = torch.tensor([0, 1, 2, 6, 12, 18, 60, 66, 120, 249, 253, 255])
+    planes = torch.empty(3, 40, 52, dtype=torch.uint8)
+    for c in range(3):
+        for r in range(40):
+            x = 0
+            while x < 52:
+                run = int(torch.randint(1, 9, (1,), generator=gen))
+                planes[c, r, x : x + run] = levels[int(torch.randint(0, len(levels), (1,), generator=gen))]
+                x += run
+    planes[:, ::3] = planes[:, ::3].roll(1, dims=1)  # vary the columns too
+    monkeypatch.setattr(nss, "BAND_VALUES", 150)
+    want = _reference_false_contour_steps(planes)
+    assert want > 0
+    assert signals.false_contours(planes) == pytest.approx(1000.0 * want / planes.numel())
