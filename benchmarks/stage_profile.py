@@ -237,7 +237,9 @@ def ratios(rows: dict[tuple[str, str], tuple[dict[str, float], float, int]]) -> 
 def make_inputs(folder: Path, args: argparse.Namespace) -> dict[str, list[Path]]:
     images = make_images(folder, args.images, args.size)
     heads, ref = make_headshots(folder, args.images)
-    for p in [*heads, ref]:  # bring the headshot crops up to the profile's size
+    # bring every image up to the profile's size: the sample photos and the headshot
+    # crops are smaller, and ``make_images`` only ever shrinks
+    for p in [*images, *heads, ref]:
         with Image.open(p) as im:
             w, h = im.size
             scale = args.size / max(w, h)

@@ -64,12 +64,11 @@ def test_block_moments_wrap_inside_each_block() -> None:
         assert torch.allclose(got[i, 1], want, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("limit", range(0, 9))
-def test_byte_arithmetic_threshold_is_a_comparison(limit: int) -> None:
-    a = torch.arange(256, dtype=torch.uint8).repeat_interleave(256)
-    b = torch.arange(256, dtype=torch.uint8).repeat(256)
-    size = (a.int() - b.int()).abs()
-    assert torch.equal(signals._beyond(size.to(torch.uint8), limit), (size > limit).to(torch.uint8))
+def test_byte_arithmetic_threshold_is_a_comparison() -> None:
+    """Every byte value against every limit a caller can pass."""
+    size = torch.arange(256, dtype=torch.uint8)
+    for limit in range(255):
+        assert torch.equal(signals._beyond(size, limit), (size.int() > limit).to(torch.uint8)), limit
 
 
 def test_noise_by_counting_equals_the_exact_selection(image) -> None:
@@ -127,3 +126,21 @@ def test_false_contours_count_what_the_definition_counts(seed: int, monkeypatch)
     want = _reference_false_contour_steps(planes)
     assert want > 0
     assert signals.false_contours(planes) == pytest.approx(1000.0 * want / planes.numel())
+
+
+def _reference_soft_clip(gray: torch.Tensor) -> float:
+    blown = gray >= signals.BRIGHT_LEVEL
+    near = torch.nn.functional.max_pool2d(blown.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
+    border = near & ~blown
+    return int((gray[border] >= 230).sum()) / int(border.sum()) if bool(border.any()) else 0.0
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.8, 3.0])
+def test_soft_clip_is_the_share_of_near_white_around_blown_pixels(gain: float, monkeypatch) -> None:
+    img = photos.exposure(photos.photo("rocket"), gain)
+    gray = make_working_copies([img])[0].gray
+    want = _reference_soft_clip(gray)
+    monkeypatch.setattr(nss, "BAND_VALUES", 3000)
+    assert signals.soft_clip(gray) == pytest.approx(want, rel=1e-6, abs=1e-9)
+    if gain > 1.0:
+        assert want > 0.0  # the test sees blown pixels

@@ -66,6 +66,22 @@ def _edge_segments_flat(norm: torch.Tensor) -> torch.Tensor:
     return (seg_std < SEGMENT_STD_THRESHOLD).flatten(2).any(dim=2)
 
 
+def _block_statistics(norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per 16×16 block of MSCN ``norm``: its variance, whether an edge segment is flat
+    (``_edge_segments_flat``), and the centre-to-surround deviation ratio (centre = the
+    two middle columns, surround = the other fourteen), as ``(H/16, W/16)`` grids."""
+    n = BLOCK * BLOCK
+    total, squares = _block_sums(norm)
+    var = ((squares - total * total / n) / (n - 1)).clamp_(min=0.0)
+    mid = BLOCK // 2
+    c_total, c_squares = _block_sums(norm, slice(mid - 1, mid + 1))
+    n_c = 2 * BLOCK
+    centre = _unbiased_std(c_total, c_squares, n_c)
+    surround = _unbiased_std(total - c_total, squares - c_squares, n - n_c)
+    cen_sur = torch.nan_to_num(centre / surround, nan=0.0, posinf=0.0)
+    return var, _edge_segments_flat(norm), cen_sur
+
+
 def piqe(gray: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, dict]:
     """PIQE score of a ``(H, W)`` 0..255 grey image and its block counts.
 
@@ -74,22 +90,16 @@ def piqe(gray: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = N
     """
     h, w = gray.shape
     img = F.pad(gray[None, None], (0, (-w) % BLOCK, 0, (-h) % BLOCK), mode="replicate")[0, 0]
-    if stats is None:
-        norm = nss.mscn(img.unsqueeze(0), border="replicate")[0]
-    else:
-        norm = nss.mscn_from_stats(img, *stats)
-    n = BLOCK * BLOCK
-    total, squares = _block_sums(norm)
-    var = ((squares - total * total / n) / (n - 1)).clamp_(min=0.0)
+    mu, dev = nss.local_stats(img) if stats is None else stats
+    # a band of block rows at a time (the blocks are independent): MSCN and the block
+    # sums of each band stay in cache
+    step = BLOCK * max(1, nss.band_rows(img, img.shape[1] * BLOCK))
+    parts = [
+        _block_statistics(nss.mscn_from_stats(img[r0 : r0 + step], mu[r0 : r0 + step], dev[r0 : r0 + step]))
+        for r0 in range(0, img.shape[0], step)
+    ]
+    var, impaired, cen_sur = (torch.cat(column) for column in zip(*parts))
     active = var > ACTIVITY_THRESHOLD
-    impaired = _edge_segments_flat(norm)
-    # noise criterion: centre (the two middle columns) vs surround (the other fourteen)
-    mid = BLOCK // 2
-    c_total, c_squares = _block_sums(norm, slice(mid - 1, mid + 1))
-    n_c = 2 * BLOCK
-    centre = _unbiased_std(c_total, c_squares, n_c)
-    surround = _unbiased_std(total - c_total, squares - c_squares, n - n_c)
-    cen_sur = torch.nan_to_num(centre / surround, nan=0.0, posinf=0.0)
     sigma = torch.sqrt(var)
     beta = torch.nan_to_num(torch.abs(sigma - cen_sur) / torch.maximum(sigma, cen_sur), nan=0.0)
     noisy = sigma > 2.0 * beta

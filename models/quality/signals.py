@@ -58,15 +58,6 @@ BLOCK_STEP_CAP = 24.0  # grey levels: larger steps are drawn edges, not block se
 BLOCK_STEP_FLOOR = 0.1  # grey levels added to both means of the blockiness ratio
 DARK_LEVEL = 3  # luma at or below: crushed shadows
 BRIGHT_LEVEL = 252  # luma at or above: blown highlights
-# Immerkær's mask: sum of squared taps 36, so for white noise of std s, E|I*M| = 6 s sqrt(2/pi)
-_IMMERKAER = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
-_SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
-
-
-def local_std(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian-weighted local mean and standard deviation (the MSCN window, replicate)."""
-    mu, sigma = nss.local_stats(gray)
-    return mu, sigma
 
 
 def _max3x3_interior(x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +108,9 @@ def edge_sharpness(
 
 
 _COUNT_CAP = 1 << 16  # squared Sobel magnitude 256²: most images' 90th percentile is far below
-_NOISE_SCALE = math.sqrt(math.pi / 2.0) / 6.0  # Immerkær: sigma = sqrt(pi/2) · mean|I * M| / 6
+# Immerkær's mask [[1 -2 1] [-2 4 -2] [1 -2 1]] has squared taps summing to 36, so for white
+# noise of std s, E|I * M| = 6 s sqrt(2/pi): sigma = sqrt(pi/2) · mean|I * M| / 6
+_NOISE_SCALE = math.sqrt(math.pi / 2.0) / 6.0
 
 
 def _immerkaer_and_sobel(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,12 +194,9 @@ def blockiness(gray: torch.Tensor, block: int = 8) -> float:
 
 def _beyond(size: torch.Tensor, limit: int) -> torch.Tensor:
     """``1`` where the ``uint8`` ``size`` is more than ``limit``, else ``0``, in ``uint8``
-    arithmetic: clamping at ``limit + 1`` and adding up to the next power of two leaves
-    exactly one bit to shift out. (A comparison writing ``bool`` costs five times as much
-    on CPU.)"""
-    top = limit + 1
-    bits = top.bit_length()
-    return size.clamp(max=top).add_((1 << bits) - top).bitwise_right_shift_(bits)
+    arithmetic: clamped into ``[limit, limit + 1]`` and shifted down by ``limit``. (A
+    comparison writing ``bool`` costs several times as much on CPU.)"""
+    return size.clamp(min=limit, max=limit + 1).sub_(limit)
 
 
 def _step_masks(planes: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -351,7 +341,8 @@ class SignalReport:
 
 def luma_histogram(gray: torch.Tensor) -> torch.Tensor:
     """Counts of each of the 256 grey levels (``gray`` holds integers), as float64 on CPU."""
-    return torch.bincount(gray.to(torch.uint8).flatten(), minlength=256).cpu().to(torch.float64)
+    gray8 = gray if gray.dtype == torch.uint8 else gray.to(torch.uint8)
+    return torch.bincount(gray8.flatten(), minlength=256).cpu().to(torch.float64)
 
 
 def percentile(hist: torch.Tensor, q: float) -> float:
@@ -366,23 +357,24 @@ def soft_clip(gray: torch.Tensor) -> float:
     """Of the pixels bordering blown highlights, the share that is nearly white (230–251).
 
     Where over-exposure clips a smooth tone or a texture, the clipped area fades into its
-    surroundings; a white background meets its subject at a crisp edge instead.
+    surroundings; a white background meets its subject at a crisp edge instead. Works on
+    the 8-bit grey in byte arithmetic (``_beyond``), one band of rows at a time.
     """
-    blown = gray >= BRIGHT_LEVEL
-    rows, cols = blown.any(1).nonzero()[:, 0], blown.any(0).nonzero()[:, 0]
-    if len(rows) == 0:
-        return 0.0
-    # only the box around the blown pixels (and one pixel of border) can hold their border
-    top, bottom = max(int(rows[0]) - 1, 0), int(rows[-1]) + 2
-    left, right = max(int(cols[0]) - 1, 0), int(cols[-1]) + 2
-    gray, blown = gray[top:bottom, left:right], blown[top:bottom, left:right]
-    padded = F.pad(blown.to(torch.uint8)[None, None], (1, 1, 1, 1))[0, 0]
-    near = _max3x3_interior(padded).bool()
-    border = near & ~blown
-    n = int(border.sum())
-    if n == 0:
-        return 0.0
-    return int((border & (gray >= 230)).sum()) / n
+    gray8 = gray if gray.dtype == torch.uint8 else gray.to(torch.uint8)
+    h, w = gray8.shape
+    border = near_white = 0
+    step = nss.band_rows(gray8, w // 4)
+    for r0 in range(0, h, step):
+        lo, hi = max(r0 - 1, 0), min(r0 + step + 1, h)  # one row of margin each side
+        blown = _beyond(gray8[lo:hi], BRIGHT_LEVEL - 1)
+        if not bool(blown.any()):
+            continue
+        near = _max3x3_interior(F.pad(blown[None, None], (1, 1, 1, 1))[0, 0])
+        keep = slice(r0 - lo, r0 - lo + min(step, h - r0))  # this band's own rows
+        edge = (near & (blown ^ 1))[keep]
+        border += int(edge.sum(dtype=torch.int32))
+        near_white += int((edge & _beyond(gray8[lo:hi][keep], 229)).sum(dtype=torch.int32))
+    return near_white / border if border else 0.0
 
 
 def measure_copy(copy: WorkingCopy) -> SignalReport:
@@ -395,7 +387,8 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
     n_textured = int(textured.sum())
     noise = noise_sigma(gray, integers=True)
     sharp, n_edges = edge_sharpness(gray, smooth, max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * noise))
-    hist = luma_histogram(gray)
+    gray8 = gray.to(torch.uint8)
+    hist = luma_histogram(gray8)
     n = float(hist.sum())
     levels = torch.arange(256, dtype=torch.float64)
     mean_luma = float((hist * levels).sum()) / n
@@ -416,7 +409,7 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
         mean_luma=mean_luma,
         black_point=percentile(hist, 0.005),
         white_point=percentile(hist, 0.995),
-        soft_clip=soft_clip(gray),
+        soft_clip=soft_clip(gray8),
         false_contours=false_contours(rgb),
     )
 
