@@ -94,7 +94,8 @@ def edge_sharpness(
         r1 = min(h - 3, r0 + step)
         gb2 = _forward_gradient_sq(smooth[r0 - 1 : r1 + 2])  # grid rows r0-1 .. r1
         centre = gb2[1:-1, 2:-2]
-        edges = (centre >= _max3x3_interior(gb2)[:, 1:-1]) & (centre >= min_gradient * min_gradient)
+        # a ridge (the 3×3 maximum) and strong enough, in one comparison
+        edges = centre >= _max3x3_interior(gb2)[:, 1:-1].clamp_(min=min_gradient * min_gradient)
         rows, cols = edges.nonzero(as_tuple=True)
         if len(rows) == 0:
             continue
