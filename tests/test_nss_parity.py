@@ -204,6 +204,14 @@ def test_shared_planes_give_each_measure_its_own_edges(shape: tuple[int, int]) -
     want_half = nss.imresize_half(gray[None, :h, :w])
     assert torch.allclose(nss.crop_half(gray[None], half, h, w), want_half, atol=1e-4)
     assert not torch.allclose(half[:, : h // 2, : w // 2], want_half, atol=1e-2)
+    # NIQE's second scale: stats of the cropped image's half from the shared half's stats
+    small = want_half[0]
+    half_mu, half_sigma = nss.local_stats(half[0])
+    want_mu, want_sigma = nss.local_stats(small)
+    got_mu, got_sigma = nss.crop_stats(small, half_mu, half_sigma, *small.shape, changed=2)
+    assert torch.allclose(got_mu, want_mu, atol=1e-4) and torch.allclose(got_sigma, want_sigma, atol=1e-3)
+    naive = half_mu[: small.shape[0], : small.shape[1]]
+    assert not torch.allclose(naive, want_mu, atol=1e-2)  # the changed rows and the crop matter
 
 
 @pytest.mark.parametrize(("seed", "crop"), [(0, None), (1, None), (2, (301, 339))])

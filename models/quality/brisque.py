@@ -103,26 +103,29 @@ class SvrModel:
         return torch.exp(-self.gamma * d2) @ self.coef.to(x.device, x.dtype) - self.rho
 
 
+def _zero_border_mscn(image: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    if stats is None:
+        return nss.mscn(image.unsqueeze(0), border="zeros")[0]
+    return nss.mscn_from_stats(image, *nss.zero_border_stats(image, *stats))
+
+
 def brisque_features(
     gray: torch.Tensor,
     half: torch.Tensor | None = None,
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    half_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The 36 BRISQUE features of a ``(H, W)`` 0..255 grey image (18 per scale).
 
-    ``half`` and ``stats`` (the replicate-border local mean and deviation) are the
-    working copy's shared planes when the caller has them; the zero-border statistics
-    BRISQUE needs are derived from them by recomputing the border strips only.
+    ``half``, ``stats`` and ``half_stats`` (the replicate-border local mean and deviation
+    of ``gray`` and of ``half``) are the working copy's shared planes when the caller has
+    them; the zero-border statistics BRISQUE needs are derived from them by recomputing
+    the border strips only.
     """
     if half is None:
-        half = nss.imresize_half(gray.unsqueeze(0))[0]
-    if stats is None:
-        full = nss.mscn(gray.unsqueeze(0), border="zeros")[0]
-    else:
-        mu, sigma = nss.zero_border_stats(gray, *stats)
-        full = nss.mscn_from_stats(gray, mu, sigma)
+        half, half_stats = nss.imresize_half(gray.unsqueeze(0))[0], None
     feats: list[torch.Tensor] = []
-    for coeffs in (full, nss.mscn(half.unsqueeze(0), border="zeros")[0]):
+    for coeffs in (_zero_border_mscn(gray, stats), _zero_border_mscn(half, half_stats)):
         moments = nss.image_moments(coeffs, _SHIFTS)
         alpha, var = nss.ggd_from_moments(moments[0], coeffs.numel())
         feats += [alpha, var]
@@ -171,7 +174,10 @@ class BrisqueScorer:
             )
         if measurable:
             feats = torch.stack(
-                [brisque_features(copies[i].gray, copies[i].half, copies[i].local_stats()) for i in measurable]
+                [
+                    brisque_features(c.gray, c.half, c.local_stats(), c.half_stats())
+                    for c in (copies[i] for i in measurable)
+                ]
             )
             raw = self.svr.predict(self.scale(feats.to(torch.float64)).cpu())
             for i, v in zip(measurable, raw.tolist()):

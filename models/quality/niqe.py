@@ -67,23 +67,33 @@ def niqe_features(
     gray: torch.Tensor,
     half: torch.Tensor | None = None,
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    half_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``(n_blocks, 36)`` features of one 0..255 grey image at least 192 px each side.
 
-    The image is cropped to a multiple of ``PATCH``. ``half`` (``imresize_half(gray)``)
-    and ``stats`` (replicate-border local mean and deviation of ``gray``) are the working
-    copy's shared planes when the caller has them; the crop's own are derived from them
-    by recomputing the strips along the new edges only.
+    The image is cropped to a multiple of ``PATCH``. ``half`` (``imresize_half(gray)``),
+    ``stats`` and ``half_stats`` (replicate-border local mean and deviation of ``gray`` and
+    of ``half``) are the working copy's shared planes when the caller has them; the
+    crop's own are derived from them by recomputing the strips along the new edges only.
     """
     h, w = gray.shape
     ch, cw = h - h % PATCH, w - w % PATCH
     img = gray[:ch, :cw]
-    half = nss.imresize_half(img.unsqueeze(0)) if half is None else nss.crop_half(gray[None], half[None], ch, cw)
+    if half is None:
+        small = nss.imresize_half(img.unsqueeze(0))[0]
+    else:
+        small = nss.crop_half(gray[None], half[None], ch, cw)[0]
     if stats is None:
         m1 = nss.mscn(img.unsqueeze(0), border="replicate")[0]
     else:
         m1 = nss.mscn_from_stats(img, *nss.crop_stats(gray, *stats, ch, cw))
-    m2 = nss.mscn(half, border="replicate")[0]
+    if half is None or half_stats is None:
+        m2 = nss.mscn(small.unsqueeze(0), border="replicate")[0]
+    else:
+        # the cropped image's half differs from the shared half in its last two rows and
+        # columns (the resize reads past the crop), so its stats differ within 2 + 3 px
+        changed = 2 if (ch, cw) != (h, w) else 0
+        m2 = nss.mscn_from_stats(small, *nss.crop_stats(small, *half_stats, *small.shape, changed=changed))
     return torch.cat([block_features(m1, PATCH), block_features(m2, PATCH // 2)], dim=1)
 
 
@@ -124,7 +134,7 @@ class NiqeScorer:
                 self.range,
                 {"error": f"NIQE needs at least {self.min_side} px on each side, got {list(copy.size)}"},
             )
-        feats = niqe_features(copy.gray, copy.half, copy.local_stats())
+        feats = niqe_features(copy.gray, copy.half, copy.local_stats(), copy.half_stats())
         value = mvg_distance(feats.cpu(), self.mu0, self.cov0)
         return QualityScore(
             self.name, value, False, self.range, {"patches": int(len(feats)), "working_size": list(copy.size)}

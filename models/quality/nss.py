@@ -205,27 +205,30 @@ def mscn(gray: torch.Tensor, border: str = "replicate", c: float = 1.0) -> torch
 
 
 def crop_stats(
-    gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, height: int, width: int
+    gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, height: int, width: int, changed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replicate-border stats of ``gray[..., :height, :width]`` from those of ``gray``.
+    """Replicate-border stats of an image that equals ``gray[..., :height, :width]`` except
+    in its last ``changed`` rows and columns, from the stats of ``gray``.
 
-    Inside the crop the window sees the same pixels, except within ``_R`` pixels of the
-    new bottom and right edges, where the crop replicates its own last row/column. Those
-    strips are recomputed from ``2 * _R`` rows/columns of the crop: exact, at the cost of
-    two thin strips instead of a whole image.
+    The window sees the same pixels, except within ``_R + changed`` pixels of the new
+    bottom and right edges (a crop replicates its own last row/column). Those strips are
+    recomputed from ``2 * _R + changed`` rows/columns of the new image: exact, at the cost
+    of two thin strips instead of a whole image. ``gray`` must then hold the new image's
+    pixels in its changed rows/columns (callers pass the new image itself, padded or not).
     """
-    crop = gray[..., :height, :width]
-    if (height, width) == tuple(gray.shape[-2:]):
+    new = gray[..., :height, :width]
+    if (height, width) == tuple(gray.shape[-2:]) and not changed:
         return mu, sigma
-    if min(height, width) < 4 * _R:
-        return local_stats(crop)
+    reach = _R + changed
+    if min(height, width) < 2 * reach + _R:
+        return local_stats(new)
     mu, sigma = mu[..., :height, :width].clone(), sigma[..., :height, :width].clone()
-    if height < gray.shape[-2]:
-        m, s = local_stats(crop[..., height - 2 * _R :, :])
-        mu[..., height - _R :, :], sigma[..., height - _R :, :] = m[..., _R:, :], s[..., _R:, :]
-    if width < gray.shape[-1]:
-        m, s = local_stats(crop[..., :, width - 2 * _R :])
-        mu[..., :, width - _R :], sigma[..., :, width - _R :] = m[..., :, _R:], s[..., :, _R:]
+    if height < gray.shape[-2] or changed:
+        m, s = local_stats(new[..., height - reach - _R :, :])
+        mu[..., height - reach :, :], sigma[..., height - reach :, :] = m[..., _R:, :], s[..., _R:, :]
+    if width < gray.shape[-1] or changed:
+        m, s = local_stats(new[..., :, width - reach - _R :])
+        mu[..., :, width - reach :], sigma[..., :, width - reach :] = m[..., :, _R:], s[..., :, _R:]
     return mu, sigma
 
 

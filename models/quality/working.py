@@ -57,6 +57,14 @@ class WorkingCopy:
             self._planes["half"] = nss.imresize_half(self.gray.unsqueeze(0))[0]
         return self._planes["half"]
 
+    def half_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replicate-border local mean and deviation of ``half`` (NIQE's and BRISQUE's
+        second scale start from these)."""
+        if "half_stats" not in self._planes:
+            mu, sigma = nss.local_stats(self.half)
+            self._planes["half_stats"] = (mu, sigma)
+        return self._planes["half_stats"]
+
     def canvas_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(canvas, mu, sigma)``: the grey image replicate-padded to a multiple of
         ``CANVAS_MULTIPLE`` and its replicate-border local mean and deviation (the MSCN
