@@ -10,16 +10,23 @@ so the rows add up to what a ``standard`` request pays. Prints the
 table and the two ratios the issue sets targets for: all ``standard`` pixel measures ≤ 15%
 of a ViT-L-14 forward, the ``quick`` signals ≤ 25% of a ViT-B-32 forward.
 
-Run: ``python benchmarks/pixel_speed.py [--threads 2] [--repeats 9] [--device cpu]``.
+``--before DIR`` times an older checkout's pixel measures (whole ``standard`` and
+``quick`` sets, working copy included) in the same interleaved rounds, for a before/after
+in one run; the checkout must have this layout (``evaluator/``, ``judges/``, ``models/``).
+
+Run: ``python benchmarks/pixel_speed.py [--threads 2] [--repeats 9] [--device cpu] [--before DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +71,60 @@ def clip_forward(source: str, img: Image.Image, device: str) -> Callable[[], obj
     return lambda: embedder.encode_images([img])
 
 
+class _TreeFinder:
+    """Resolves ``imagejury`` and its sub-packages inside another checkout of this
+    repository (the same folder → package mapping as ``pyproject.toml``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        parts = name.split(".")
+        if parts[0] != "imagejury":
+            return None
+        top = parts[1] if len(parts) > 1 and parts[1] in ("judges", "models") else None
+        base = self.root / top / Path(*parts[2:]) if top else self.root / "evaluator" / Path(*parts[1:])
+        if (base / "__init__.py").is_file():
+            return importlib.util.spec_from_file_location(
+                name, base / "__init__.py", submodule_search_locations=[str(base)]
+            )
+        if base.with_suffix(".py").is_file():
+            return importlib.util.spec_from_file_location(name, base.with_suffix(".py"))
+        return None
+
+
+def pipelines_of_checkout(
+    root: Path, img: Image.Image, device: str
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """The ``standard`` and ``quick`` pixel measures of another checkout (``--before``),
+    each a callable that measures ``img`` from scratch. Its modules are imported under
+    the same names in a swapped-out module table, so both versions live in one process."""
+    ours = {k: v for k, v in sys.modules.items() if k == "imagejury" or k.startswith("imagejury.")}
+    for k in ours:
+        del sys.modules[k]
+    finder = _TreeFinder(root)
+    sys.meta_path.insert(0, finder)
+    try:
+        quality = importlib.import_module("imagejury.models.quality")
+        working = importlib.import_module("imagejury.models.quality.working")
+        scorers = [quality.create_scorer(n, device=device) for n in MEASURES]
+    finally:
+        sys.meta_path.remove(finder)
+        for k in [k for k in sys.modules if k == "imagejury" or k.startswith("imagejury.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+
+    def standard() -> None:
+        copy = working.make_working_copies([img], device=device)[0]
+        for scorer in scorers:
+            scorer.score([copy])
+
+    def quick() -> None:
+        scorers[0].score([working.make_working_copies([img], device=device)[0]])
+
+    return standard, quick
+
+
 COPY, MEAN_DEV, HALF = (
     "working copy (shrink, tensor, grey)",
     "shared plane: local mean + deviation",
@@ -71,15 +132,17 @@ COPY, MEAN_DEV, HALF = (
 )
 MEASURES = ("signals", "niqe", "piqe", "brisque_pypi")
 B32, L14 = "CLIP ViT-B-32 image forward", "CLIP ViT-L-14 image forward"
+BEFORE_STD, BEFORE_QUICK = "before: standard pixel measures (all)", "before: quick pixel signals (all)"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=9, help="interleaved rounds")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-clip", action="store_true", help="skip the CLIP forwards")
-    args = ap.parse_args()
+    ap.add_argument("--before", type=Path, help="an older checkout whose pixel measures to time in the same rounds")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     img = photos.photo("astronaut").resize((1024, 1024), Image.Resampling.BICUBIC)
     copy = make_working_copies([img], device=args.device)[0]
@@ -105,6 +168,8 @@ def main() -> None:
     for name in MEASURES:
         scorer = create_scorer(name, device=args.device)
         stages[name] = lambda s=scorer: s.score([copy])
+    if args.before:
+        stages[BEFORE_STD], stages[BEFORE_QUICK] = pipelines_of_checkout(args.before, img, args.device)
     if not args.no_clip:
         stages[B32] = clip_forward("random:ViT-B-32", img, args.device)
         stages[L14] = clip_forward("random:ViT-L-14", img, args.device)
@@ -117,10 +182,16 @@ def main() -> None:
         print(f"| {k} | {ms[k]:.1f} |")
     print(f"| **standard pixel measures (all above)** | **{standard:.1f}** |")
     print(f"| **quick pixel signals (copy + local mean/deviation + signals)** | **{quick:.1f}** |")
+    if args.before:
+        print(f"| {BEFORE_STD} | {ms[BEFORE_STD]:.1f} |\n| {BEFORE_QUICK} | {ms[BEFORE_QUICK]:.1f} |")
     if not args.no_clip:
         print(f"| {B32} | {ms[B32]:.1f} |\n| {L14} | {ms[L14]:.1f} |")
         print(f"\nstandard pixel measures / ViT-L-14 forward: {standard / ms[L14]:.1%} (target ≤ 15%)")
         print(f"quick signals / ViT-B-32 forward: {quick / ms[B32]:.1%} (target ≤ 25%)")
+        if args.before:
+            print(
+                f"before ({args.before}): standard {ms[BEFORE_STD] / ms[L14]:.1%}, quick {ms[BEFORE_QUICK] / ms[B32]:.1%}"
+            )
 
 
 if __name__ == "__main__":

@@ -244,3 +244,18 @@ def test_streaming_memory_tiny_run_prints_its_table(capsys):
     rows = _rows(capsys.readouterr().out, "| requests |")
     assert [r[:4] for r in rows] == [["3", "64", "2", "3/3"]]
     assert float(rows[0][5]) > 0  # peak RSS MiB
+
+
+def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys):
+    """``--before`` loads another checkout's pixel measures beside ours in one process
+    (here: this checkout itself), and our modules are back in place afterwards."""
+    import imagejury.models.quality as ours
+    from benchmarks import pixel_speed
+
+    pixel_speed.main(["--repeats", "1", "--threads", "1", "--no-clip", "--before", str(ROOT)])
+    out = capsys.readouterr().out
+    stages = {row[0] for row in _rows(out, "| stage")}
+    assert {"signals", "niqe", "piqe", "brisque_pypi", "before: standard pixel measures (all)"} <= stages
+    import imagejury.models.quality as again
+
+    assert again is ours
