@@ -93,7 +93,9 @@ def niqe_features(
         # the cropped image's half differs from the shared half in its last two rows and
         # columns (the resize reads past the crop), so its stats differ within 2 + 3 px
         changed = 2 if (ch, cw) != (h, w) else 0
-        m2 = nss.mscn_from_stats(small, *nss.crop_stats(small, *half_stats, *small.shape, changed=changed))
+        half_mu, half_sigma = half_stats
+        small_h, small_w = small.shape
+        m2 = nss.mscn_from_stats(small, *nss.crop_stats(small, half_mu, half_sigma, small_h, small_w, changed=changed))
     return torch.cat([block_features(m1, PATCH), block_features(m2, PATCH // 2)], dim=1)
 
 
