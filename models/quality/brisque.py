@@ -129,9 +129,9 @@ def brisque_features(
         moments = nss.image_moments(coeffs, _SHIFTS)
         alpha, var = nss.ggd_from_moments(moments[0], coeffs.numel())
         feats += [alpha, var]
+        a, mean, left, right = nss.aggd_from_moments(moments[1:], coeffs.numel())  # the four products at once
         for i in range(len(_SHIFTS)):
-            a, mean, left, right = nss.aggd_from_moments(moments[1 + i], coeffs.numel())
-            feats += [a, mean, left * left, right * right]
+            feats += [a[i], mean[i], left[i] * left[i], right[i] * right[i]]
     return torch.stack(feats)
 
 

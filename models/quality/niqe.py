@@ -54,12 +54,12 @@ def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def block_features(coeffs: torch.Tensor, size: int) -> torch.Tensor:
     """The 18 ``computefeature.m`` features of each ``size``² block of MSCN ``coeffs``."""
-    moments = nss.block_moments(coeffs, size, _SHIFTS)
-    count = size * size
-    alpha, _, bl, br = nss.aggd_from_moments(moments[:, 0], count)
-    cols = [alpha, (bl + br) / 2.0]
-    for i in range(len(_SHIFTS)):
-        cols += list(nss.aggd_from_moments(moments[:, 1 + i], count))
+    # one fit call for every block and every set (the MSCN and its four products): the
+    # fit is element-wise over the leading dimensions, so an accelerator launches it once
+    alpha, mean, bl, br = nss.aggd_from_moments(nss.block_moments(coeffs, size, _SHIFTS), size * size)
+    cols = [alpha[:, 0], (bl[:, 0] + br[:, 0]) / 2.0]
+    for i in range(1, 1 + len(_SHIFTS)):
+        cols += [alpha[:, i], mean[:, i], bl[:, i], br[:, i]]
     return torch.stack(cols, dim=1)
 
 
