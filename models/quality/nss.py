@@ -31,6 +31,7 @@ ViT-L-14 image forward to about a seventh of one; ``benchmarks/pixel_speed.py``)
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -56,7 +57,22 @@ WORK_DTYPE = torch.float32
 
 
 def gamma_grid(device: torch.device | str = "cpu") -> torch.Tensor:
-    return torch.as_tensor(_GAMMA_GRID, dtype=torch.float64, device=device)
+    return _fit_tables(str(device))["gamma"]
+
+
+@functools.lru_cache(maxsize=8)
+def _fit_tables(device: str) -> dict[str, torch.Tensor]:
+    """The moment-matching tables as float64 tensors on ``device``, made once per device
+    (not once per fit: a fit is called for every block set of every image)."""
+    ratio = torch.as_tensor(_AGGD_RATIO, dtype=torch.float64, device=device)
+    return {
+        "gamma": torch.as_tensor(_GAMMA_GRID, dtype=torch.float64, device=device),
+        "aggd_ratio": ratio,
+        "ggd_ratio_increasing": torch.flip(1.0 / ratio, dims=[0]),
+        "lg1": torch.as_tensor(_LG1, dtype=torch.float64, device=device),
+        "lg2": torch.as_tensor(_LG2, dtype=torch.float64, device=device),
+        "lg3": torch.as_tensor(_LG3, dtype=torch.float64, device=device),
+    }
 
 
 def images_to_tensor(images: list[Image.Image], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -387,7 +403,6 @@ def aggd_from_moments(
     Sets with no negative or no positive values get NaN, which the callers drop
     (``nanmean`` in the MATLAB code). Everything here is per set, in float64.
     """
-    dev, f64 = moments.device, torch.float64
     all_sq, neg_sq, neg_signs, all_signs, total, neg_total = moments.unbind(-1)
     n_neg = -neg_signs
     n_pos = all_signs + n_neg
@@ -397,12 +412,10 @@ def aggd_from_moments(
     abs_mean = (total - 2.0 * neg_total) / count
     r_hat = abs_mean**2 / (all_sq / count)
     r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
-    ratio = torch.as_tensor(_AGGD_RATIO, dtype=f64, device=dev)
-    idx = _nearest_on_grid(torch.nan_to_num(r_norm, nan=0.0), ratio)
-    alpha = gamma_grid(dev)[idx]
-    lg1 = torch.as_tensor(_LG1, dtype=f64, device=dev)[idx]
-    lg2 = torch.as_tensor(_LG2, dtype=f64, device=dev)[idx]
-    lg3 = torch.as_tensor(_LG3, dtype=f64, device=dev)[idx]
+    tables = _fit_tables(str(moments.device))
+    idx = _nearest_on_grid(torch.nan_to_num(r_norm, nan=0.0), tables["aggd_ratio"])
+    alpha = tables["gamma"][idx]
+    lg1, lg2, lg3 = tables["lg1"][idx], tables["lg2"][idx], tables["lg3"][idx]
     scale = torch.exp(0.5 * (lg1 - lg3))
     bl, br = left * scale, right * scale
     mean = (br - bl) * torch.exp(lg2 - lg1)
@@ -420,11 +433,11 @@ def ggd_from_moments(moments: torch.Tensor, count: int) -> tuple[torch.Tensor, t
     rho = sigma_sq / (e * e)
     # GGD ratio is 1/AGGD ratio; nearest on the reciprocal grid is not the same argmin,
     # so compare against the GGD table directly (it is decreasing: flip it).
-    ggd_ratio = torch.as_tensor(1.0 / _AGGD_RATIO, dtype=torch.float64, device=moments.device)
-    flipped = torch.flip(ggd_ratio, dims=[0])
+    tables = _fit_tables(str(moments.device))
+    flipped = tables["ggd_ratio_increasing"]
     idx_f = _nearest_on_grid(torch.nan_to_num(rho, nan=0.0, posinf=0.0), flipped)
-    idx = ggd_ratio.numel() - 1 - idx_f
-    return gamma_grid(moments.device)[idx], sigma_sq
+    idx = flipped.numel() - 1 - idx_f
+    return tables["gamma"][idx], sigma_sq
 
 
 def aggd_fit(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
