@@ -1,13 +1,13 @@
-"""Per-image cost of the pixel measures against one CLIP image forward (issue 13.3).
+"""Per-image cost of the pixel measures against one CLIP image forward.
 
 One process, 1024×1024 photo-like input (scikit-image's astronaut, enlarged), torch
-threads as given. Times, per image: the shared working copy (shrink, tensor, grey,
-half-size), the signals, NIQE, PIQE and brisque_pypi on that copy; and one image forward
+threads as given. Times, per image: the working copy (shrink, tensor, grey), the shared
+planes, the signals, NIQE, PIQE and brisque_pypi on that copy; and one image forward
 of ``random:ViT-B-32`` and ``random:ViT-L-14`` (random weights: speed only). The shared
 planes (local mean and deviation under the MSCN window; the half-size grey and its own) are timed
 on their own rows; each measure's row is its own work on a copy that already has them,
 so the rows add up to what a ``standard`` request pays. Prints the
-table and the two ratios the issue sets targets for: all ``standard`` pixel measures ≤ 15%
+table and the two ratios issue 13 sets targets for: all ``standard`` pixel measures ≤ 15%
 of a ViT-L-14 forward, the ``quick`` signals ≤ 25% of a ViT-B-32 forward.
 
 ``--before DIR`` times an older checkout's pixel measures (whole ``standard`` and
@@ -90,7 +90,8 @@ class _TreeFinder:
             )
         if base.with_suffix(".py").is_file():
             return importlib.util.spec_from_file_location(name, base.with_suffix(".py"))
-        return None
+        # never fall through to the installed package: that would time our code as "before"
+        raise ModuleNotFoundError(f"{name} is not in the checkout {self.root}", name=name)
 
 
 def pipelines_of_checkout(
@@ -143,6 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-clip", action="store_true", help="skip the CLIP forwards")
     ap.add_argument("--before", type=Path, help="an older checkout whose pixel measures to time in the same rounds")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    if args.before and not (args.before / "models" / "quality" / "__init__.py").is_file():
+        ap.error(f"--before {args.before}: not a checkout of this repository (no models/quality/ there)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: torch sees no CUDA device here")
     torch.set_num_threads(args.threads)
     img = photos.photo("astronaut").resize((1024, 1024), Image.Resampling.BICUBIC)
     copy = make_working_copies([img], device=args.device)[0]

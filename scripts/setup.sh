@@ -9,7 +9,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
-    .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
+    if ! .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1" > .venv/pip-torch.log 2>&1; then
+        grep -v "is ignored: it is neither a file nor a directory" .venv/pip-torch.log >&2
+        echo "setup: installing torch failed (log: .venv/pip-torch.log)" >&2
+        exit 1
+    fi
 fi
 # constraints.txt pins the versions the suite last passed with
 if ! .venv/bin/pip install -q -c constraints.txt -e ".[test,server]" > .venv/pip-install.log 2>&1; then

@@ -259,3 +259,5 @@ def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys):
     import imagejury.models.quality as again
 
     assert again is ours
+    with pytest.raises(SystemExit):  # a folder that is not a checkout is refused, not timed as ours
+        pixel_speed.main(["--repeats", "1", "--no-clip", "--before", str(ROOT / "docs")])

@@ -215,3 +215,36 @@ def test_clip_iqa_softmax_over_antonyms() -> None:
     # from precomputed embeddings gives the same numbers (what the judges use)
     again = scorer.from_embeddings(_FakeEmbedder().encode_images([bright, dark]))
     assert [s.value for s in again] == pytest.approx([hi.value, lo.value])
+
+
+def test_scorers_read_16_bit_grey_and_transparency_as_the_intake_does() -> None:
+    """A library caller's PIL image goes through the same 8-bit RGB conversion as an
+    upload: 16-bit grey is scaled (a plain convert would read it as white), and a
+    transparent cut-out sits on white."""
+    from imagejury.core.intake.media import _to_rgb
+
+    ramp = np.tile(np.linspace(0, 65535, 256), (256, 1)).astype(np.uint16)
+    sixteen = Image.fromarray(ramp)
+    assert sixteen.mode.startswith("I")
+    cutout = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    cutout.paste((30, 60, 90, 255), (64, 64, 192, 192))
+    scorer = create_scorer("signals")
+    for img in (sixteen, cutout):
+        direct = scorer.score([img])[0].details["report"]
+        via_intake = scorer.score([_to_rgb(img)])[0].details["report"]
+        assert direct == via_intake
+    assert scorer.score([sixteen])[0].details["report"].mean_luma == pytest.approx(127.5, abs=1.0)
+    assert scorer.score([cutout])[0].details["report"].bright_fraction == pytest.approx(0.75, abs=0.01)
+
+
+def test_undefined_and_unmeasurable_scores_say_why() -> None:
+    flat = Image.new("RGB", (300, 300), (40, 40, 40))
+    for name in ("niqe", "brisque_pypi"):
+        score = create_scorer(name).score([flat])[0]
+        assert math.isnan(score.value) and "no natural-scene statistics" in score.details["error"], name
+    tiny = Image.new("RGB", (10, 10), (40, 90, 200))
+    for name in ("niqe", "brisque_pypi", "piqe"):
+        score = create_scorer(name).score([tiny])[0]
+        assert math.isnan(score.value) and "at least" in score.details["error"], name
+    wide = create_scorer("niqe").score([Image.new("RGB", (3000, 200))])[0]
+    assert "[3000, 200] image shrunk" in wide.details["error"]

@@ -181,11 +181,13 @@ class BrisqueScorer:
             )
             raw = self.svr.predict(self.scale(feats.to(torch.float64)).cpu())
             for i, v in zip(measurable, raw.tolist()):
+                details = {"raw": float(v), "working_size": list(copies[i].size), "model": "brisque PyPI package SVR"}
+                if not np.isfinite(v):
+                    details["error"] = (
+                        "BRISQUE is undefined here: the normalised contrast has no positive or no negative "
+                        "values to fit (flat or posterised content has no natural-scene statistics)"
+                    )
                 out[i] = QualityScore(
-                    self.name,
-                    float(np.clip(v, *self.range)),
-                    self.higher_is_better,
-                    self.range,
-                    {"raw": float(v), "working_size": list(copies[i].size), "model": "brisque PyPI package SVR"},
+                    self.name, float(np.clip(v, *self.range)), self.higher_is_better, self.range, details
                 )
         return out  # type: ignore[return-value]

@@ -21,6 +21,7 @@ scoring. ``benchmarks/iqa_parity.py`` checks this against the authors' scores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +38,13 @@ PATCH = 96
 PARAMS_FILE = Path(__file__).parent / "data" / "niqe_pristine_params.npz"
 # circshift offsets of computefeature.m: horizontal, vertical, two diagonals
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _sizes(copy: WorkingCopy) -> str:
+    """The measured size, and the upload's when it was shrunk first."""
+    if tuple(copy.original_size) == tuple(copy.size):
+        return f"{list(copy.size)}"
+    return f"{list(copy.size)} (the {list(copy.original_size)} image shrunk to the working size)"
 
 
 def locate_niqe_params() -> Path:
@@ -134,13 +142,17 @@ class NiqeScorer:
                 float("nan"),
                 False,
                 self.range,
-                {"error": f"NIQE needs at least {self.min_side} px on each side, got {list(copy.size)}"},
+                {"error": f"NIQE needs at least {self.min_side} px on each side, got {_sizes(copy)}"},
             )
         feats = niqe_features(copy.gray, copy.half, copy.local_stats(), copy.half_stats())
         value = mvg_distance(feats.cpu(), self.mu0, self.cov0)
-        return QualityScore(
-            self.name, value, False, self.range, {"patches": int(len(feats)), "working_size": list(copy.size)}
-        )
+        details: dict = {"patches": int(len(feats)), "working_size": list(copy.size)}
+        if not math.isfinite(value):
+            details["error"] = (
+                "NIQE is undefined here: its 96 px blocks have no positive or no negative normalised "
+                "contrast to fit (flat or posterised content has no natural-scene statistics)"
+            )
+        return QualityScore(self.name, value, False, self.range, details)
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         return [self.score_one(c) for c in as_working_copies(images, self.max_side, self.device)]

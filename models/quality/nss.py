@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imagejury.models.imaging import to_rgb
+
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]).
 MATLAB_GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 # The same weights in 22-bit fixed point (they sum to exactly 2²²; 255 · 2²² fits int32).
@@ -77,7 +79,7 @@ def _fit_tables(device: str) -> dict[str, torch.Tensor]:
 
 def images_to_tensor(images: list[Image.Image], device: torch.device | str = "cpu") -> torch.Tensor:
     """Same-size RGB images as a contiguous ``(N, 3, H, W)`` ``uint8`` tensor on ``device``."""
-    arrays = [np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8) for im in images]
+    arrays = [np.asarray(to_rgb(im, copy=False), dtype=np.uint8) for im in images]
     batch = torch.from_numpy(np.stack(arrays)).to(device)
     return batch.permute(0, 3, 1, 2).contiguous()
 

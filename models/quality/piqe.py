@@ -130,6 +130,11 @@ class PiqeScorer:
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         out = []
         for copy in as_working_copies(images, self.max_side, self.device):
+            if min(copy.size) < BLOCK:
+                # smaller than one 16 px block: a score would describe the padding
+                error = f"PIQE needs at least {BLOCK} px on each side, got {list(copy.size)}"
+                out.append(QualityScore(self.name, float("nan"), False, self.range, {"error": error}))
+                continue
             canvas, mu, sigma = copy.canvas_stats()
             value, details = piqe(copy.gray, (mu, sigma))
             details["working_size"] = list(copy.size)

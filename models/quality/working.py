@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imagejury.models.imaging import to_rgb
 from imagejury.models.quality import nss
 
 # Largest side the pixel measures work at. Bigger images are shrunk first (LANCZOS) so a
@@ -90,7 +91,7 @@ def shrink(image: Image.Image, max_side: int | None) -> Image.Image:
         raise TypeError(f"expected a PIL image, got {type(image).__name__}")
     if image.width < 1 or image.height < 1:
         raise ValueError("image has no pixels")
-    image = image if image.mode == "RGB" else image.convert("RGB")
+    image = to_rgb(image, copy=False)  # 16-bit grey scaled, transparency on white: as the intake does
     if max_side and max(image.size) > max_side:
         scale = max_side / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

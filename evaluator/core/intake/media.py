@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Literal
 from urllib.request import url2pathname
 
 import httpx
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from imagejury.core.intake.netguard import Resolver, check_url, pinned_request
 from imagejury.errors import FetchFailedError, InvalidMediaError, UnsafeURLError
+from imagejury.models.imaging import to_rgb
 
 if TYPE_CHECKING:
     from imagejury.core.schema import EvaluationRequest
@@ -560,38 +560,10 @@ def _orientation(img: Image.Image) -> int | None:
     return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
 
 
-_WHITE = (255, 255, 255, 255)
-
-
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any decoded mode to 8-bit RGB.
-
-    Transparency is composited onto white: generated images with alpha are mostly
-    cut-outs (products, stickers, logos) shown on light pages, and composing onto
-    black would turn dark-on-transparent content into a black frame that blankness
-    and exposure checks would misread. White is also what most viewers show.
-    """
-    if img.mode.startswith("I"):  # 16-bit (or 32-bit) grey: scale, do not clip, to 8 bits
-        arr = np.asarray(img).astype(np.float64)
-        alpha = None
-        trns = img.info.get("transparency")
-        if isinstance(trns, int):
-            alpha = np.where(arr == trns, 0, 255).astype(np.uint8)
-        grey = np.clip(arr / 257.0 + 0.5, 0, 255).astype(np.uint8)
-        img = Image.fromarray(grey, "L")
-        if alpha is not None:
-            img = Image.merge("LA", (img, Image.fromarray(alpha, "L")))
-    elif img.mode == "F":
-        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), "L")
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, _WHITE)
-        background.alpha_composite(rgba)
-        return background.convert("RGB")
-    if img.mode != "RGB":
-        return img.convert("RGB")
-    return img.copy()  # never hand out the opened file object: it is closed after decoding
+    """Any decoded mode to 8-bit RGB (``imagejury.models.imaging.to_rgb``); always a copy:
+    the opened file object is closed after decoding."""
+    return to_rgb(img, copy=True)
 
 
 # ---------------------------------------------------------------- messages
