@@ -12,7 +12,10 @@ signals dominate); 256 px keeps it to minutes, and the property measured — mem
 not grow with the number of requests — does not depend on the image size (only the
 per-batch plateau does).
 
-Run: ``python benchmarks/streaming_memory.py [--counts 100 1000] [--batch-size 8] [--size 256]``.
+``--iter`` consumes ``evaluate_iter`` instead and keeps no result, which separates the
+working set from the returned list.
+
+Run: ``python benchmarks/streaming_memory.py [--counts 100 1000] [--batch-size 8] [--size 256] [--iter]``.
 """
 
 from __future__ import annotations
@@ -50,17 +53,22 @@ def requests():
                "task_type": "image_generation"}}
 
 t0 = time.perf_counter()
-out = ev.evaluate_many(requests())
-print(json.dumps({{"n": len(out), "completed": sum(e.status == "completed" for e in out),
-                  "seconds": time.perf_counter() - t0,
+if sys.argv[4] == "iter":  # keep no result: a count of each status only
+    n = completed = 0
+    for e in ev.evaluate_iter(requests()):
+        n, completed = n + 1, completed + (e.status == "completed")
+else:
+    out = ev.evaluate_many(requests())
+    n, completed = len(out), sum(e.status == "completed" for e in out)
+print(json.dumps({{"n": n, "completed": completed, "seconds": time.perf_counter() - t0,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
-def run(count: int, batch: int, size: int) -> dict:
+def run(count: int, batch: int, size: int, api: str = "many") -> dict:
     code = CHILD.format(root=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(count), str(batch), str(size)],
+        [sys.executable, "-c", code, str(count), str(batch), str(size), api],
         capture_output=True,
         text=True,
         check=True,
@@ -74,15 +82,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--size", type=int, default=256, help="side of each request's square PNG")
+    ap.add_argument(
+        "--iter",
+        action="store_true",
+        help="consume evaluate_iter and keep no results (evaluate_many returns all of them, which grows)",
+    )
     args = ap.parse_args(argv)
+    api = "iter" if args.iter else "many"
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    print("| requests | image px | batch size | completed | wall s | peak RSS MiB |")
-    print("|---|---|---|---|---|---|")
+    print("| requests | image px | batch size | call | completed | wall s | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
     for count in args.counts:
-        r = run(count, args.batch_size, args.size)
+        r = run(count, args.batch_size, args.size, api)
         print(
-            f"| {count} | {args.size} | {args.batch_size} | {r['completed']}/{r['n']} | {r['seconds']:.0f} "
-            f"| {r['peak_rss_mib']:.0f} |"
+            f"| {count} | {args.size} | {args.batch_size} | evaluate_{api} | {r['completed']}/{r['n']} "
+            f"| {r['seconds']:.0f} | {r['peak_rss_mib']:.0f} |"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

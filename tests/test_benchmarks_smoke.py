@@ -236,14 +236,18 @@ def test_stage_timer_counts_nested_time_once(monkeypatch):
     assert timer.take() == {"outer": 7.0, "inner": 3.0}
 
 
-def test_streaming_memory_tiny_run_prints_its_table(capsys):
-    """The memory benchmark's child process runs the real evaluate_many and reports back."""
+@pytest.mark.parametrize("call", ["many", "iter"])
+def test_streaming_memory_tiny_run_prints_its_table(capsys, call):
+    """The memory benchmark's child process runs the real evaluate_many (or evaluate_iter,
+    keeping no result) and reports back."""
     from benchmarks import streaming_memory
 
-    streaming_memory.main(["--counts", "3", "--size", "64", "--batch-size", "2"])
+    streaming_memory.main(
+        ["--counts", "3", "--size", "64", "--batch-size", "2"] + (["--iter"] if call == "iter" else [])
+    )
     rows = _rows(capsys.readouterr().out, "| requests |")
-    assert [r[:4] for r in rows] == [["3", "64", "2", "3/3"]]
-    assert float(rows[0][5]) > 0  # peak RSS MiB
+    assert [r[:5] for r in rows] == [["3", "64", "2", f"evaluate_{call}", "3/3"]]
+    assert float(rows[0][6]) > 0  # peak RSS MiB
 
 
 def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys):
