@@ -25,12 +25,15 @@ from pydantic import Field
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import (
     EMPTY_THRESHOLD,
-    EMPTY_UNITS,
     ClipTextJudge,
     Contrast,
     ModelThreshold,
     contrast,
+    emptiness_evidence,
+    emptiness_measurement,
     emptiness_score,
+    no_better_than_plain,
+    not_empty,
 )
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
@@ -198,8 +201,8 @@ class AttributesJudge(ClipTextJudge):
         measurements: list[Measurement] = []
         n_ok = 0
         for c, r, empty in scored:
-            not_empty = empty is None or empty >= EMPTY_THRESHOLD
-            ok = r.score >= t and not_empty
+            shown = not_empty(empty)
+            ok = r.score >= t and shown
             n_ok += ok
             margins.append(r.score - t)
             measurements.append(
@@ -214,23 +217,13 @@ class AttributesJudge(ClipTextJudge):
             )
             if empty is not None:
                 margins.append(empty - EMPTY_THRESHOLD)
-                measurements.append(
-                    Measurement(
-                        f"{c.key}={c.value} not_empty",
-                        empty,
-                        EMPTY_THRESHOLD,
-                        True,
-                        EMPTY_UNITS,
-                        model=self.clip_source,
-                    )
-                )
-                evidence.append(f"{c.key}='{c.value}': emptiness foil p={empty:.3f} (needs {EMPTY_THRESHOLD:.2f})")
-            if not not_empty and r.score >= t:  # named only when the value itself was not wrong
+                measurements.append(emptiness_measurement(f"{c.key}={c.value} not_empty", empty, self.clip_source))
+                evidence.append(emptiness_evidence(f"{c.key}='{c.value}'", empty))
+            if not shown and r.score >= t:  # named only when the value itself was not wrong
                 issues.append(
                     JudgeIssue(
                         "empty_image",
-                        f"{c.key} '{c.value}' not shown: the image fits it no better than a plain canvas of its "
-                        f"own colours (p={empty:.2f} < {EMPTY_THRESHOLD:.2f})",
+                        f"{c.key} '{c.value}' not shown: {no_better_than_plain('it', empty)}",  # type: ignore[arg-type]
                         target=fix_articles(c.texts[0][0]),
                     )
                 )

@@ -23,7 +23,7 @@ from PIL import Image
 
 from imagejury.judges.base import Judge
 from imagejury.judges.features import shared_cache
-from imagejury.judges.types import JudgeItem
+from imagejury.judges.types import JudgeItem, Measurement
 from imagejury.models.interfaces import ImageTextEmbedder
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,26 @@ def emptiness_score(text_emb: np.ndarray, image_emb: np.ndarray, plain_emb: np.n
     """P(image over its plain canvas | text): 0.5 when the image is no better than nothing."""
     logits = logit_scale * np.array([float(text_emb @ image_emb), float(text_emb @ plain_emb)])
     return float(softmax(logits)[0])
+
+
+# The emptiness foil's verdict, its measurement and its wording, shared by the three judges
+# that apply it (prompt adherence, attributes, instructions).
+def not_empty(p: float | None) -> bool:
+    """True when the foil was not applied (``None``) or the image beat its plain canvas."""
+    return p is None or p >= EMPTY_THRESHOLD
+
+
+def emptiness_measurement(name: str, p: float, model: str) -> Measurement:
+    return Measurement(name, p, EMPTY_THRESHOLD, True, EMPTY_UNITS, model=model)
+
+
+def emptiness_evidence(label: str, p: float) -> str:
+    return f"{label}: emptiness foil p={p:.3f} (needs {EMPTY_THRESHOLD:.2f})"
+
+
+def no_better_than_plain(what: str, p: float) -> str:
+    """Why a text failed the foil: ``the image fits <what> no better than a plain canvas …``."""
+    return f"the image fits {what} no better than a plain canvas of its own colours (p={p:.2f} < {EMPTY_THRESHOLD:.2f})"
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,15 @@ from pydantic import Field
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import (
     EMPTY_THRESHOLD,
-    EMPTY_UNITS,
     ClipTextJudge,
     Contrast,
     ModelThreshold,
     contrast,
+    emptiness_evidence,
+    emptiness_measurement,
     emptiness_score,
+    no_better_than_plain,
+    not_empty,
 )
 from imagejury.judges.prompt_adherence import THRESHOLDS
 from imagejury.judges.prompt_parser import PromptParser
@@ -175,29 +178,21 @@ class InstructionsJudge(ClipTextJudge):
                 )
             )
             if check.kind == "requirement":
-                not_empty = empty is None or empty >= EMPTY_THRESHOLD
-                ok = c.score >= t and not_empty
-                margin = c.score - t if not_empty else empty - EMPTY_THRESHOLD  # type: ignore[operator]
+                shown = not_empty(empty)
+                ok = c.score >= t and shown
+                margin = c.score - t if shown else empty - EMPTY_THRESHOLD  # type: ignore[operator]
                 if empty is not None:
                     measurements.append(
-                        Measurement(
-                            f"requirement: {check.phrase} not_empty",
-                            empty,
-                            EMPTY_THRESHOLD,
-                            True,
-                            EMPTY_UNITS,
-                            model=self.clip_source,
-                        )
+                        emptiness_measurement(f"requirement: {check.phrase} not_empty", empty, self.clip_source)
                     )
-                    evidence.append(f"'{check.phrase}': emptiness foil p={empty:.3f} (needs {EMPTY_THRESHOLD:.2f})")
+                    evidence.append(emptiness_evidence(f"'{check.phrase}'", empty))
                 if ok:
                     strengths.append(f"meets '{check.sentence}'")
-                elif not not_empty and c.score >= t:  # the requirement's text fits, but no better than nothing
+                elif not shown and c.score >= t:  # the requirement's text fits, but no better than nothing
                     issues.append(
                         JudgeIssue(
                             "requirement_not_met",
-                            f"requirement not met: '{check.phrase}' — the image fits it no better than a plain canvas "
-                            f"of its own colours (p={empty:.2f} < {EMPTY_THRESHOLD:.2f})",
+                            f"requirement not met: '{check.phrase}' — {no_better_than_plain('it', empty)}",  # type: ignore[arg-type]
                             target=check.phrase,
                         )
                     )

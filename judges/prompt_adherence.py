@@ -27,13 +27,15 @@ from pydantic import Field
 from imagejury.judges.base import JudgeConfig, confidence_from_margin
 from imagejury.judges.clip_scoring import (
     EMPTY_THRESHOLD,
-    EMPTY_UNITS,
     ClipTextJudge,
     Contrast,
     ModelThreshold,
     ThresholdTable,
     contrast,
+    emptiness_measurement,
     emptiness_score,
+    no_better_than_plain,
+    not_empty,
 )
 from imagejury.judges.prompt_parser import ATTRIBUTE_CLASSES, ParsedPrompt, PromptParser, SubPoint
 from imagejury.judges.taxonomy import CLASS_ASPECT
@@ -216,28 +218,25 @@ class PromptAdherenceJudge(ClipTextJudge):
             if plain_emb is not None and any(p.kind in {"subject", "object"} for p in parsed.sub_points)
             else None
         )
-        not_empty = empty_p is None or empty_p >= EMPTY_THRESHOLD
+        shown = not_empty(empty_p)
         evidence.append(
             "emptiness foil: not applied (the image is not near-uniform, or the prompt names no subject)"
             if empty_p is None
             else f"emptiness foil: P(this image over a plain canvas of its colours | prompt) = {empty_p:.3f} "
             f"(needs {EMPTY_THRESHOLD:.2f})"
         )
-        if not not_empty and whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed:
+        if not shown and whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed:
             # named only when nothing else explains the failure (a wrong colour is a wrong colour)
             issues.insert(
                 0,
                 JudgeIssue(
                     "empty_image",
-                    f"the image fits the prompt no better than a plain canvas of its own colours "
-                    f"(p={empty_p:.2f} < {EMPTY_THRESHOLD:.2f}): the subject is missing",
+                    f"{no_better_than_plain('the prompt', empty_p)}: the subject is missing",  # type: ignore[arg-type]
                     severity=1.0,
                     target=parsed.text,
                 ),
             )
-        passed = (
-            whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed and not_empty
-        )
+        passed = whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed and shown
         if not whole_passed and n_ok == len(scored):
             issues.append(
                 JudgeIssue(
@@ -249,9 +248,7 @@ class PromptAdherenceJudge(ClipTextJudge):
             )
         measurements = self._measurements(parsed, whole, scored, fraction, t, item.directives)
         if empty_p is not None:
-            measurements.insert(
-                0, Measurement("not_empty", empty_p, EMPTY_THRESHOLD, True, EMPTY_UNITS, model=self.clip_source)
-            )
+            measurements.insert(0, emptiness_measurement("not_empty", empty_p, self.clip_source))
         margins = [whole.score - t] if parsed.prompt_foils else []
         if empty_p is not None:
             margins.append(empty_p - EMPTY_THRESHOLD)
