@@ -58,10 +58,6 @@ _AGGD_RATIO = np.exp(2 * _LG2 - _LG1 - _LG3)
 WORK_DTYPE = torch.float32
 
 
-def gamma_grid(device: torch.device | str = "cpu") -> torch.Tensor:
-    return _fit_tables(str(device))["gamma"]
-
-
 @functools.lru_cache(maxsize=8)
 def _fit_tables(device: str) -> dict[str, torch.Tensor]:
     """The moment-matching tables as float64 tensors on ``device``, made once per device

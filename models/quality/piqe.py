@@ -87,9 +87,11 @@ def piqe(gray: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = N
 
     ``stats``: the replicate-border local mean and deviation of ``gray`` padded to a
     multiple of 16 (the working copy's shared canvas planes), when the caller has them.
+    A ``gray`` that is already such a canvas is used as it is.
     """
     h, w = gray.shape
-    img = F.pad(gray[None, None], (0, (-w) % BLOCK, 0, (-h) % BLOCK), mode="replicate")[0, 0]
+    pad = (0, (-w) % BLOCK, 0, (-h) % BLOCK)
+    img = F.pad(gray[None, None], pad, mode="replicate")[0, 0] if any(pad) else gray
     mu, dev = nss.local_stats(img) if stats is None else stats
     # a band of block rows at a time (the blocks are independent): MSCN and the block
     # sums of each band stay in cache
@@ -136,7 +138,7 @@ class PiqeScorer:
                 out.append(QualityScore(self.name, float("nan"), False, self.range, {"error": error}))
                 continue
             canvas, mu, sigma = copy.canvas_stats()
-            value, details = piqe(copy.gray, (mu, sigma))
+            value, details = piqe(canvas, (mu, sigma))  # the canvas is padded already
             details["working_size"] = list(copy.size)
             out.append(QualityScore(self.name, min(max(value, 0.0), 100.0), False, self.range, details))
         return out
