@@ -145,3 +145,25 @@ def test_soft_clip_is_the_share_of_near_white_around_blown_pixels(gain: float, m
     assert signals.soft_clip(gray) == pytest.approx(want, rel=1e-6, abs=1e-9)
     if gain > 1.0:
         assert want > 0.0  # the test sees blown pixels
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 15), (259, 301)])  # under one run, a ragged tail, several bands
+def test_channel_moments_give_the_plain_colour_statistics(size, monkeypatch) -> None:
+    """Colourfulness and channel deviations from the banded 3×3 products equal the plain
+    float64 formulas (Hasler & Süsstrunk; population deviations), many bands or one."""
+    g = torch.Generator().manual_seed(size[0])
+    rgb = torch.randint(0, 256, (3, *size), generator=g, dtype=torch.uint8)
+    rgb[:, : size[0] // 2] //= 7  # a dull half: the channel deviations differ
+    x = rgb.to(torch.float64)
+    rg, yb = x[0] - x[1], (x[0] + x[1]) / 2 - x[2]
+    want_colour = float(
+        torch.hypot(rg.std(unbiased=False), yb.std(unbiased=False)) + 0.3 * torch.hypot(rg.mean(), yb.mean())
+    )
+    want_std = max(float(c.std(unbiased=False)) for c in x)
+    assert signals.colourfulness(rgb) == pytest.approx(want_colour, rel=1e-12, abs=1e-12)
+    assert signals.channel_std_max(rgb) == pytest.approx(want_std, rel=1e-12, abs=1e-12)
+    moments = signals.channel_moments(rgb)
+    assert moments.n == size[0] * size[1]
+    assert moments.products[0][1] == int((x[0] * x[1]).sum())
+    monkeypatch.setattr(nss, "BAND_VALUES", 3 * size[1])  # one row a band
+    assert signals.channel_moments(rgb) == moments

@@ -85,14 +85,21 @@ def rgb_to_gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
 
     For ``uint8`` input the weighted sum is done in 22-bit fixed point (``_GRAY_FIXED``),
     which rounds exactly as MATLAB's double arithmetic does for every one of the 2²⁴
-    colours (``tests/test_nss_parity.py`` checks all of them) at half the cost; any
+    colours (``tests/test_nss_parity.py`` checks all of them) at half the cost, a band of
+    rows at a time (fresh whole-image temporaries cost more in page faults than the
+    arithmetic); any
     other dtype is summed in float64. Returned in ``WORK_DTYPE`` for ``uint8`` input
     (integers 0..255 are exact in it), else in the input's dtype.
     """
     if rgb.dtype == torch.uint8:
-        r, g, b = (rgb[:, i].to(torch.int32) for i in range(3))
-        acc = r.mul_(_GRAY_FIXED[0]).add_(g, alpha=_GRAY_FIXED[1]).add_(b, alpha=_GRAY_FIXED[2])
-        return acc.add_(1 << (_GRAY_BITS - 1)).bitwise_right_shift_(_GRAY_BITS).to(WORK_DTYPE)
+        n, _, h, w = rgb.shape
+        gray = torch.empty((n, h, w), dtype=WORK_DTYPE, device=rgb.device)
+        step = band_rows(rgb, 4 * n * w)  # the int32 temporaries stay in cache
+        for r0 in range(0, h, step):
+            r, g, b = (rgb[:, i, r0 : r0 + step].to(torch.int32) for i in range(3))
+            acc = r.mul_(_GRAY_FIXED[0]).add_(g, alpha=_GRAY_FIXED[1]).add_(b, alpha=_GRAY_FIXED[2])
+            gray[:, r0 : r0 + step] = acc.add_(1 << (_GRAY_BITS - 1)).bitwise_right_shift_(_GRAY_BITS)
+        return gray
     x = rgb.to(torch.float64)
     gray = x[:, 0] * MATLAB_GRAY_WEIGHTS[0]
     gray.add_(x[:, 1], alpha=MATLAB_GRAY_WEIGHTS[1]).add_(x[:, 2], alpha=MATLAB_GRAY_WEIGHTS[2])
@@ -182,21 +189,24 @@ def local_stats(gray: torch.Tensor, border: str = "replicate") -> tuple[torch.Te
     centred on 128 first: the formula is shift-invariant, and the smaller squares keep
     float32's cancellation error in flat regions four times smaller (with zero borders,
     the padding is shifted too, so it is still zero in the original's terms). Computed a
-    band of rows at a time (``band_rows``), each band reading its three-row margins.
+    band of rows at a time (``band_rows``), each band shifted and padded on its own with
+    its three-row margins: no whole-image temporary.
     """
     shift = 128.0
     h, w = gray.shape[-2:]
-    batch = (gray.reshape(-1, 1, h, w) - shift).to(gray.dtype)
-    if border == "zeros":
-        padded = F.pad(batch, (_R, _R, _R, _R), mode="constant", value=-shift)[:, 0]
-    else:
-        padded = F.pad(batch, (_R, _R, _R, _R), mode="replicate")[:, 0]
-    mu = torch.empty(padded.shape[0], h, w, dtype=gray.dtype, device=gray.device)
+    flat = gray.reshape(-1, h, w)
+    mu = torch.empty(flat.shape, dtype=gray.dtype, device=gray.device)
     sigma = torch.empty_like(mu)
-    step = band_rows(gray, w * padded.shape[0])
+    step = band_rows(gray, w * flat.shape[0])
     for r0 in range(0, h, step):
         r1 = min(h, r0 + step)
-        rows = padded[:, r0 : r1 + 2 * _R]
+        lo, hi = max(0, r0 - _R), min(h, r1 + _R)  # the band's margins, where the image has them
+        rows = (flat[:, lo:hi] - shift).to(gray.dtype)[:, None]
+        pad = (_R, _R, _R - (r0 - lo), _R - (hi - r1))  # the border rule only at the image's edges
+        if border == "zeros":
+            rows = F.pad(rows, pad, mode="constant", value=-shift)[:, 0]
+        else:
+            rows = F.pad(rows, pad, mode="replicate")[:, 0]
         m = _blur_dim(_blur_dim(rows, 1), 2)
         sq = _blur_dim(_blur_dim(rows * rows, 1), 2)
         torch.sqrt(sq.sub_(m * m).abs_(), out=sigma[:, r0:r1])

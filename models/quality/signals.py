@@ -232,10 +232,12 @@ def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
     planes: see the module docstring.
 
     Only lines holding two steps or more can hold a staircase, and only those are
-    searched (photos have few). There, a running maximum of busy positions gives every
-    step its previous busy difference; the pair is a stair when that one is a step too,
-    of the same sign and a similar size, within ``CONTOUR_MAX_GAP``, and the two are not
-    both on the JPEG 8×8 grid (blocking is ``blockiness``'s).
+    searched (photos have few). A step's previous busy difference is a step only if it
+    is the previous step of its line with no busy difference between the two: a running
+    count of busy differences (one cheap scan) answers that for every consecutive pair.
+    The pair is a stair when the two are also of the same sign and a similar size,
+    within ``CONTOUR_MAX_GAP``, and not both on the JPEG 8×8 grid (blocking is
+    ``blockiness``'s).
     """
     if planes.shape[dim] < 7:
         return 0
@@ -247,13 +249,11 @@ def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
         busy, step = busy.transpose(1, 2), step.transpose(1, 2)
     busy, step = busy[candidates], step[candidates]  # (K, M)
     line_c, line_o = candidates.nonzero(as_tuple=True)
-    positions = torch.arange(1, busy.shape[1] + 1, dtype=torch.int32, device=busy.device)
-    last_busy = torch.cummax(busy * positions, dim=1).values - 1  # -1: none yet
-    k, q = step.nonzero(as_tuple=True)
-    p = last_busy[k, q - 1].long()  # the busy difference before step q on its line (steps sit at 2+)
-    found = (p >= 0) & (q - p <= CONTOUR_MAX_GAP)
-    k, q, p = k[found], q[found], p[found]
-    found = step[k, p].bool()
+    seen = torch.cumsum(busy, dim=1, dtype=torch.int16 if busy.shape[1] < 1 << 15 else torch.int32)
+    k, q = step.nonzero(as_tuple=True)  # line by line, in order along each line
+    same_line = k[1:] == k[:-1]
+    k, p, q = k[1:][same_line], q[:-1][same_line], q[1:][same_line]  # consecutive steps p < q
+    found = (q - p <= CONTOUR_MAX_GAP) & (seen[k, q - 1] == seen[k, p])  # nothing busy between
     k, q, p = k[found], q[found], p[found]
     if len(k) == 0:
         return 0
@@ -286,35 +286,71 @@ def false_contours(rgb: torch.Tensor) -> float:
     return 1000.0 * steps / max(1, planes.numel())
 
 
-def _histogram_stats(hist: torch.Tensor, offset: float = 0.0, scale: float = 1.0) -> tuple[float, float]:
-    """Mean and population standard deviation of values ``(i - offset) * scale`` counted
-    ``hist[i]`` times (float64; exact for integer data)."""
-    h = hist.cpu().to(torch.float64)
-    values = (torch.arange(len(h), dtype=torch.float64) - offset) * scale
-    n = float(h.sum())
-    mean = float((h * values).sum()) / n
-    var = float((h * (values - mean) ** 2).sum()) / n
-    return mean, math.sqrt(max(var, 0.0))
+# Pixels per band of the channel-moment products: 256 products of 8-bit values sum to at
+# most 255² · 256 < 2²⁴, so each band's float32 dot products are exact in any order.
+_MOMENT_BAND = 256
 
 
-def colourfulness(rgb: torch.Tensor) -> float:
+@dataclass(frozen=True)
+class ChannelMoments:
+    """Exact first and second moments of the three channels: ``n`` pixels, ``sums[i]`` =
+    Σ channel i, ``products[i][j]`` = Σ channel i · channel j (Python integers)."""
+
+    n: int
+    sums: tuple[int, ...]
+    products: tuple[tuple[int, ...], ...]
+
+    def std(self, weights: tuple[int, int, int]) -> tuple[float, float]:
+        """Mean and population standard deviation of ``Σ weights[i] · channel i``, exact
+        up to the final division (the variance is formed in integers)."""
+        total = sum(w * s for w, s in zip(weights, self.sums))
+        square = sum(weights[i] * weights[j] * self.products[i][j] for i in range(3) for j in range(3))
+        return total / self.n, math.sqrt(max(self.n * square - total * total, 0)) / self.n
+
+
+def channel_moments(rgb: torch.Tensor) -> ChannelMoments:
+    """The moments of ``(3, H, W)`` 0..255 integers, from batched 3×3 products over runs
+    of ``_MOMENT_BAND`` pixels (exact in float32, see ``_MOMENT_BAND``; TF32 holds 8-bit
+    values exactly too), summed in float64 (exact below 2⁵³). Walked a band of rows at a
+    time, so the float copy stays in cache. One pass gives what per-channel histograms
+    took six bincounts for."""
+    _, h, w = rgb.shape
+    products = torch.zeros(3, 3, dtype=torch.float64, device=rgb.device)
+    sums = torch.zeros(3, dtype=torch.float64, device=rgb.device)
+    step = nss.band_rows(rgb, 3 * w)
+    for r0 in range(0, h, step):
+        x = rgb[:, r0 : r0 + step].to(torch.float32).reshape(3, -1)
+        whole = x.shape[1] - x.shape[1] % _MOMENT_BAND
+        runs = x[:, :whole].reshape(3, -1, _MOMENT_BAND).transpose(0, 1)  # (B, 3, band)
+        products += torch.bmm(runs, runs.transpose(1, 2)).sum(0, dtype=torch.float64)
+        sums += runs.sum(2).sum(0, dtype=torch.float64)
+        rest = x[:, whole:]  # fewer than _MOMENT_BAND pixels: one exact product
+        products += (rest @ rest.T).to(torch.float64)
+        sums += rest.sum(1, dtype=torch.float64)
+    return ChannelMoments(
+        h * w,
+        tuple(int(v) for v in sums.tolist()),
+        tuple(tuple(int(v) for v in row) for row in products.tolist()),
+    )
+
+
+def colourfulness(rgb: torch.Tensor | ChannelMoments) -> float:
     """Hasler & Süsstrunk (2003) colourfulness M (≈0 grey, ~33 moderate, >60 very colourful).
 
-    ``rgb``: ``(3, H, W)`` 0..255 integers. ``rg = R - G`` and ``2·yb = R + G - 2B`` are
-    integers, so their means and deviations come exactly from two histograms."""
-    r, g, b = (rgb[i].to(torch.int16) for i in range(3))
-    rg = (r - g).add_(255)  # 0..510
-    yb2 = (r + g).sub_(b).sub_(b).add_(510)  # 2·yb + 510: 0..1020
-    rg_mean, rg_std = _histogram_stats(torch.bincount(rg.flatten(), minlength=511), 255.0)
-    yb_mean, yb_std = _histogram_stats(torch.bincount(yb2.flatten(), minlength=1021), 510.0, 0.5)
-    return math.hypot(rg_std, yb_std) + 0.3 * math.hypot(rg_mean, yb_mean)
+    ``rgb``: ``(3, H, W)`` 0..255 integers, or their ``channel_moments``. ``rg = R - G``
+    and ``2·yb = R + G - 2B`` are integer combinations of the channels, so their means
+    and deviations follow exactly from the channel moments."""
+    m = rgb if isinstance(rgb, ChannelMoments) else channel_moments(rgb)
+    rg_mean, rg_std = m.std((1, -1, 0))
+    yb2_mean, yb2_std = m.std((1, 1, -2))
+    return math.hypot(rg_std, yb2_std / 2) + 0.3 * math.hypot(rg_mean, yb2_mean / 2)
 
 
-def channel_std_max(rgb: torch.Tensor) -> float:
+def channel_std_max(rgb: torch.Tensor | ChannelMoments) -> float:
     """Largest per-channel standard deviation of ``(3, H, W)`` 0..255 integers (blank
-    detection), exactly from each channel's histogram."""
-    planes = rgb if rgb.dtype == torch.uint8 else rgb.round().clamp(0, 255).to(torch.uint8)
-    return max(_histogram_stats(torch.bincount(c.flatten(), minlength=256))[1] for c in planes)
+    detection), exactly from the channel moments."""
+    m = rgb if isinstance(rgb, ChannelMoments) else channel_moments(rgb)
+    return max(m.std(weights)[1] for weights in ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
 
 
 @dataclass(frozen=True)
@@ -390,6 +426,7 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
     sharp, n_edges = edge_sharpness(gray, smooth, max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * noise))
     gray8 = gray.to(torch.uint8)
     hist = luma_histogram(gray8)
+    moments = channel_moments(rgb)
     n = float(hist.sum())
     levels = torch.arange(256, dtype=torch.float64)
     mean_luma = float((hist * levels).sum()) / n
@@ -404,9 +441,9 @@ def measure_copy(copy: WorkingCopy) -> SignalReport:
         dark_fraction=float(hist[: DARK_LEVEL + 1].sum()) / n,
         bright_fraction=float(hist[BRIGHT_LEVEL:].sum()) / n,
         blockiness=blockiness(gray),
-        colourfulness=colourfulness(rgb),
+        colourfulness=colourfulness(moments),
         contrast=contrast,
-        channel_std_max=channel_std_max(rgb),
+        channel_std_max=channel_std_max(moments),
         mean_luma=mean_luma,
         black_point=percentile(hist, 0.005),
         white_point=percentile(hist, 0.995),
