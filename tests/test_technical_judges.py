@@ -107,8 +107,8 @@ def test_quality_scores_each_image_once_across_judges(
     quality: TechnicalQualityJudge, signals_judge: TechnicalSignalsJudge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = signals_mod.measure_copy
-    monkeypatch.setattr(signals_mod, "measure_copy", lambda c: calls.append(1) or real(c))
+    real = signals_mod.measure_copies
+    monkeypatch.setattr(signals_mod, "measure_copies", lambda cs: calls.extend([1] * len(cs)) or real(cs))
     cache = FeatureCache()
     items = [_item(photos.photo(n), n, cache) for n in ("astronaut", "coffee")]
     signals_judge.judge(items)

@@ -44,7 +44,14 @@ from PIL import Image
 
 from imagejury.models.interfaces import QualityScore
 from imagejury.models.quality import nss
-from imagejury.models.quality.working import DEFAULT_MAX_SIDE, WorkingCopy, as_working_copies
+from imagejury.models.quality.working import (
+    DEFAULT_MAX_SIDE,
+    WorkingCopy,
+    as_working_copies,
+    measuring_groups,
+    share_canvas_stats,
+    stacked,
+)
 
 TEXTURE_STD = 1.5  # grey levels of local std from which a pixel counts as textured
 EDGE_MIN_GRADIENT = 3.0  # grey levels per pixel of the smoothed image at an edge
@@ -61,51 +68,91 @@ BRIGHT_LEVEL = 252  # luma at or above: blown highlights
 
 
 def _max3x3_interior(x: torch.Tensor) -> torch.Tensor:
-    """Largest value of each interior pixel's 3×3 neighbourhood, ``(H-2, W-2)``: two
-    separable passes of shifted maxima (a CPU ``max_pool2d`` is ten times slower)."""
-    rows = torch.maximum(torch.maximum(x[:, :-2], x[:, 1:-1]), x[:, 2:])
-    return torch.maximum(torch.maximum(rows[:-2], rows[1:-1]), rows[2:])
+    """Largest value of each interior pixel's 3×3 neighbourhood over the last two
+    dimensions, ``(..., H-2, W-2)``: two separable passes of shifted maxima (a CPU
+    ``max_pool2d`` is ten times slower)."""
+    rows = torch.maximum(torch.maximum(x[..., :-2], x[..., 1:-1]), x[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
 
 def _forward_gradient_sq(x: torch.Tensor) -> torch.Tensor:
-    """Squared magnitude of forward differences, ``(H-1, W-1)``."""
-    dx = x[:-1, 1:] - x[:-1, :-1]
-    dy = x[1:, :-1] - x[:-1, :-1]
+    """Squared magnitude of forward differences over the last two dimensions, ``(..., H-1, W-1)``."""
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
     return dx.mul_(dx).addcmul_(dy, dy)
 
 
-def edge_sharpness(
-    gray: torch.Tensor, smooth: torch.Tensor, min_gradient: float = EDGE_MIN_GRADIENT
-) -> tuple[float | None, int]:
-    """Median re-blur ratio over edge ridge pixels (smoothed gradient ≥ ``min_gradient``),
-    and how many there were.
+def per_image_bincount(values: torch.Tensor, bins: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Counts (or sums of ``weights``) of each value ``0 .. bins-1`` in each image of
+    ``values`` ``(N, ...)``, as ``(N, bins)``: one ``bincount`` for the whole batch, each
+    image's values offset into a range of its own."""
+    n = values.shape[0]
+    flat = values.reshape(n, -1)
+    if n > 1:
+        flat = flat.to(torch.int64) + torch.arange(0, n * bins, bins, device=values.device).unsqueeze(1)
+    w = None if weights is None else weights.reshape(-1)
+    return torch.bincount(flat.reshape(-1), weights=w, minlength=n * bins).reshape(n, bins)
+
+
+def _lower_medians(values: torch.Tensor, owners: torch.Tensor, counts: list[int]) -> list[float]:
+    """Per owner ``0 .. len(counts)-1``, the lower median of its ``values`` (what
+    ``torch.median`` returns), NaN where it has none: one sort by value, then a stable
+    sort by owner, so each owner's values lie together and in order."""
+    if len(counts) == 1:
+        return [float(values.median())] if counts[0] else [math.nan]
+    order = torch.argsort(values, stable=True)
+    order = order[torch.argsort(owners[order], stable=True)]
+    grouped = values[order]
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    picks = torch.tensor([s + max(c - 1, 0) // 2 for s, c in zip(starts, counts)], device=values.device)
+    medians = grouped[picks.clamp(max=max(len(grouped) - 1, 0))].tolist() if len(grouped) else [math.nan] * len(counts)
+    return [m if c else math.nan for m, c in zip(medians, counts)]
+
+
+def edge_sharpness_batch(
+    gray: torch.Tensor, smooth: torch.Tensor, min_gradient: torch.Tensor
+) -> list[tuple[float | None, int]]:
+    """For each image of ``(N, H, W)`` ``gray`` (``smooth``: its Gaussian-smoothed copy),
+    the median re-blur ratio over edge ridge pixels (smoothed gradient ≥ that image's
+    ``min_gradient``), and how many there were.
 
     Works on squared gradients (same order, no square roots over the image), a band of
     rows at a time, and only where edges may lie: two pixels in from every side of the
     gradient grid, so the 3×3 maxima never need padding. The sharp image's gradients are
     read around the edge pixels only.
     """
-    h, w = gray.shape
+    n, h, w = gray.shape
     if min(h, w) < 8:
-        return None, 0
-    ratios, n = [], 0
-    step = nss.band_rows(gray, w)
+        return [(None, 0)] * n
+    floor = (min_gradient.to(torch.float64) ** 2).to(smooth.dtype).to(smooth.device).view(n, 1, 1)
+    ratios, owners = [], []
+    step = nss.band_rows(gray, n * w)
     for r0 in range(2, h - 3, step):  # rows r0 .. r1-1 of the (h-1, w-1) gradient grid
         r1 = min(h - 3, r0 + step)
-        gb2 = _forward_gradient_sq(smooth[r0 - 1 : r1 + 2])  # grid rows r0-1 .. r1
-        centre = gb2[1:-1, 2:-2]
+        gb2 = _forward_gradient_sq(smooth[:, r0 - 1 : r1 + 2])  # grid rows r0-1 .. r1
+        centre = gb2[:, 1:-1, 2:-2]
         # a ridge (the 3×3 maximum) and strong enough, in one comparison
-        edges = centre >= _max3x3_interior(gb2)[:, 1:-1].clamp_(min=min_gradient * min_gradient)
-        rows, cols = edges.nonzero(as_tuple=True)
+        edges = centre >= _max3x3_interior(gb2)[..., 1:-1].clamp_(min=floor)
+        image, rows, cols = edges.nonzero(as_tuple=True)
         if len(rows) == 0:
             continue
-        n += len(rows)
-        g2 = _forward_gradient_sq(gray[r0 - 1 : r1 + 2])
-        local_max = torch.stack([g2[rows + dy, cols + 1 + dx] for dy in range(3) for dx in range(3)]).amax(0)
-        ratios.append(torch.sqrt(local_max / centre[rows, cols]))
-    if n < MIN_EDGE_PIXELS:
-        return None, n
-    return float(torch.cat(ratios).median()), n
+        g2 = _forward_gradient_sq(gray[:, r0 - 1 : r1 + 2])
+        local_max = torch.stack([g2[image, rows + dy, cols + 1 + dx] for dy in range(3) for dx in range(3)]).amax(0)
+        ratios.append(torch.sqrt(local_max / centre[image, rows, cols]))
+        owners.append(image)
+    if not ratios:
+        return [(None, 0)] * n
+    owner = torch.cat(owners)
+    counts = torch.bincount(owner, minlength=n).tolist()
+    medians = _lower_medians(torch.cat(ratios), owner, counts)
+    return [(m if c >= MIN_EDGE_PIXELS else None, c) for m, c in zip(medians, counts)]
+
+
+def edge_sharpness(
+    gray: torch.Tensor, smooth: torch.Tensor, min_gradient: float = EDGE_MIN_GRADIENT
+) -> tuple[float | None, int]:
+    """``edge_sharpness_batch`` of one ``(H, W)`` image."""
+    return edge_sharpness_batch(gray[None], smooth[None], torch.tensor([min_gradient]))[0]
 
 
 _COUNT_CAP = 1 << 16  # squared Sobel magnitude 256²: most images' 90th percentile is far below
@@ -116,41 +163,56 @@ _NOISE_SCALE = math.sqrt(math.pi / 2.0) / 6.0
 
 def _immerkaer_and_sobel(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``|I * M|`` (Immerkær's mask) and the squared Sobel magnitude on the valid part of
-    ``rows`` ``(h, w)``: both ``(h-2, w-2)``. Both 3×3 masks are separable: two 3-tap
-    passes each, sharing the vertical sum of the outer rows."""
-    outer = rows[:-2] + rows[2:]
-    v = outer - 2.0 * rows[1:-1]
-    resp = (v[:, :-2] + v[:, 2:]).sub_(v[:, 1:-1], alpha=2.0).abs_()
-    across = outer.add_(rows[1:-1], alpha=2.0)  # Sobel x: smooth down, differ across
-    down = (rows[:, :-2] + rows[:, 2:]).add_(rows[:, 1:-1], alpha=2.0)  # Sobel y: smooth across, differ down
-    gx = across[:, 2:] - across[:, :-2]
-    gy = down[2:] - down[:-2]
+    ``rows`` ``(..., h, w)``: both ``(..., h-2, w-2)``. Both 3×3 masks are separable: two
+    3-tap passes each, sharing the vertical sum of the outer rows."""
+    outer = rows[..., :-2, :] + rows[..., 2:, :]
+    v = outer - 2.0 * rows[..., 1:-1, :]
+    resp = (v[..., :-2] + v[..., 2:]).sub_(v[..., 1:-1], alpha=2.0).abs_()
+    across = outer.add_(rows[..., 1:-1, :], alpha=2.0)  # Sobel x: smooth down, differ across
+    down = (rows[..., :-2] + rows[..., 2:]).add_(rows[..., 1:-1], alpha=2.0)  # Sobel y: smooth across, differ down
+    gx = across[..., 2:] - across[..., :-2]
+    gy = down[..., 2:, :] - down[..., :-2, :]
     return resp, gx.mul_(gx).addcmul_(gy, gy)
 
 
-def _noise_by_counting(gray: torch.Tensor, keep: int) -> float | None:
-    """Immerkær's mean over the ``keep`` pixels of weakest Sobel gradient, for a ``gray``
-    holding whole grey levels: squared gradients are then integers, so one pass of bands
-    counts each value (below ``_COUNT_CAP``) and sums the responses per value, and the
-    cut and the kept sum are read off running totals. None when the cut lies at the cap."""
-    counts = torch.zeros(_COUNT_CAP + 1, dtype=torch.int64, device=gray.device)
-    sums = torch.zeros(_COUNT_CAP + 1, dtype=torch.float64, device=gray.device)
-    h, w = gray.shape
-    step = nss.band_rows(gray, w)
+def _noise_by_counting(gray: torch.Tensor, keep: int) -> list[float | None]:
+    """Per image of ``(N, H, W)`` ``gray`` holding whole grey levels, Immerkær's mean over
+    the ``keep`` pixels of weakest Sobel gradient: squared gradients are then integers,
+    so one pass of bands counts each value (below ``_COUNT_CAP``) and sums the responses
+    per value, and the cut and the kept sum are read off running totals. None for an
+    image whose cut lies at the cap."""
+    n, h, w = gray.shape
+    bins = _COUNT_CAP + 1
+    counts = torch.zeros(n, bins, dtype=torch.int64, device=gray.device)
+    sums = torch.zeros(n, bins, dtype=torch.float64, device=gray.device)
+    step = nss.band_rows(gray, n * w)
     for r0 in range(0, h - 2, step):
-        resp, mag2 = _immerkaer_and_sobel(gray[r0 : min(h, r0 + step + 2)])
-        values = mag2.flatten().to(torch.int32).clamp_(max=_COUNT_CAP)
-        counts += torch.bincount(values, minlength=_COUNT_CAP + 1)
-        sums += torch.bincount(values, weights=resp.flatten().to(torch.float64), minlength=_COUNT_CAP + 1)
-    running = torch.cumsum(counts, 0)
-    cut = int(torch.searchsorted(running, torch.tensor([keep], device=gray.device)).item())
-    if cut >= _COUNT_CAP:
-        return None
-    return _NOISE_SCALE * float(torch.cumsum(sums, 0)[cut]) / int(running[cut])
+        resp, mag2 = _immerkaer_and_sobel(gray[:, r0 : min(h, r0 + step + 2)])
+        values = mag2.to(torch.int32).clamp_(max=_COUNT_CAP)
+        counts += per_image_bincount(values, bins)
+        sums += per_image_bincount(values, bins, resp.to(torch.float64))
+    running = torch.cumsum(counts, 1)
+    cut = torch.searchsorted(running, torch.full((n, 1), keep, dtype=running.dtype, device=gray.device))
+    at = cut.clamp(max=_COUNT_CAP)
+    kept_sum, kept_n = torch.cumsum(sums, 1).gather(1, at).flatten().tolist(), running.gather(1, at).flatten()
+    return [
+        None if c >= _COUNT_CAP else _NOISE_SCALE * s / k
+        for c, s, k in zip(cut.flatten().tolist(), kept_sum, kept_n.tolist())
+    ]
+
+
+def noise_sigmas(gray: torch.Tensor, edge_fraction: float = 0.1) -> list[float]:
+    """``noise_sigma`` of each image of ``(N, H, W)`` ``gray`` holding whole grey levels
+    (a working copy's do), by counting (``_noise_by_counting``)."""
+    n, h, w = gray.shape
+    if min(h, w) < 3:
+        return [0.0] * n
+    counted = _noise_by_counting(gray, max(1, int(math.ceil((1.0 - edge_fraction) * (h - 2) * (w - 2)))))
+    return [noise_sigma(gray[i], edge_fraction) if c is None else c for i, c in enumerate(counted)]
 
 
 def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1, integers: bool = False) -> float:
-    """Gaussian noise standard deviation in grey levels (Immerkær 1996).
+    """Gaussian noise standard deviation in grey levels (Immerkær 1996) of an ``(H, W)`` image.
 
     ``sigma = sqrt(pi/2) · mean(|I * M|) / 6``; textured edges inflate the estimate, so
     the ``edge_fraction`` pixels with the strongest Sobel gradient are left out first
@@ -160,10 +222,7 @@ def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1, integers: bool =
     if min(gray.shape) < 3:
         return 0.0
     if edge_fraction > 0 and integers:
-        n = (gray.shape[0] - 2) * (gray.shape[1] - 2)
-        counted = _noise_by_counting(gray, max(1, int(math.ceil((1.0 - edge_fraction) * n))))
-        if counted is not None:
-            return counted
+        return noise_sigmas(gray[None], edge_fraction)[0]
     resp, mag2 = _immerkaer_and_sobel(gray)
     if edge_fraction > 0:
         k = max(1, int(math.ceil((1.0 - edge_fraction) * mag2.numel())))
@@ -173,24 +232,41 @@ def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1, integers: bool =
     return _NOISE_SCALE * float(resp.mean())
 
 
-def blockiness(gray: torch.Tensor, block: int = 8) -> float:
-    """JPEG blocking: mean |step| across 8×8 grid lines / mean |step| elsewhere (1.0: none).
+def blockiness_batch(gray: torch.Tensor, block: int = 8) -> list[float]:
+    """JPEG blocking of each image of ``(N, H, W)``: mean |step| across 8×8 grid lines /
+    mean |step| elsewhere (1.0: none).
 
     Steps are capped at ``BLOCK_STEP_CAP`` grey levels so that a few strong drawn edges
     (graphics) do not decide the ratio; a floor of ``BLOCK_STEP_FLOOR`` keeps flat images
-    (both means near zero) at 1.
+    (both means near zero) at 1. Summed a band of rows at a time; each band's float32
+    sums of whole-level steps are exact, and the bands add up in float64.
     """
-    h, w = gray.shape
+    n, h, w = gray.shape
     if h < 2 * block or w < 2 * block:
-        return 1.0
-    dx = (gray[:, 1:] - gray[:, :-1]).abs_().clamp_(max=BLOCK_STEP_CAP)
-    dy = (gray[1:, :] - gray[:-1, :]).abs_().clamp_(max=BLOCK_STEP_CAP)
-    on_x, on_y = dx[:, block - 1 :: block], dy[block - 1 :: block, :]
-    on_sum = float(on_x.sum()) + float(on_y.sum())
-    on_n = on_x.numel() + on_y.numel()
-    off_sum = float(dx.sum()) + float(dy.sum()) - on_sum
-    off_n = dx.numel() + dy.numel() - on_n
-    return (on_sum / on_n + BLOCK_STEP_FLOOR) / (off_sum / off_n + BLOCK_STEP_FLOOR)
+        return [1.0] * n
+    on = torch.zeros(n, dtype=torch.float64, device=gray.device)
+    total = torch.zeros_like(on)
+    step = nss.band_rows(gray, 2 * n * w)
+    for r0 in range(0, h, step):
+        r1, d1 = min(h, r0 + step), min(h - 1, r0 + step)  # differences down: rows r0 .. d1-1
+        dx = (gray[:, r0:r1, 1:] - gray[:, r0:r1, :-1]).abs_().clamp_(max=BLOCK_STEP_CAP)
+        on += dx[..., block - 1 :: block].sum((1, 2))
+        total += dx.sum((1, 2))
+        if d1 > r0:
+            dy = (gray[:, r0 + 1 : d1 + 1] - gray[:, r0:d1]).abs_().clamp_(max=BLOCK_STEP_CAP)
+            on += dy[:, (block - 1 - r0) % block :: block].sum((1, 2))  # grid rows 7, 15, ... of the image
+            total += dy.sum((1, 2))
+    on_n = h * len(range(block - 1, w - 1, block)) + w * len(range(block - 1, h - 1, block))
+    off_n = h * (w - 1) + (h - 1) * w - on_n
+    return [
+        (on_sum / on_n + BLOCK_STEP_FLOOR) / ((all_sum - on_sum) / off_n + BLOCK_STEP_FLOOR)
+        for on_sum, all_sum in zip(on.tolist(), total.tolist())
+    ]
+
+
+def blockiness(gray: torch.Tensor, block: int = 8) -> float:
+    """``blockiness_batch`` of one ``(H, W)`` image."""
+    return blockiness_batch(gray[None], block)[0]
 
 
 def _beyond(size: torch.Tensor, limit: int) -> torch.Tensor:
@@ -227,9 +303,9 @@ def _difference_at(planes: torch.Tensor, dim: int, c: torch.Tensor, o: torch.Ten
     return hi.to(torch.int16) - lo.to(torch.int16)
 
 
-def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
+def _staircase_steps(planes: torch.Tensor, dim: int) -> torch.Tensor:
     """False contours along ``dim`` (1: columns, 2: rows) of ``(C, H, W)`` ``uint8``
-    planes: see the module docstring.
+    planes, counted per plane (``(C,)``): see the module docstring.
 
     Only lines holding two steps or more can hold a staircase, and only those are
     searched (photos have few). A step's previous busy difference is a step only if it
@@ -239,12 +315,13 @@ def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
     within ``CONTOUR_MAX_GAP``, and not both on the JPEG 8×8 grid (blocking is
     ``blockiness``'s).
     """
+    none = torch.zeros(planes.shape[0], dtype=torch.int64, device=planes.device)
     if planes.shape[dim] < 7:
-        return 0
+        return none
     busy, step = _step_masks(planes, dim)
     candidates = step.sum(dim, dtype=torch.int16) >= 2  # (C, W) for columns, (C, H) for rows
     if not bool(candidates.any()):
-        return 0
+        return none
     if dim == 1:  # put each column's differences on a row
         busy, step = busy.transpose(1, 2), step.transpose(1, 2)
     busy, step = busy[candidates], step[candidates]  # (K, M)
@@ -256,7 +333,7 @@ def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
     found = (q - p <= CONTOUR_MAX_GAP) & (seen[k, q - 1] == seen[k, p])  # nothing busy between
     k, q, p = k[found], q[found], p[found]
     if len(k) == 0:
-        return 0
+        return none
     d_q = _difference_at(planes, dim, line_c[k], line_o[k], q)
     d_p = _difference_at(planes, dim, line_c[k], line_o[k], p)
     size_q, size_p = d_q.abs().float(), d_p.abs().float()
@@ -266,24 +343,31 @@ def _staircase_steps(planes: torch.Tensor, dim: int) -> int:
         & (size_p <= CONTOUR_SIZE_RATIO * size_q)
         & ~((p % 8 == 7) & (q % 8 == 7))
     )
-    return int(stair.sum())
+    return torch.bincount(line_c[k][stair], minlength=planes.shape[0])
+
+
+def false_contours_batch(rgb: torch.Tensor) -> list[float]:
+    """Banding of each image of ``(N, C, H, W)``: false-contour steps per 1,000
+    pixel-channels, rows and columns together. Values are 0..255 integers (``uint8``,
+    or any dtype holding them)."""
+    planes = rgb if rgb.dtype == torch.uint8 else rgb.round().clamp(0, 255).to(torch.uint8)
+    n, c, h, w = planes.shape
+    planes = planes.reshape(n * c, h, w)  # lines of every channel of every image are independent
+    steps = torch.zeros(n * c, dtype=torch.int64, device=planes.device)
+    # rows are searched a band of rows at a time, columns a band of columns at a time
+    # (bands sized in bytes: these masks are one byte a value)
+    step = nss.band_rows(planes, n * c * w // 4)
+    for r0 in range(0, h, step):
+        steps += _staircase_steps(planes[:, r0 : r0 + step, :], 2)
+    step = nss.band_rows(planes, n * c * h // 4)
+    for c0 in range(0, w, step):
+        steps += _staircase_steps(planes[:, :, c0 : c0 + step], 1)
+    return [1000.0 * s / max(1, c * h * w) for s in steps.reshape(n, c).sum(1).tolist()]
 
 
 def false_contours(rgb: torch.Tensor) -> float:
-    """Banding: false-contour steps per 1,000 pixel-channels, rows and columns together.
-    ``rgb``: ``(C, H, W)`` 0..255 integer values (``uint8``, or any dtype holding them)."""
-    planes = rgb if rgb.dtype == torch.uint8 else rgb.round().clamp(0, 255).to(torch.uint8)
-    c, h, w = planes.shape
-    steps = 0
-    # lines are independent: rows are searched a band of rows at a time, columns a band
-    # of columns at a time (bands sized in bytes: these masks are one byte a value)
-    step = nss.band_rows(planes, c * w // 4)
-    for r0 in range(0, h, step):
-        steps += _staircase_steps(planes[:, r0 : r0 + step, :], 2)
-    step = nss.band_rows(planes, c * h // 4)
-    for c0 in range(0, w, step):
-        steps += _staircase_steps(planes[:, :, c0 : c0 + step], 1)
-    return 1000.0 * steps / max(1, planes.numel())
+    """``false_contours_batch`` of one ``(C, H, W)`` image."""
+    return false_contours_batch(rgb[None])[0]
 
 
 # Pixels per band of the channel-moment products: 256 products of 8-bit values sum to at
@@ -308,30 +392,38 @@ class ChannelMoments:
         return total / self.n, math.sqrt(max(self.n * square - total * total, 0)) / self.n
 
 
-def channel_moments(rgb: torch.Tensor) -> ChannelMoments:
-    """The moments of ``(3, H, W)`` 0..255 integers, from batched 3×3 products over runs
-    of ``_MOMENT_BAND`` pixels (exact in float32, see ``_MOMENT_BAND``; TF32 holds 8-bit
-    values exactly too), summed in float64 (exact below 2⁵³). Walked a band of rows at a
-    time, so the float copy stays in cache. One pass gives what per-channel histograms
-    took six bincounts for."""
-    _, h, w = rgb.shape
-    products = torch.zeros(3, 3, dtype=torch.float64, device=rgb.device)
-    sums = torch.zeros(3, dtype=torch.float64, device=rgb.device)
-    step = nss.band_rows(rgb, 3 * w)
+def channel_moments_batch(rgb: torch.Tensor) -> list[ChannelMoments]:
+    """The moments of each image of ``(N, 3, H, W)`` 0..255 integers, from batched 3×3
+    products over runs of ``_MOMENT_BAND`` pixels (exact in float32, see
+    ``_MOMENT_BAND``; TF32 holds 8-bit values exactly too), summed in float64 (exact below
+    2⁵³). Walked a band of rows at a time, so the float copy stays in cache. One pass
+    gives what per-channel histograms took six bincounts for."""
+    n, _, h, w = rgb.shape
+    products = torch.zeros(n, 3, 3, dtype=torch.float64, device=rgb.device)
+    sums = torch.zeros(n, 3, dtype=torch.float64, device=rgb.device)
+    step = nss.band_rows(rgb, 3 * n * w)
     for r0 in range(0, h, step):
-        x = rgb[:, r0 : r0 + step].to(torch.float32).reshape(3, -1)
-        whole = x.shape[1] - x.shape[1] % _MOMENT_BAND
-        runs = x[:, :whole].reshape(3, -1, _MOMENT_BAND).transpose(0, 1)  # (B, 3, band)
-        products += torch.bmm(runs, runs.transpose(1, 2)).sum(0, dtype=torch.float64)
-        sums += runs.sum(2).sum(0, dtype=torch.float64)
-        rest = x[:, whole:]  # fewer than _MOMENT_BAND pixels: one exact product
-        products += (rest @ rest.T).to(torch.float64)
-        sums += rest.sum(1, dtype=torch.float64)
-    return ChannelMoments(
-        h * w,
-        tuple(int(v) for v in sums.tolist()),
-        tuple(tuple(int(v) for v in row) for row in products.tolist()),
-    )
+        x = rgb[:, :, r0 : r0 + step].to(torch.float32).reshape(n, 3, -1)
+        whole = x.shape[2] - x.shape[2] % _MOMENT_BAND
+        runs = x[..., :whole].reshape(n, 3, -1, _MOMENT_BAND).transpose(1, 2)  # (N, B, 3, band)
+        products += torch.matmul(runs, runs.transpose(2, 3)).sum(1, dtype=torch.float64)
+        sums += runs.sum(3).sum(1, dtype=torch.float64)
+        rest = x[..., whole:]  # fewer than _MOMENT_BAND pixels: one exact product
+        products += torch.matmul(rest, rest.transpose(1, 2)).to(torch.float64)
+        sums += rest.sum(2, dtype=torch.float64)
+    return [
+        ChannelMoments(
+            h * w,
+            tuple(int(v) for v in image_sums),
+            tuple(tuple(int(v) for v in row) for row in image_products),
+        )
+        for image_sums, image_products in zip(sums.tolist(), products.tolist())
+    ]
+
+
+def channel_moments(rgb: torch.Tensor) -> ChannelMoments:
+    """``channel_moments_batch`` of one ``(3, H, W)`` image."""
+    return channel_moments_batch(rgb[None])[0]
 
 
 def colourfulness(rgb: torch.Tensor | ChannelMoments) -> float:
@@ -376,10 +468,16 @@ class SignalReport:
     false_contours: float = 0.0  # banding: staircase steps per 1,000 pixel-channels
 
 
-def luma_histogram(gray: torch.Tensor) -> torch.Tensor:
-    """Counts of each of the 256 grey levels (``gray`` holds integers), as float64 on CPU."""
+def luma_histograms(gray: torch.Tensor) -> torch.Tensor:
+    """Counts of each of the 256 grey levels in each image of ``(N, H, W)`` (``gray``
+    holds integers), as ``(N, 256)`` float64 on CPU."""
     gray8 = gray if gray.dtype == torch.uint8 else gray.to(torch.uint8)
-    return torch.bincount(gray8.flatten(), minlength=256).cpu().to(torch.float64)
+    return per_image_bincount(gray8, 256).cpu().to(torch.float64)
+
+
+def luma_histogram(gray: torch.Tensor) -> torch.Tensor:
+    """``luma_histograms`` of one ``(H, W)`` image: ``(256,)``."""
+    return luma_histograms(gray[None])[0]
 
 
 def percentile(hist: torch.Tensor, q: float) -> float:
@@ -390,66 +488,110 @@ def percentile(hist: torch.Tensor, q: float) -> float:
     return float(torch.searchsorted(torch.cumsum(hist, 0), torch.tensor([k], dtype=torch.float64)))
 
 
-def soft_clip(gray: torch.Tensor) -> float:
-    """Of the pixels bordering blown highlights, the share that is nearly white (230–251).
+def soft_clip_batch(gray: torch.Tensor) -> list[float]:
+    """For each image of ``(N, H, W)``: of the pixels bordering blown highlights, the
+    share that is nearly white (230–251).
 
     Where over-exposure clips a smooth tone or a texture, the clipped area fades into its
     surroundings; a white background meets its subject at a crisp edge instead. Works on
     the 8-bit grey in byte arithmetic (``_beyond``), one band of rows at a time.
     """
     gray8 = gray if gray.dtype == torch.uint8 else gray.to(torch.uint8)
-    h, w = gray8.shape
-    border = near_white = 0
-    step = nss.band_rows(gray8, w // 4)
+    n, h, w = gray8.shape
+    border = torch.zeros(n, dtype=torch.int64, device=gray8.device)
+    near_white = torch.zeros_like(border)
+    step = nss.band_rows(gray8, n * w // 4)
     for r0 in range(0, h, step):
         lo, hi = max(r0 - 1, 0), min(r0 + step + 1, h)  # one row of margin each side
-        blown = _beyond(gray8[lo:hi], BRIGHT_LEVEL - 1)
+        blown = _beyond(gray8[:, lo:hi], BRIGHT_LEVEL - 1)
         if not bool(blown.any()):
             continue
-        near = _max3x3_interior(F.pad(blown[None, None], (1, 1, 1, 1))[0, 0])
+        near = _max3x3_interior(F.pad(blown[:, None], (1, 1, 1, 1))[:, 0])
         keep = slice(r0 - lo, r0 - lo + min(step, h - r0))  # this band's own rows
-        edge = (near & (blown ^ 1))[keep]
-        border += int(edge.sum(dtype=torch.int32))
-        near_white += int((edge & _beyond(gray8[lo:hi][keep], 229)).sum(dtype=torch.int32))
-    return near_white / border if border else 0.0
+        edge = (near & (blown ^ 1))[:, keep]
+        border += edge.sum((1, 2), dtype=torch.int32)
+        near_white += (edge & _beyond(gray8[:, lo:hi][:, keep], 229)).sum((1, 2), dtype=torch.int32)
+    return [white / edges if edges else 0.0 for white, edges in zip(near_white.tolist(), border.tolist())]
 
 
-def measure_copy(copy: WorkingCopy) -> SignalReport:
-    """Every signal of one working copy. The local mean and deviation are the copy's
-    shared planes (the MSCN window that NIQE and PIQE use too); the luma statistics come
-    from one 256-level histogram."""
-    gray, rgb = copy.gray, copy.rgb
-    smooth, std = copy.local_stats()
-    textured = (std >= TEXTURE_STD).to(gray.dtype)  # a float mask sums three times faster than a bool one
-    n_textured = int(textured.sum())
-    noise = noise_sigma(gray, integers=True)
-    sharp, n_edges = edge_sharpness(gray, smooth, max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * noise))
-    gray8 = gray.to(torch.uint8)
-    hist = luma_histogram(gray8)
-    moments = channel_moments(rgb)
+def soft_clip(gray: torch.Tensor) -> float:
+    """``soft_clip_batch`` of one ``(H, W)`` image."""
+    return soft_clip_batch(gray[None])[0]
+
+
+def _luma_report(hist: torch.Tensor) -> dict[str, float]:
+    """The signals read off one image's 256-level luma histogram."""
     n = float(hist.sum())
     levels = torch.arange(256, dtype=torch.float64)
     mean_luma = float((hist * levels).sum()) / n
-    contrast = math.sqrt(max(float((hist * levels * levels).sum()) / n - mean_luma * mean_luma, 0.0))
-    return SignalReport(
-        working_size=copy.size,
-        textured_fraction=n_textured / gray.numel(),
-        edge_sharpness=sharp,
-        edge_pixels=n_edges,
-        noise_sigma=noise,
-        subject_luma=float(torch.dot(gray.flatten(), textured.flatten())) / n_textured if n_textured else mean_luma,
-        dark_fraction=float(hist[: DARK_LEVEL + 1].sum()) / n,
-        bright_fraction=float(hist[BRIGHT_LEVEL:].sum()) / n,
-        blockiness=blockiness(gray),
-        colourfulness=colourfulness(moments),
-        contrast=contrast,
-        channel_std_max=channel_std_max(moments),
-        mean_luma=mean_luma,
-        black_point=percentile(hist, 0.005),
-        white_point=percentile(hist, 0.995),
-        soft_clip=soft_clip(gray8),
-        false_contours=false_contours(rgb),
+    return {
+        "mean_luma": mean_luma,
+        "contrast": math.sqrt(max(float((hist * levels * levels).sum()) / n - mean_luma * mean_luma, 0.0)),
+        "dark_fraction": float(hist[: DARK_LEVEL + 1].sum()) / n,
+        "bright_fraction": float(hist[BRIGHT_LEVEL:].sum()) / n,
+        "black_point": percentile(hist, 0.005),
+        "white_point": percentile(hist, 0.995),
+    }
+
+
+def _measure_group(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
+    """Every signal of same-size working copies, each operation once for the group. The
+    local mean and deviation are the copies' shared planes (the MSCN window that NIQE and
+    PIQE use too); the luma statistics come from one 256-level histogram per image."""
+    share_canvas_stats(copies)
+    gray, rgb = stacked([c.gray for c in copies]), stacked([c.rgb for c in copies])
+    stats = [c.local_stats() for c in copies]
+    smooth, std = stacked([s[0] for s in stats]), stacked([s[1] for s in stats])
+    textured = (std >= TEXTURE_STD).to(gray.dtype)  # a float mask sums three times faster than a bool one
+    n_textured = textured.sum((1, 2)).tolist()
+    textured_luma = torch.bmm(gray.reshape(len(copies), 1, -1), textured.reshape(len(copies), -1, 1)).flatten().tolist()
+    noise = noise_sigmas(gray)
+    floors = torch.tensor([max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * s) for s in noise])
+    edges = edge_sharpness_batch(gray, smooth, floors)
+    gray8 = gray.to(torch.uint8)
+    columns = zip(
+        luma_histograms(gray8),
+        channel_moments_batch(rgb),
+        blockiness_batch(gray),
+        soft_clip_batch(gray8),
+        false_contours_batch(rgb),
     )
+    reports = []
+    for i, (hist, moments, blocks, soft, contours) in enumerate(columns):
+        luma = _luma_report(hist)
+        reports.append(
+            SignalReport(
+                working_size=copies[i].size,
+                textured_fraction=n_textured[i] / gray[i].numel(),
+                edge_sharpness=edges[i][0],
+                edge_pixels=edges[i][1],
+                noise_sigma=noise[i],
+                subject_luma=textured_luma[i] / n_textured[i] if n_textured[i] else luma["mean_luma"],
+                blockiness=blocks,
+                colourfulness=colourfulness(moments),
+                channel_std_max=channel_std_max(moments),
+                soft_clip=soft,
+                false_contours=contours,
+                **luma,
+            )
+        )
+    return reports
+
+
+def measure_copies(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
+    """Every signal of each working copy, in order. Copies are measured in groups
+    (``working.measuring_groups``): all same-size copies together on an accelerator, one
+    at a time on CPU."""
+    reports: list[SignalReport | None] = [None] * len(copies)
+    for group in measuring_groups(copies):
+        for i, report in zip(group, _measure_group([copies[i] for i in group])):
+            reports[i] = report
+    return reports  # type: ignore[return-value]
+
+
+def measure_copy(copy: WorkingCopy) -> SignalReport:
+    """Every signal of one working copy."""
+    return measure_copies([copy])[0]
 
 
 def measure(image: Image.Image | WorkingCopy, max_side: int | None = DEFAULT_MAX_SIDE) -> SignalReport:
@@ -485,8 +627,7 @@ class SignalScorer:
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         out = []
-        for copy in as_working_copies(images, self.max_side, self.device):
-            rep = measure_copy(copy)
+        for rep in measure_copies(as_working_copies(images, self.max_side, self.device)):
             details = {k: (list(v) if isinstance(v, tuple) else v) for k, v in rep.__dict__.items()}
             out.append(QualityScore(self.name, self.value(rep), self.higher_is_better, self.range, details))
         return out
@@ -529,8 +670,7 @@ class AllSignalsScorer:
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         out = []
-        for copy in as_working_copies(images, self.max_side, self.device):
-            rep = measure_copy(copy)
+        for rep in measure_copies(as_working_copies(images, self.max_side, self.device)):
             value = float("nan") if rep.edge_sharpness is None else rep.edge_sharpness
             out.append(QualityScore(self.name, value, True, self.range, {"report": rep}))
         return out

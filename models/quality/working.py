@@ -71,10 +71,7 @@ class WorkingCopy:
         ``CANVAS_MULTIPLE`` and its replicate-border local mean and deviation (the MSCN
         window). NIQE, PIQE, BRISQUE and the signals all start from these."""
         if "canvas" not in self._planes:
-            h, w = self.gray.shape
-            pad = (0, (-w) % CANVAS_MULTIPLE, 0, (-h) % CANVAS_MULTIPLE)
-            canvas = F.pad(self.gray[None, None], pad, mode="replicate")[0] if any(pad) else self.gray[None]
-            mu, sigma = nss.local_stats(canvas)
+            canvas, mu, sigma = _canvas_stats(self.gray[None])
             self._planes["canvas"] = (canvas[0], mu[0], sigma[0])
         return self._planes["canvas"]
 
@@ -83,6 +80,46 @@ class WorkingCopy:
         _, mu, sigma = self.canvas_stats()
         h, w = self.gray.shape
         return mu[:h, :w], sigma[:h, :w]
+
+
+def _canvas_stats(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(canvas, mu, sigma)`` of same-size grey images ``(N, H, W)``: see ``canvas_stats``."""
+    h, w = gray.shape[-2:]
+    pad = (0, (-w) % CANVAS_MULTIPLE, 0, (-h) % CANVAS_MULTIPLE)
+    canvas = F.pad(gray[:, None], pad, mode="replicate")[:, 0] if any(pad) else gray
+    mu, sigma = nss.local_stats(canvas)
+    return canvas, mu, sigma
+
+
+def measuring_groups(copies: Sequence[WorkingCopy]) -> list[list[int]]:
+    """Which copies are measured together, as lists of indices into ``copies``.
+
+    On an accelerator, all copies of one size: each operation of a measure is then
+    launched once for the whole group, and per-image launches are what would bound a GPU
+    (a measure is hundreds of small operations). On CPU, one copy at a time: an image's
+    bands stay in cache, and stacking copies would only add a copy.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, copy in enumerate(copies):
+        device = copy.gray.device
+        key = (i,) if device.type == "cpu" else (str(device), *copy.gray.shape)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def stacked(planes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Same-shape planes as one batch: a view for a single plane, a stacked copy otherwise."""
+    return planes[0].unsqueeze(0) if len(planes) == 1 else torch.stack(list(planes))
+
+
+def share_canvas_stats(copies: Sequence[WorkingCopy]) -> None:
+    """Compute the canvas planes of the copies that lack them, one batched call per
+    measuring group (``measuring_groups``); each copy keeps views of its own."""
+    todo = [c for c in copies if "canvas" not in c._planes]
+    for group in measuring_groups(todo):
+        canvas, mu, sigma = _canvas_stats(stacked([todo[i].gray for i in group]))
+        for j, i in enumerate(group):
+            todo[i]._planes["canvas"] = (canvas[j], mu[j], sigma[j])
 
 
 def shrink(image: Image.Image, max_side: int | None) -> Image.Image:

@@ -1,0 +1,131 @@
+"""On an accelerator the pixel signals measure all same-size working copies of a request
+batch together (``working.measuring_groups``): every operation is launched once for the
+group, with per-image offsets in the histograms and per-image reductions. Forcing that
+grouping on CPU must give every image exactly what it gets when measured alone."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from imagejury.models.quality import signals, working
+from imagejury.models.quality.working import WorkingCopy, make_working_copies
+from tests.support import graphics, photos
+
+
+def _by_size(copies) -> list[list[int]]:
+    """The accelerator rule (all copies of one size together), for CPU copies."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, copy in enumerate(copies):
+        groups.setdefault(tuple(copy.gray.shape), []).append(i)
+    return list(groups.values())
+
+
+@pytest.fixture(scope="module")
+def images() -> list[Image.Image]:
+    """Same-size images whose signals differ in every way the report can: textured and
+    flat, sharp and blurred, clean and noisy, blown highlights, banding, JPEG blocks; and
+    one of another size, which must form its own group."""
+    base = photos.photo("astronaut").resize((208, 176))
+    flat = Image.new("RGB", base.size, (120, 130, 140))  # no edges: sharpness not measured
+    return [
+        base,
+        photos.blur(base, 3.0),
+        photos.noise(base, 12.0),
+        photos.exposure(base, 2.5),  # blown highlights: soft clip
+        graphics.banding(graphics.graphic("gradient_icon", 3, 208).resize(base.size), 6),
+        photos.jpeg(base, 8),
+        flat,
+        photos.photo("coffee").resize((160, 208)),
+    ]
+
+
+def _assert_same_report(alone: signals.SignalReport, together: signals.SignalReport, label: str) -> None:
+    for field, value in alone.__dict__.items():
+        other = getattr(together, field)
+        if isinstance(value, float) and not (isinstance(other, float) and math.isnan(other) and math.isnan(value)):
+            # subject_luma's float32 dot product may sum in another order in a batch
+            assert other == pytest.approx(value, rel=1e-6, abs=1e-9), (label, field)
+        else:
+            assert other == value, (label, field)
+
+
+def test_grouped_signals_equal_signals_measured_alone(images, monkeypatch) -> None:
+    alone = [signals.measure_copy(make_working_copies([im])[0]) for im in images]
+    monkeypatch.setattr(signals, "measuring_groups", _by_size)
+    monkeypatch.setattr(working, "measuring_groups", _by_size)
+    copies = make_working_copies(images)
+    assert sorted(len(g) for g in _by_size(copies)) == [1, len(images) - 1]
+    together = signals.measure_copies(copies)
+    for i, (a, b) in enumerate(zip(alone, together)):
+        _assert_same_report(a, b, f"image {i}")
+    # the cases really differ, so a per-image mix-up would show
+    assert alone[6].edge_sharpness is None and alone[0].edge_sharpness is not None
+    assert alone[3].soft_clip != alone[0].soft_clip
+    assert alone[4].false_contours > 10 * max(alone[0].false_contours, 0.01)
+    assert alone[2].noise_sigma > 2 * alone[0].noise_sigma
+
+
+def test_grouped_canvas_planes_equal_planes_computed_alone(images, monkeypatch) -> None:
+    alone = [make_working_copies([im])[0].canvas_stats() for im in images]
+    monkeypatch.setattr(working, "measuring_groups", _by_size)
+    copies = make_working_copies(images)
+    working.share_canvas_stats(copies)
+    for i, (copy, planes) in enumerate(zip(copies, alone)):
+        for got, want in zip(copy.canvas_stats(), planes):
+            assert torch.equal(got, want), i
+
+
+def test_accelerator_copies_of_one_size_are_grouped_cpu_copies_are_not() -> None:
+    def copy(h: int, w: int, device: str) -> WorkingCopy:
+        return WorkingCopy(
+            torch.empty(3, h, w, dtype=torch.uint8, device=device), torch.empty(h, w, device=device), (w, h)
+        )
+
+    meta = [copy(16, 20, "meta"), copy(16, 24, "meta"), copy(16, 20, "meta"), copy(20, 16, "meta")]
+    assert working.measuring_groups(meta) == [[0, 2], [1], [3]]
+    cpu = [copy(16, 20, "cpu"), copy(16, 20, "cpu")]
+    assert working.measuring_groups(cpu) == [[0], [1]]
+
+
+def test_per_image_histograms_and_medians() -> None:
+    g = torch.Generator().manual_seed(3)
+    values = torch.randint(0, 7, (3, 5, 4), generator=g)
+    weights = torch.rand(3, 5, 4, generator=g, dtype=torch.float64)
+    counts = signals.per_image_bincount(values, 7)
+    sums = signals.per_image_bincount(values, 7, weights)
+    for i in range(3):
+        assert torch.equal(counts[i], torch.bincount(values[i].flatten(), minlength=7))
+        assert torch.allclose(sums[i], torch.bincount(values[i].flatten(), weights[i].flatten(), minlength=7))
+    ratios = torch.rand(40, generator=g)
+    owners = torch.randint(0, 4, (40,), generator=g)
+    owners[owners == 2] = 3  # owner 2 has none
+    counts_list = torch.bincount(owners, minlength=5).tolist()  # owner 4 has none either
+    medians = signals._lower_medians(ratios, owners, counts_list)
+    for i, m in enumerate(medians):
+        if counts_list[i]:
+            assert m == float(ratios[owners == i].median()), i
+        else:
+            assert math.isnan(m), i
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_grouped_signals_on_cuda_agree_with_cpu(images) -> None:
+    """On CUDA the same-size copies really are measured as one group; float32 on another
+    device may round differently, so the local deviation can tip a few pixels across the
+    texture and edge thresholds: within 2%."""
+    cpu = signals.measure_copies(make_working_copies(images))
+    gpu_copies = make_working_copies(images, device="cuda")
+    assert max(len(g) for g in working.measuring_groups(gpu_copies)) == len(images) - 1
+    gpu = signals.measure_copies(gpu_copies)
+    for i, (a, b) in enumerate(zip(cpu, gpu)):
+        for field, value in a.__dict__.items():
+            other = getattr(b, field)
+            if value is None or isinstance(value, tuple):
+                assert other == value, (i, field)
+            else:
+                assert other == pytest.approx(value, rel=0.02, abs=0.02 if isinstance(value, float) else 5), (i, field)
