@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imagejury.models.quality import signals, working
+from imagejury.models.quality import brisque, create_scorer, niqe, piqe, signals, working
 from imagejury.models.quality.working import WorkingCopy, make_working_copies
 from tests.support import graphics, photos
 
@@ -67,6 +67,29 @@ def test_grouped_signals_equal_signals_measured_alone(images, monkeypatch) -> No
     assert alone[3].soft_clip != alone[0].soft_clip
     assert alone[4].false_contours > 10 * max(alone[0].false_contours, 0.01)
     assert alone[2].noise_sigma > 2 * alone[0].noise_sigma
+
+
+@pytest.mark.parametrize("name", ["niqe", "piqe", "brisque_pypi"])
+def test_grouped_nss_scores_equal_scores_alone(images, name, monkeypatch) -> None:
+    """NIQE, PIQE and BRISQUE of a group: the same value and details per image as alone,
+    at a size none of them divides evenly (NIQE's crop strips, PIQE's padded canvas), with
+    a flat image in the group whose NIQE is undefined."""
+    sized = [im.resize((330, 250)) for im in images[:-1]] + [images[-1].resize((250, 330))]
+    scorer = create_scorer(name)
+    alone = [scorer.score([im])[0] for im in sized]
+    for module in (working, niqe, piqe, brisque):
+        monkeypatch.setattr(module, "measuring_groups", _by_size)
+    together = scorer.score(make_working_copies(sized))
+    for i, (a, b) in enumerate(zip(alone, together)):
+        assert (math.isnan(a.value) and math.isnan(b.value)) or b.value == pytest.approx(a.value, rel=1e-6), i
+        assert b.details.keys() == a.details.keys(), i
+        for key, value in a.details.items():
+            if isinstance(value, float):
+                assert b.details[key] == pytest.approx(value, rel=1e-6, nan_ok=True), (i, key)
+            else:
+                assert b.details[key] == value, (i, key)
+    if name == "niqe":
+        assert math.isnan(alone[6].value) and not math.isnan(alone[0].value)
 
 
 def test_grouped_canvas_planes_equal_planes_computed_alone(images, monkeypatch) -> None:
@@ -129,3 +152,14 @@ def test_grouped_signals_on_cuda_agree_with_cpu(images) -> None:
                 assert other == value, (i, field)
             else:
                 assert other == pytest.approx(value, rel=0.02, abs=0.02 if isinstance(value, float) else 5), (i, field)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["niqe", "piqe", "brisque_pypi"])
+def test_grouped_nss_scores_on_cuda_agree_with_cpu(images, name) -> None:
+    sized = [im.resize((330, 250)) for im in images]
+    cpu = create_scorer(name).score(make_working_copies(sized))
+    gpu = create_scorer(name, device="cuda").score(make_working_copies(sized, device="cuda"))
+    for i, (a, b) in enumerate(zip(cpu, gpu)):
+        assert (math.isnan(a.value) and math.isnan(b.value)) or b.value == pytest.approx(a.value, rel=0.02, abs=0.3), i

@@ -97,7 +97,7 @@ def test_torch_svr_agrees_with_libsvm() -> None:
 
     model = svmutil.svm_load_model(str(locate_brisque_model()[0]))
     for copy, value in zip(make_working_copies(imgs), ours):
-        row = scorer.scale(brisque_features(copy.gray)[None])[0].tolist()
+        row = scorer.scale(brisque_features(copy.gray[None]))[0].tolist()
         nodes, _ = svmutil.gen_svm_nodearray(row, isKernel=False)
         assert svmutil.libsvm.svm_predict(model, nodes) == pytest.approx(value, abs=1e-6)
 

@@ -34,7 +34,13 @@ from PIL import Image
 from imagejury.models.errors import ModelUnavailableError
 from imagejury.models.interfaces import QualityScore
 from imagejury.models.quality import nss
-from imagejury.models.quality.working import DEFAULT_MAX_SIDE, WorkingCopy, as_working_copies
+from imagejury.models.quality.working import (
+    DEFAULT_MAX_SIDE,
+    WorkingCopy,
+    as_working_copies,
+    group_planes,
+    measuring_groups,
+)
 
 SCORER_NAME = "brisque_pypi"
 MIN_SIDE = 16  # below this the half-scale MSCN has too few pixels for stable fits
@@ -105,7 +111,7 @@ class SvrModel:
 
 def _zero_border_mscn(image: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     if stats is None:
-        return nss.mscn(image.unsqueeze(0), border="zeros")[0]
+        return nss.mscn(image, border="zeros")
     return nss.mscn_from_stats(image, *nss.zero_border_stats(image, *stats))
 
 
@@ -115,24 +121,26 @@ def brisque_features(
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     half_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The 36 BRISQUE features of a ``(H, W)`` 0..255 grey image (18 per scale).
+    """The 36 BRISQUE features (18 per scale) of each same-size 0..255 grey image of
+    ``gray`` ``(N, H, W)``: ``(N, 36)``.
 
     ``half``, ``stats`` and ``half_stats`` (the replicate-border local mean and deviation
-    of ``gray`` and of ``half``) are the working copy's shared planes when the caller has
+    of ``gray`` and of ``half``) are the working copies' shared planes when the caller has
     them; the zero-border statistics BRISQUE needs are derived from them by recomputing
     the border strips only.
     """
     if half is None:
-        half, half_stats = nss.imresize_half(gray.unsqueeze(0))[0], None
+        half, half_stats = nss.imresize_half(gray), None
     feats: list[torch.Tensor] = []
     for coeffs in (_zero_border_mscn(gray, stats), _zero_border_mscn(half, half_stats)):
-        moments = nss.image_moments(coeffs, _SHIFTS)
-        alpha, var = nss.ggd_from_moments(moments[0], coeffs.numel())
+        count = coeffs.shape[-2] * coeffs.shape[-1]
+        moments = nss.image_moments(coeffs, _SHIFTS)  # (N, 5, 6)
+        alpha, var = nss.ggd_from_moments(moments[:, 0], count)
         feats += [alpha, var]
-        a, mean, left, right = nss.aggd_from_moments(moments[1:], coeffs.numel())  # the four products at once
+        a, mean, left, right = nss.aggd_from_moments(moments[:, 1:], count)  # the four products at once
         for i in range(len(_SHIFTS)):
-            feats += [a[i], mean[i], left[i] * left[i], right[i] * right[i]]
-    return torch.stack(feats)
+            feats += [a[:, i], mean[:, i], left[:, i] * left[:, i], right[:, i] * right[:, i]]
+    return torch.stack(feats, dim=-1)
 
 
 class BrisqueScorer:
@@ -159,10 +167,18 @@ class BrisqueScorer:
         lo, hi = self._min.to(feats.device, feats.dtype), self._max.to(feats.device, feats.dtype)
         return -1.0 + 2.0 * (feats - lo) / (hi - lo)
 
+    @staticmethod
+    def _features(copies: Sequence[WorkingCopy]) -> torch.Tensor:
+        """``(N, 36)`` features of one measuring group (same-size copies)."""
+        p = group_planes(copies, half=True)
+        half, half_mu, half_sigma = p.halves()
+        return brisque_features(p.gray, half, (p.mu, p.sigma), (half_mu, half_sigma))
+
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
         copies = as_working_copies(images, self.max_side, self.device)
         out: list[QualityScore | None] = [None] * len(copies)
         measurable = [i for i, c in enumerate(copies) if min(c.size) >= MIN_SIDE]
+        measurable_copies = [copies[i] for i in measurable]
         for i in set(range(len(copies))) - set(measurable):
             # too small to measure: "not measured", not a number
             out[i] = QualityScore(
@@ -173,13 +189,10 @@ class BrisqueScorer:
                 {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(copies[i].size)}"},
             )
         if measurable:
-            feats = torch.stack(
-                [
-                    brisque_features(c.gray, c.half, c.local_stats(), c.half_stats())
-                    for c in (copies[i] for i in measurable)
-                ]
-            )
-            raw = self.svr.predict(self.scale(feats.to(torch.float64)).cpu())
+            feats = torch.empty(len(measurable), 36, dtype=torch.float64)
+            for group in measuring_groups(measurable_copies):  # same-size copies together
+                feats[group] = self._features([measurable_copies[j] for j in group]).to(torch.float64).cpu()
+            raw = self.svr.predict(self.scale(feats))
             for i, v in zip(measurable, raw.tolist()):
                 details = {"raw": float(v), "working_size": list(copies[i].size), "model": "brisque PyPI package SVR"}
                 if not np.isfinite(v):

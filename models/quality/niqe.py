@@ -32,7 +32,13 @@ from PIL import Image
 from imagejury.models.errors import ModelUnavailableError
 from imagejury.models.interfaces import QualityScore
 from imagejury.models.quality import nss
-from imagejury.models.quality.working import DEFAULT_MAX_SIDE, WorkingCopy, as_working_copies
+from imagejury.models.quality.working import (
+    DEFAULT_MAX_SIDE,
+    WorkingCopy,
+    as_working_copies,
+    group_planes,
+    measuring_groups,
+)
 
 PATCH = 96
 PARAMS_FILE = Path(__file__).parent / "data" / "niqe_pristine_params.npz"
@@ -53,22 +59,16 @@ def locate_niqe_params() -> Path:
     return PARAMS_FILE
 
 
-def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``(H, W)`` → ``(n_blocks, size, size)`` in row-major block order."""
-    h, w = x.shape
-    ny, nx = h // size, w // size
-    return x[: ny * size, : nx * size].reshape(ny, size, nx, size).permute(0, 2, 1, 3).reshape(-1, size, size)
-
-
 def block_features(coeffs: torch.Tensor, size: int) -> torch.Tensor:
-    """The 18 ``computefeature.m`` features of each ``size``² block of MSCN ``coeffs``."""
+    """The 18 ``computefeature.m`` features of each ``size``² block of each image of MSCN
+    ``coeffs`` ``(N, H, W)``: ``(N, n_blocks, 18)``."""
     # one fit call for every block and every set (the MSCN and its four products): the
     # fit is element-wise over the leading dimensions, so an accelerator launches it once
     alpha, mean, bl, br = nss.aggd_from_moments(nss.block_moments(coeffs, size, _SHIFTS), size * size)
-    cols = [alpha[:, 0], (bl[:, 0] + br[:, 0]) / 2.0]
+    cols = [alpha[..., 0], (bl[..., 0] + br[..., 0]) / 2.0]
     for i in range(1, 1 + len(_SHIFTS)):
-        cols += [alpha[:, i], mean[:, i], bl[:, i], br[:, i]]
-    return torch.stack(cols, dim=1)
+        cols += [alpha[..., i], mean[..., i], bl[..., i], br[..., i]]
+    return torch.stack(cols, dim=-1)
 
 
 def niqe_features(
@@ -77,34 +77,32 @@ def niqe_features(
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     half_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``(n_blocks, 36)`` features of one 0..255 grey image at least 192 px each side.
+    """``(N, n_blocks, 36)`` features of same-size 0..255 grey images ``(N, H, W)``, at
+    least 192 px each side.
 
-    The image is cropped to a multiple of ``PATCH``. ``half`` (``imresize_half(gray)``),
+    The images are cropped to a multiple of ``PATCH``. ``half`` (``imresize_half(gray)``),
     ``stats`` and ``half_stats`` (replicate-border local mean and deviation of ``gray`` and
-    of ``half``) are the working copy's shared planes when the caller has them; the
+    of ``half``) are the working copies' shared planes when the caller has them; the
     crop's own are derived from them by recomputing the strips along the new edges only.
     """
-    h, w = gray.shape
+    h, w = gray.shape[-2:]
     ch, cw = h - h % PATCH, w - w % PATCH
-    img = gray[:ch, :cw]
-    if half is None:
-        small = nss.imresize_half(img.unsqueeze(0))[0]
-    else:
-        small = nss.crop_half(gray[None], half[None], ch, cw)[0]
+    img = gray[..., :ch, :cw]
+    small = nss.imresize_half(img) if half is None else nss.crop_half(gray, half, ch, cw)
     if stats is None:
-        m1 = nss.mscn(img.unsqueeze(0), border="replicate")[0]
+        m1 = nss.mscn(img, border="replicate")
     else:
         m1 = nss.mscn_from_stats(img, *nss.crop_stats(gray, *stats, ch, cw))
     if half is None or half_stats is None:
-        m2 = nss.mscn(small.unsqueeze(0), border="replicate")[0]
+        m2 = nss.mscn(small, border="replicate")
     else:
         # the cropped image's half differs from the shared half in its last two rows and
         # columns (the resize reads past the crop), so its stats differ within 2 + 3 px
         changed = 2 if (ch, cw) != (h, w) else 0
         half_mu, half_sigma = half_stats
-        small_h, small_w = small.shape
+        small_h, small_w = small.shape[-2:]
         m2 = nss.mscn_from_stats(small, *nss.crop_stats(small, half_mu, half_sigma, small_h, small_w, changed=changed))
-    return torch.cat([block_features(m1, PATCH), block_features(m2, PATCH // 2)], dim=1)
+    return torch.cat([block_features(m1, PATCH), block_features(m2, PATCH // 2)], dim=-1)
 
 
 def mvg_distance(feats: torch.Tensor, mu0: torch.Tensor, cov0: torch.Tensor) -> float:
@@ -134,25 +132,34 @@ class NiqeScorer:
         self.device = device
         self.where = str(PARAMS_FILE)
 
-    def score_one(self, copy: WorkingCopy) -> QualityScore:
-        if min(copy.size) < self.min_side:
-            # Too small for 96 px blocks: report "not measured" rather than a number.
-            return QualityScore(
-                self.name,
-                float("nan"),
-                False,
-                self.range,
-                {"error": f"NIQE needs at least {self.min_side} px on each side, got {_sizes(copy)}"},
-            )
-        feats = niqe_features(copy.gray, copy.half, copy.local_stats(), copy.half_stats())
-        value = mvg_distance(feats.cpu(), self.mu0, self.cov0)
-        details: dict = {"patches": int(len(feats)), "working_size": list(copy.size)}
-        if not math.isfinite(value):
-            details["error"] = (
-                "NIQE is undefined here: its 96 px blocks have no positive or no negative normalised "
-                "contrast to fit (flat or posterised content has no natural-scene statistics)"
-            )
-        return QualityScore(self.name, value, False, self.range, details)
+    def _not_measured(self, copy: WorkingCopy) -> QualityScore:
+        """Too small for 96 px blocks: "not measured" rather than a number."""
+        error = f"NIQE needs at least {self.min_side} px on each side, got {_sizes(copy)}"
+        return QualityScore(self.name, float("nan"), False, self.range, {"error": error})
+
+    def _scores(self, copies: Sequence[WorkingCopy]) -> list[QualityScore]:
+        """Scores of one measuring group (same-size copies, features computed together)."""
+        if min(copies[0].size) < self.min_side:
+            return [self._not_measured(c) for c in copies]
+        p = group_planes(copies, half=True)
+        half, half_mu, half_sigma = p.halves()
+        feats = niqe_features(p.gray, half, (p.mu, p.sigma), (half_mu, half_sigma)).cpu()
+        out = []
+        for copy, image_feats in zip(copies, feats):
+            value = mvg_distance(image_feats, self.mu0, self.cov0)
+            details: dict = {"patches": int(len(image_feats)), "working_size": list(copy.size)}
+            if not math.isfinite(value):
+                details["error"] = (
+                    "NIQE is undefined here: its 96 px blocks have no positive or no negative normalised "
+                    "contrast to fit (flat or posterised content has no natural-scene statistics)"
+                )
+            out.append(QualityScore(self.name, value, False, self.range, details))
+        return out
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
-        return [self.score_one(c) for c in as_working_copies(images, self.max_side, self.device)]
+        copies = as_working_copies(images, self.max_side, self.device)
+        out: list[QualityScore | None] = [None] * len(copies)
+        for group in measuring_groups(copies):
+            for i, score in zip(group, self._scores([copies[i] for i in group])):
+                out[i] = score
+        return out  # type: ignore[return-value]

@@ -359,37 +359,42 @@ def moment_sums(v: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
 
 
 def image_moments(x: torch.Tensor, shifts: tuple[tuple[int, int], ...]) -> torch.Tensor:
-    """``(1 + len(shifts), 6)`` moment sums of a ``(H, W)`` image and of its products with
-    each circular shift of itself (``x .* circshift(x, shift)``), band by band."""
-    h, w = x.shape
-    out = torch.zeros(1 + len(shifts), 6, dtype=torch.float64, device=x.device)
-    step = band_rows(x, w)
+    """``(..., 1 + len(shifts), 6)`` moment sums of each ``(H, W)`` image of ``x``
+    ``(..., H, W)`` and of its products with each circular shift of itself
+    (``x .* circshift(x, shift)``), band by band."""
+    h, w = x.shape[-2:]
+    out = torch.zeros(*x.shape[:-2], 1 + len(shifts), 6, dtype=torch.float64, device=x.device)
+    step = band_rows(x, w * x[..., 0, 0].numel())
     for r0 in range(0, h, step):
         r1 = min(h, r0 + step)
-        band = x[r0:r1]
-        out[0] += moment_sums(band, (0, 1))
+        band = x[..., r0:r1, :]
+        out[..., 0, :] += moment_sums(band, (-2, -1))
         for i, (dy, dx) in enumerate(shifts, start=1):
             partner = _rows_circular(x, r0 - dy, r1 - dy)
-            out[i] += moment_sums(_column_circshift_product(band, partner, dx), (0, 1))
+            out[..., i, :] += moment_sums(_column_circshift_product(band, partner, dx), (-2, -1))
     return out
 
 
 def block_moments(x: torch.Tensor, size: int, shifts: tuple[tuple[int, int], ...]) -> torch.Tensor:
-    """``(n_blocks, 1 + len(shifts), 6)`` moment sums of each ``size``² block of ``x`` (row-
-    major block order, whole blocks only) and of its products with each circular shift of
-    itself *within the block*, a band of block rows at a time."""
-    h, w = x.shape
-    ny, nx = h // size, w // size
-    step = max(1, band_rows(x, w * size))
+    """``(..., n_blocks, 1 + len(shifts), 6)`` moment sums of each ``size``² block of each
+    image of ``x`` ``(..., H, W)`` (row-major block order, whole blocks only) and of its
+    products with each circular shift of itself *within the block*, a band of block rows
+    at a time."""
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    images = x.reshape(-1, h, w)
+    n, ny, nx = images.shape[0], h // size, w // size
+    step = max(1, band_rows(x, n * w * size))
     parts = []
     for by in range(0, ny, step):
         rows = min(step, ny - by)
-        band = x[by * size : (by + rows) * size, : nx * size]
-        blocks = band.reshape(rows, size, nx, size).permute(0, 2, 1, 3).reshape(-1, size, size)
-        per_shift = [moment_sums(blocks, (1, 2))]
-        per_shift += [moment_sums(circshift_product(blocks, dy, dx), (1, 2)) for dy, dx in shifts]
-        parts.append(torch.stack(per_shift, dim=1))
-    return torch.cat(parts)
+        band = images[:, by * size : (by + rows) * size, : nx * size]
+        blocks = band.reshape(n, rows, size, nx, size).permute(0, 1, 3, 2, 4).reshape(n, -1, size, size)
+        per_shift = [moment_sums(blocks, (-2, -1))]
+        per_shift += [moment_sums(circshift_product(blocks, dy, dx), (-2, -1)) for dy, dx in shifts]
+        parts.append(torch.stack(per_shift, dim=-2))
+    if not parts:  # smaller than one block
+        return torch.zeros(*lead, 0, 1 + len(shifts), 6, dtype=torch.float64, device=x.device)
+    return torch.cat(parts, dim=1).reshape(*lead, ny * nx, 1 + len(shifts), 6)
 
 
 def _nearest_on_grid(values: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,13 @@ from PIL import Image
 
 from imagejury.models.interfaces import QualityScore
 from imagejury.models.quality import nss
-from imagejury.models.quality.working import DEFAULT_MAX_SIDE, WorkingCopy, as_working_copies
+from imagejury.models.quality.working import (
+    DEFAULT_MAX_SIDE,
+    WorkingCopy,
+    as_working_copies,
+    group_planes,
+    measuring_groups,
+)
 
 BLOCK = 16
 ACTIVITY_THRESHOLD = 0.1
@@ -35,11 +41,12 @@ SEGMENT = 6
 
 
 def _block_sums(x: torch.Tensor, cols: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per 16×16 block of ``x`` ``(H, W)``: the sum and the sum of squares of the block's
-    columns ``cols``, in float64, as ``(H/16, W/16)`` grids (no block copies)."""
-    h, w = x.shape
-    grid = x.view(h // BLOCK, BLOCK, w // BLOCK, BLOCK)[..., cols]
-    return grid.sum((1, 3), dtype=torch.float64), (grid * grid).sum((1, 3), dtype=torch.float64)
+    """Per 16×16 block of each image of ``x`` ``(N, H, W)``: the sum and the sum of
+    squares of the block's columns ``cols``, in float64, as ``(N, H/16, W/16)`` grids (no
+    block copies)."""
+    n, h, w = x.shape
+    grid = x.view(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK)[..., cols]
+    return grid.sum((2, 4), dtype=torch.float64), (grid * grid).sum((2, 4), dtype=torch.float64)
 
 
 def _unbiased_std(total: torch.Tensor, squares: torch.Tensor, n: int) -> torch.Tensor:
@@ -47,14 +54,20 @@ def _unbiased_std(total: torch.Tensor, squares: torch.Tensor, n: int) -> torch.T
 
 
 def _edge_segments_flat(norm: torch.Tensor) -> torch.Tensor:
-    """Per block: does any 6-pixel segment of its four edges have a standard deviation
-    below ``SEGMENT_STD_THRESHOLD`` (a noticeable artifact)? ``(H/16, W/16)`` bools."""
-    h, w = norm.shape
-    grid = norm.view(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+    """Per block of each image of ``norm`` ``(N, H, W)``: does any 6-pixel segment of its
+    four edges have a standard deviation below ``SEGMENT_STD_THRESHOLD`` (a noticeable
+    artifact)? ``(N, H/16, W/16)`` bools."""
+    n, h, w = norm.shape
+    grid = norm.view(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK)
     edges = torch.stack(
-        [grid[:, 0, :, :], grid[:, :, :, -1].transpose(1, 2), grid[:, -1, :, :], grid[:, :, :, 0].transpose(1, 2)],
-        dim=2,
-    ).to(torch.float64)  # (H/16, W/16, 4, 16)
+        [
+            grid[:, :, 0, :, :],
+            grid[:, :, :, :, -1].transpose(2, 3),
+            grid[:, :, -1, :, :],
+            grid[:, :, :, :, 0].transpose(2, 3),
+        ],
+        dim=3,
+    ).to(torch.float64)  # (N, H/16, W/16, 4, 16)
     # running sums give every 6-pixel window's sum and sum of squares at once
     # (an ``unfold(...).std()`` over the same windows is thirty times slower on CPU)
     zeros = torch.zeros(*edges.shape[:-1], 1, dtype=edges.dtype, device=edges.device)
@@ -63,13 +76,14 @@ def _edge_segments_flat(norm: torch.Tensor) -> torch.Tensor:
     seg_sum = run[..., SEGMENT:] - run[..., :-SEGMENT]
     seg_sq = run_sq[..., SEGMENT:] - run_sq[..., :-SEGMENT]
     seg_std = _unbiased_std(seg_sum, seg_sq, SEGMENT)
-    return (seg_std < SEGMENT_STD_THRESHOLD).flatten(2).any(dim=2)
+    return (seg_std < SEGMENT_STD_THRESHOLD).flatten(3).any(dim=3)
 
 
 def _block_statistics(norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per 16×16 block of MSCN ``norm``: its variance, whether an edge segment is flat
-    (``_edge_segments_flat``), and the centre-to-surround deviation ratio (centre = the
-    two middle columns, surround = the other fourteen), as ``(H/16, W/16)`` grids."""
+    """Per 16×16 block of each image of MSCN ``norm`` ``(N, H, W)``: its variance, whether
+    an edge segment is flat (``_edge_segments_flat``), and the centre-to-surround
+    deviation ratio (centre = the two middle columns, surround = the other fourteen), as
+    ``(N, H/16, W/16)`` grids."""
     n = BLOCK * BLOCK
     total, squares = _block_sums(norm)
     var = ((squares - total * total / n) / (n - 1)).clamp_(min=0.0)
@@ -82,8 +96,42 @@ def _block_statistics(norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return var, _edge_segments_flat(norm), cen_sur
 
 
+def piqe_batch(
+    canvas: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> list[tuple[float, dict]]:
+    """PIQE score and block counts of each image of ``canvas`` ``(N, H, W)``: 0..255 grey
+    images padded to a multiple of 16. ``stats``: their replicate-border local mean and
+    deviation (the working copies' shared canvas planes), when the caller has them."""
+    mu, dev = nss.local_stats(canvas) if stats is None else stats
+    # a band of block rows at a time (the blocks are independent): MSCN and the block
+    # sums of each band stay in cache
+    step = BLOCK * max(1, nss.band_rows(canvas, canvas.shape[0] * canvas.shape[2] * BLOCK))
+    parts = [
+        _block_statistics(nss.mscn_from_stats(canvas[:, r0 : r0 + step], mu[:, r0 : r0 + step], dev[:, r0 : r0 + step]))
+        for r0 in range(0, canvas.shape[1], step)
+    ]
+    var, impaired, cen_sur = (torch.cat(column, dim=1) for column in zip(*parts))
+    active = var > ACTIVITY_THRESHOLD
+    sigma = torch.sqrt(var)
+    beta = torch.nan_to_num(torch.abs(sigma - cen_sur) / torch.maximum(sigma, cen_sur), nan=0.0)
+    noisy = sigma > 2.0 * beta
+    zero = torch.zeros_like(var)
+    dist = (torch.where(active & impaired, 1.0 - var, zero) + torch.where(active & noisy, var, zero)).sum((1, 2))
+    counts = torch.stack(
+        [active.sum((1, 2)), (active & impaired).sum((1, 2)), (active & noisy).sum((1, 2))], dim=1
+    ).tolist()
+    blocks = var[0].numel()
+    return [
+        (
+            (d + 1.0) / (1.0 + n_active) * 100.0,
+            {"blocks": blocks, "active_blocks": n_active, "artifact_blocks": artifact, "noise_blocks": noise},
+        )
+        for d, (n_active, artifact, noise) in zip(dist.tolist(), counts)
+    ]
+
+
 def piqe(gray: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, dict]:
-    """PIQE score of a ``(H, W)`` 0..255 grey image and its block counts.
+    """PIQE score of one ``(H, W)`` 0..255 grey image and its block counts.
 
     ``stats``: the replicate-border local mean and deviation of ``gray`` padded to a
     multiple of 16 (the working copy's shared canvas planes), when the caller has them.
@@ -91,30 +139,8 @@ def piqe(gray: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = N
     """
     h, w = gray.shape
     pad = (0, (-w) % BLOCK, 0, (-h) % BLOCK)
-    img = F.pad(gray[None, None], pad, mode="replicate")[0, 0] if any(pad) else gray
-    mu, dev = nss.local_stats(img) if stats is None else stats
-    # a band of block rows at a time (the blocks are independent): MSCN and the block
-    # sums of each band stay in cache
-    step = BLOCK * max(1, nss.band_rows(img, img.shape[1] * BLOCK))
-    parts = [
-        _block_statistics(nss.mscn_from_stats(img[r0 : r0 + step], mu[r0 : r0 + step], dev[r0 : r0 + step]))
-        for r0 in range(0, img.shape[0], step)
-    ]
-    var, impaired, cen_sur = (torch.cat(column) for column in zip(*parts))
-    active = var > ACTIVITY_THRESHOLD
-    sigma = torch.sqrt(var)
-    beta = torch.nan_to_num(torch.abs(sigma - cen_sur) / torch.maximum(sigma, cen_sur), nan=0.0)
-    noisy = sigma > 2.0 * beta
-    zero = torch.zeros_like(var)
-    dist = torch.where(active & impaired, 1.0 - var, zero) + torch.where(active & noisy, var, zero)
-    n_active = int(active.sum())
-    score = (float(dist.sum()) + 1.0) / (1.0 + n_active) * 100.0
-    return score, {
-        "blocks": int(var.numel()),
-        "active_blocks": n_active,
-        "artifact_blocks": int((active & impaired).sum()),
-        "noise_blocks": int((active & noisy).sum()),
-    }
+    img = F.pad(gray[None, None], pad, mode="replicate")[0] if any(pad) else gray[None]
+    return piqe_batch(img, None if stats is None else (stats[0][None], stats[1][None]))[0]
 
 
 class PiqeScorer:
@@ -129,16 +155,23 @@ class PiqeScorer:
         self.device = device
         self.where = "built in (no parameters)"
 
-    def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
+    def _scores(self, copies: Sequence[WorkingCopy]) -> list[QualityScore]:
+        """Scores of one measuring group (same-size copies, measured together)."""
+        if min(copies[0].size) < BLOCK:
+            # smaller than one 16 px block: a score would describe the padding
+            error = f"PIQE needs at least {BLOCK} px on each side, got {list(copies[0].size)}"
+            return [QualityScore(self.name, float("nan"), False, self.range, {"error": error}) for _ in copies]
+        p = group_planes(copies)
         out = []
-        for copy in as_working_copies(images, self.max_side, self.device):
-            if min(copy.size) < BLOCK:
-                # smaller than one 16 px block: a score would describe the padding
-                error = f"PIQE needs at least {BLOCK} px on each side, got {list(copy.size)}"
-                out.append(QualityScore(self.name, float("nan"), False, self.range, {"error": error}))
-                continue
-            canvas, mu, sigma = copy.canvas_stats()
-            value, details = piqe(canvas, (mu, sigma))  # the canvas is padded already
+        for copy, (value, details) in zip(copies, piqe_batch(p.canvas, (p.canvas_mu, p.canvas_sigma))):
             details["working_size"] = list(copy.size)
             out.append(QualityScore(self.name, min(max(value, 0.0), 100.0), False, self.range, details))
         return out
+
+    def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
+        copies = as_working_copies(images, self.max_side, self.device)
+        out: list[QualityScore | None] = [None] * len(copies)
+        for group in measuring_groups(copies):
+            for i, score in zip(group, self._scores([copies[i] for i in group])):
+                out[i] = score
+        return out  # type: ignore[return-value]

@@ -48,9 +48,8 @@ from imagejury.models.quality.working import (
     DEFAULT_MAX_SIDE,
     WorkingCopy,
     as_working_copies,
+    group_planes,
     measuring_groups,
-    share_canvas_stats,
-    stacked,
 )
 
 TEXTURE_STD = 1.5  # grey levels of local std from which a pixel counts as textured
@@ -538,10 +537,8 @@ def _measure_group(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
     """Every signal of same-size working copies, each operation once for the group. The
     local mean and deviation are the copies' shared planes (the MSCN window that NIQE and
     PIQE use too); the luma statistics come from one 256-level histogram per image."""
-    share_canvas_stats(copies)
-    gray, rgb = stacked([c.gray for c in copies]), stacked([c.rgb for c in copies])
-    stats = [c.local_stats() for c in copies]
-    smooth, std = stacked([s[0] for s in stats]), stacked([s[1] for s in stats])
+    planes = group_planes(copies)
+    gray, rgb, smooth, std = planes.gray, planes.rgb, planes.mu, planes.sigma
     textured = (std >= TEXTURE_STD).to(gray.dtype)  # a float mask sums three times faster than a bool one
     n_textured = textured.sum((1, 2)).tolist()
     textured_luma = torch.bmm(gray.reshape(len(copies), 1, -1), textured.reshape(len(copies), -1, 1)).flatten().tolist()

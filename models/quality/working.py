@@ -122,6 +122,71 @@ def share_canvas_stats(copies: Sequence[WorkingCopy]) -> None:
             todo[i]._planes["canvas"] = (canvas[j], mu[j], sigma[j])
 
 
+def share_half_stats(copies: Sequence[WorkingCopy]) -> None:
+    """Compute the half-size planes (``half``, ``half_stats``) of the copies that lack
+    them, one batched call per measuring group."""
+    todo = [c for c in copies if "half_stats" not in c._planes]
+    for group in measuring_groups(todo):
+        half = nss.imresize_half(stacked([todo[i].gray for i in group]))
+        mu, sigma = nss.local_stats(half)
+        for j, i in enumerate(group):
+            todo[i]._planes["half"] = half[j]
+            todo[i]._planes["half_stats"] = (mu[j], sigma[j])
+
+
+@dataclass(frozen=True)
+class GroupPlanes:
+    """The shared planes of one measuring group, stacked ``(N, ...)`` (views of the one
+    copy's own planes when N = 1): what a measure reads to work on the whole group."""
+
+    gray: torch.Tensor  # (N, H, W)
+    rgb: torch.Tensor  # (N, 3, H, W) uint8
+    canvas: torch.Tensor  # (N, Hc, Wc): gray padded to a multiple of CANVAS_MULTIPLE
+    canvas_mu: torch.Tensor
+    canvas_sigma: torch.Tensor
+    half: torch.Tensor | None = None  # (N, ceil(H/2), ceil(W/2)), when asked for
+    half_mu: torch.Tensor | None = None
+    half_sigma: torch.Tensor | None = None
+
+    def halves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(half, half_mu, half_sigma)``; ``group_planes(..., half=True)`` computes them."""
+        if self.half is None or self.half_mu is None or self.half_sigma is None:
+            raise ValueError("these planes were stacked without the half-size ones (group_planes(..., half=True))")
+        return self.half, self.half_mu, self.half_sigma
+
+    @property
+    def mu(self) -> torch.Tensor:
+        """Local mean of ``gray`` (a view of the canvas's)."""
+        return self.canvas_mu[..., : self.gray.shape[-2], : self.gray.shape[-1]]
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        """Local deviation of ``gray`` (a view of the canvas's)."""
+        return self.canvas_sigma[..., : self.gray.shape[-2], : self.gray.shape[-1]]
+
+
+def group_planes(copies: Sequence[WorkingCopy], half: bool = False) -> GroupPlanes:
+    """The planes of one measuring group (same-size copies), computed where missing."""
+    share_canvas_stats(copies)
+    canvas = [c.canvas_stats() for c in copies]
+    halves: dict[str, torch.Tensor] = {}
+    if half:
+        share_half_stats(copies)
+        halves = {
+            "half": stacked([c.half for c in copies]),
+            "half_mu": stacked([c.half_stats()[0] for c in copies]),
+            "half_sigma": stacked([c.half_stats()[1] for c in copies]),
+        }
+    return GroupPlanes(
+        gray=stacked([c.gray for c in copies]),
+        rgb=stacked([c.rgb for c in copies]),
+        canvas=stacked([p[0] for p in canvas]),
+        canvas_mu=stacked([p[1] for p in canvas]),
+        canvas_sigma=stacked([p[2] for p in canvas]),
+        **halves,
+    )
+
+
 def shrink(image: Image.Image, max_side: int | None) -> Image.Image:
     """RGB image shrunk so that its longer side is at most ``max_side``."""
     if not isinstance(image, Image.Image):
