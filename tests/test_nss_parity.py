@@ -212,6 +212,15 @@ def test_shared_planes_give_each_measure_its_own_edges(shape: tuple[int, int]) -
     assert torch.allclose(got_mu, want_mu, atol=1e-4) and torch.allclose(got_sigma, want_sigma, atol=1e-3)
     naive = half_mu[: small.shape[0], : small.shape[1]]
     assert not torch.allclose(naive, want_mu, atol=1e-2)  # the changed rows and the crop matter
+    # the MSCN the measures read is taken straight from the shared planes plus strips:
+    # the same as the MSCN of the patched statistics, without copying the shared planes
+    want = nss.mscn_from_stats(small, *nss.crop_stats(small, half_mu, half_sigma, *small.shape, changed=2))
+    assert torch.equal(nss.crop_mscn(small, half_mu, half_sigma, *small.shape, changed=2), want)
+    want = nss.mscn_from_stats(gray[:h, :w], *nss.crop_stats(gray, mu, sigma, h, w))
+    assert torch.equal(nss.crop_mscn(gray, mu, sigma, h, w), want)
+    want = nss.mscn_from_stats(gray, *nss.zero_border_stats(gray, mu, sigma))
+    assert torch.equal(nss.zero_border_mscn(gray, mu, sigma), want)
+    assert torch.equal(nss.crop_mscn(gray, mu, sigma, *shape), nss.mscn_from_stats(gray, mu, sigma))  # no crop
 
 
 @pytest.mark.parametrize(("seed", "crop"), [(0, None), (1, None), (2, (301, 339))])

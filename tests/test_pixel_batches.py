@@ -114,6 +114,12 @@ def test_accelerator_copies_of_one_size_are_grouped_cpu_copies_are_not() -> None
     assert working.measuring_groups(cpu) == [[0], [1]]
 
 
+def test_accelerator_groups_are_bounded_in_pixels(monkeypatch) -> None:
+    monkeypatch.setattr(working, "GROUP_PIXELS", 2 * 16 * 20)  # two copies a group
+    meta = [WorkingCopy(torch.empty(3, 16, 20, device="meta"), torch.empty(16, 20, device="meta"), (20, 16))] * 5
+    assert working.measuring_groups(meta) == [[0, 1], [2, 3], [4]]
+
+
 def test_per_image_histograms_and_medians() -> None:
     g = torch.Generator().manual_seed(3)
     values = torch.randint(0, 7, (3, 5, 4), generator=g)

@@ -112,7 +112,7 @@ class SvrModel:
 def _zero_border_mscn(image: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     if stats is None:
         return nss.mscn(image, border="zeros")
-    return nss.mscn_from_stats(image, *nss.zero_border_stats(image, *stats))
+    return nss.zero_border_mscn(image, *stats)
 
 
 def brisque_features(

@@ -92,7 +92,7 @@ def niqe_features(
     if stats is None:
         m1 = nss.mscn(img, border="replicate")
     else:
-        m1 = nss.mscn_from_stats(img, *nss.crop_stats(gray, *stats, ch, cw))
+        m1 = nss.crop_mscn(gray, *stats, ch, cw)
     if half is None or half_stats is None:
         m2 = nss.mscn(small, border="replicate")
     else:
@@ -101,7 +101,7 @@ def niqe_features(
         changed = 2 if (ch, cw) != (h, w) else 0
         half_mu, half_sigma = half_stats
         small_h, small_w = small.shape[-2:]
-        m2 = nss.mscn_from_stats(small, *nss.crop_stats(small, half_mu, half_sigma, small_h, small_w, changed=changed))
+        m2 = nss.crop_mscn(small, half_mu, half_sigma, small_h, small_w, changed=changed)
     return torch.cat([block_features(m1, PATCH), block_features(m2, PATCH // 2)], dim=-1)
 
 

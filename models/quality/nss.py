@@ -74,10 +74,11 @@ def _fit_tables(device: str) -> dict[str, torch.Tensor]:
 
 
 def images_to_tensor(images: list[Image.Image], device: torch.device | str = "cpu") -> torch.Tensor:
-    """Same-size RGB images as a contiguous ``(N, 3, H, W)`` ``uint8`` tensor on ``device``."""
-    arrays = [np.asarray(to_rgb(im, copy=False), dtype=np.uint8) for im in images]
-    batch = torch.from_numpy(np.stack(arrays)).to(device)
-    return batch.permute(0, 3, 1, 2).contiguous()
+    """Same-size RGB images as a contiguous ``(N, 3, H, W)`` ``uint8`` tensor on ``device``.
+    Pillow splits the channels (in C, faster than a strided permute of the pixels)."""
+    planes = [np.asarray(band, dtype=np.uint8) for im in images for band in to_rgb(im, copy=False).split()]
+    batch = torch.from_numpy(np.stack(planes))
+    return batch.reshape(len(images), 3, *batch.shape[1:]).to(device)
 
 
 def rgb_to_gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
@@ -215,8 +216,13 @@ def local_stats(gray: torch.Tensor, border: str = "replicate") -> tuple[torch.Te
 
 
 def mscn_from_stats(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, c: float = 1.0) -> torch.Tensor:
-    """``(I - mu) / (sigma + C)``."""
-    return (gray - mu).div_(sigma + c)
+    """``(I - mu) / (sigma + C)``, the divisor formed a band of rows at a time."""
+    out = torch.sub(gray, mu)
+    h, w = gray.shape[-2:]
+    step = band_rows(gray, w * gray[..., 0, 0].numel())
+    for r0 in range(0, h, step):
+        out[..., r0 : r0 + step, :].div_(sigma[..., r0 : r0 + step, :] + c)
+    return out
 
 
 def mscn(gray: torch.Tensor, border: str = "replicate", c: float = 1.0) -> torch.Tensor:
@@ -226,6 +232,62 @@ def mscn(gray: torch.Tensor, border: str = "replicate", c: float = 1.0) -> torch
     (``imfilter(..., 'replicate')``, used by NIQE and PIQE).
     """
     return mscn_from_stats(gray, *local_stats(gray, border), c)
+
+
+# A strip of recomputed statistics: its (rows, columns) in the image, and its mu and sigma.
+Strip = tuple[tuple[slice, slice], torch.Tensor, torch.Tensor]
+
+
+def _crop_strips(gray: torch.Tensor, height: int, width: int, changed: int) -> list[Strip] | None:
+    """The strips of ``crop_stats`` whose statistics differ from the shared ones, or None
+    when the crop is too small for strips (recompute it whole)."""
+    reach = _R + changed
+    if min(height, width) < 2 * reach + _R:
+        return None
+    new = gray[..., :height, :width]
+    strips = []
+    if height < gray.shape[-2] or changed:
+        m, s = local_stats(new[..., height - reach - _R :, :])
+        strips.append(((slice(height - reach, height), slice(0, width)), m[..., _R:, :], s[..., _R:, :]))
+    if width < gray.shape[-1] or changed:  # after the rows: its corner is right for both edges
+        m, s = local_stats(new[..., :, width - reach - _R :])
+        strips.append(((slice(0, height), slice(width - reach, width)), m[..., :, _R:], s[..., :, _R:]))
+    return strips
+
+
+def _zero_border_strips(gray: torch.Tensor) -> list[Strip] | None:
+    """The four strips where ``filter2`` (zero-border) statistics differ from replicate-
+    border ones, recomputed from ``2 * _R`` rows/columns each; None for an image too
+    small for strips."""
+    h, w = gray.shape[-2:]
+    if min(h, w) < 4 * _R:
+        return None
+    d, strips = 2 * _R, []
+    for rows, keep in ((slice(0, d), slice(0, _R)), (slice(h - d, h), slice(_R, d))):
+        m, s = local_stats(gray[..., rows, :], "zeros")
+        target = slice(rows.start + keep.start, rows.start + keep.stop)
+        strips.append(((target, slice(0, w)), m[..., keep, :], s[..., keep, :]))
+    for cols, keep in ((slice(0, d), slice(0, _R)), (slice(w - d, w), slice(_R, d))):
+        m, s = local_stats(gray[..., :, cols], "zeros")
+        target = slice(cols.start + keep.start, cols.start + keep.stop)
+        strips.append(((slice(0, h), target), m[..., :, keep], s[..., :, keep]))
+    return strips
+
+
+def _patched(mu: torch.Tensor, sigma: torch.Tensor, strips: list[Strip]) -> tuple[torch.Tensor, torch.Tensor]:
+    mu, sigma = mu.clone(), sigma.clone()
+    for (rows, cols), m, s in strips:
+        mu[..., rows, cols], sigma[..., rows, cols] = m, s
+    return mu, sigma
+
+
+def _patched_mscn(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, strips: list[Strip]) -> torch.Tensor:
+    """MSCN from the shared statistics, with the strips' MSCN written over: the shared
+    planes are never copied."""
+    out = mscn_from_stats(gray, mu, sigma)
+    for (rows, cols), m, s in strips:
+        out[..., rows, cols] = mscn_from_stats(gray[..., rows, cols], m, s)
+    return out
 
 
 def crop_stats(
@@ -243,17 +305,24 @@ def crop_stats(
     new = gray[..., :height, :width]
     if (height, width) == tuple(gray.shape[-2:]) and not changed:
         return mu, sigma
-    reach = _R + changed
-    if min(height, width) < 2 * reach + _R:
+    strips = _crop_strips(gray, height, width, changed)
+    if strips is None:
         return local_stats(new)
-    mu, sigma = mu[..., :height, :width].clone(), sigma[..., :height, :width].clone()
-    if height < gray.shape[-2] or changed:
-        m, s = local_stats(new[..., height - reach - _R :, :])
-        mu[..., height - reach :, :], sigma[..., height - reach :, :] = m[..., _R:, :], s[..., _R:, :]
-    if width < gray.shape[-1] or changed:
-        m, s = local_stats(new[..., :, width - reach - _R :])
-        mu[..., :, width - reach :], sigma[..., :, width - reach :] = m[..., :, _R:], s[..., :, _R:]
-    return mu, sigma
+    return _patched(mu[..., :height, :width], sigma[..., :height, :width], strips)
+
+
+def crop_mscn(
+    gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, height: int, width: int, changed: int = 0
+) -> torch.Tensor:
+    """``mscn_from_stats`` of the crop with ``crop_stats``'s statistics, without copying
+    the shared ones (only the strips' MSCN is computed apart)."""
+    new = gray[..., :height, :width]
+    strips = (
+        [] if (height, width) == tuple(gray.shape[-2:]) and not changed else _crop_strips(gray, height, width, changed)
+    )
+    if strips is None:
+        return mscn_from_stats(new, *local_stats(new))
+    return _patched_mscn(new, mu[..., :height, :width], sigma[..., :height, :width], strips)
 
 
 def zero_border_stats(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,20 +331,15 @@ def zero_border_stats(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor)
     The two differ only within ``_R`` pixels of each edge; those four strips are
     recomputed with zero borders from ``2 * _R`` rows/columns each.
     """
-    h, w = gray.shape[-2:]
-    if min(h, w) < 4 * _R:
-        return local_stats(gray, "zeros")
-    mu, sigma = mu.clone(), sigma.clone()
-    d = 2 * _R
-    for rows, keep in ((slice(0, d), slice(0, _R)), (slice(h - d, h), slice(_R, d))):
-        m, s = local_stats(gray[..., rows, :], "zeros")
-        target = slice(rows.start + keep.start, rows.start + keep.stop)
-        mu[..., target, :], sigma[..., target, :] = m[..., keep, :], s[..., keep, :]
-    for cols, keep in ((slice(0, d), slice(0, _R)), (slice(w - d, w), slice(_R, d))):
-        m, s = local_stats(gray[..., :, cols], "zeros")
-        target = slice(cols.start + keep.start, cols.start + keep.stop)
-        mu[..., :, target], sigma[..., :, target] = m[..., :, keep], s[..., :, keep]
-    return mu, sigma
+    strips = _zero_border_strips(gray)
+    return local_stats(gray, "zeros") if strips is None else _patched(mu, sigma, strips)
+
+
+def zero_border_mscn(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """``mscn_from_stats`` with ``zero_border_stats``'s statistics, without copying the
+    shared replicate-border ones."""
+    strips = _zero_border_strips(gray)
+    return mscn(gray, "zeros") if strips is None else _patched_mscn(gray, mu, sigma, strips)
 
 
 def crop_half(gray: torch.Tensor, half: torch.Tensor, height: int, width: int) -> torch.Tensor:

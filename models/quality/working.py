@@ -91,20 +91,31 @@ def _canvas_stats(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return canvas, mu, sigma
 
 
+# The most pixels one accelerator group holds (32 images of 1024²): a measure's
+# intermediates are a few dozen float planes per image, so this bounds a group's device
+# memory to a few GB whatever the batch size.
+GROUP_PIXELS = 1 << 25
+
+
 def measuring_groups(copies: Sequence[WorkingCopy]) -> list[list[int]]:
     """Which copies are measured together, as lists of indices into ``copies``.
 
-    On an accelerator, all copies of one size: each operation of a measure is then
-    launched once for the whole group, and per-image launches are what would bound a GPU
-    (a measure is hundreds of small operations). On CPU, one copy at a time: an image's
-    bands stay in cache, and stacking copies would only add a copy.
+    On an accelerator, copies of one size, up to ``GROUP_PIXELS`` pixels a group: each
+    operation of a measure is then launched once for the whole group, and per-image
+    launches are what would bound a GPU (a measure is hundreds of small operations). On
+    CPU, one copy at a time: an image's bands stay in cache, and stacking copies would
+    only add a copy.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, copy in enumerate(copies):
         device = copy.gray.device
         key = (i,) if device.type == "cpu" else (str(device), *copy.gray.shape)
         groups.setdefault(key, []).append(i)
-    return list(groups.values())
+    out = []
+    for members in groups.values():
+        per_group = max(1, GROUP_PIXELS // copies[members[0]].gray.numel())
+        out += [members[k : k + per_group] for k in range(0, len(members), per_group)]
+    return out
 
 
 def stacked(planes: Sequence[torch.Tensor]) -> torch.Tensor:
