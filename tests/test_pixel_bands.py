@@ -111,7 +111,7 @@ def _reference_false_contour_steps(planes: torch.Tensor) -> int:
 def test_false_contours_count_what_the_definition_counts(seed: int, longest: int, monkeypatch) -> None:
     """Random plateaus with extreme levels (0 and 255 side by side), small wobbles and
     staircases, in many small bands: the fast search against the plain definition.
-    Plateaus longer than the near scan send steps to the running-maximum path."""
+    Long plateaus put a step's partner far back along the line."""
     gen = torch.Generator().manual_seed(seed)
     levels = torch.tensor([0, 1, 2, 6, 12, 18, 60, 66, 120, 249, 253, 255])
     planes = torch.empty(3, 40, 52, dtype=torch.uint8)
@@ -126,6 +126,19 @@ def test_false_contours_count_what_the_definition_counts(seed: int, longest: int
     monkeypatch.setattr(nss, "BAND_VALUES", 150)
     want = _reference_false_contour_steps(planes)
     assert want > 0
+    assert signals.false_contours(planes) == pytest.approx(1000.0 * want / planes.numel())
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_false_contours_on_lines_longer_than_a_short_count(dim: int) -> None:
+    """A staircase along lines of 100,000 pixels (a panorama measured with no shrink)
+    holds more steps per line than an int16 count; the count must not wrap."""
+    line = torch.tensor([(x // 3 * 8) % 256 for x in range(100_000)], dtype=torch.uint8)
+    planes = line.expand(3, 2, len(line)).contiguous()
+    want = _reference_false_contour_steps(planes)
+    assert want > 1 << 16
+    if dim == 1:
+        planes = planes.transpose(1, 2).contiguous()
     assert signals.false_contours(planes) == pytest.approx(1000.0 * want / planes.numel())
 
 

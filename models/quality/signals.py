@@ -151,7 +151,7 @@ def edge_sharpness(
     gray: torch.Tensor, smooth: torch.Tensor, min_gradient: float = EDGE_MIN_GRADIENT
 ) -> tuple[float | None, int]:
     """``edge_sharpness_batch`` of one ``(H, W)`` image."""
-    return edge_sharpness_batch(gray[None], smooth[None], torch.tensor([min_gradient]))[0]
+    return edge_sharpness_batch(gray[None], smooth[None], torch.tensor([min_gradient], dtype=torch.float64))[0]
 
 
 _COUNT_CAP = 1 << 16  # squared Sobel magnitude 256²: most images' 90th percentile is far below
@@ -318,14 +318,15 @@ def _staircase_steps(planes: torch.Tensor, dim: int) -> torch.Tensor:
     if planes.shape[dim] < 7:
         return none
     busy, step = _step_masks(planes, dim)
-    candidates = step.sum(dim, dtype=torch.int16) >= 2  # (C, W) for columns, (C, H) for rows
+    counter = torch.int16 if planes.shape[dim] < 1 << 15 else torch.int32  # a line's counts must not wrap
+    candidates = step.sum(dim, dtype=counter) >= 2  # (C, W) for columns, (C, H) for rows
     if not bool(candidates.any()):
         return none
     if dim == 1:  # put each column's differences on a row
         busy, step = busy.transpose(1, 2), step.transpose(1, 2)
     busy, step = busy[candidates], step[candidates]  # (K, M)
     line_c, line_o = candidates.nonzero(as_tuple=True)
-    seen = torch.cumsum(busy, dim=1, dtype=torch.int16 if busy.shape[1] < 1 << 15 else torch.int32)
+    seen = torch.cumsum(busy, dim=1, dtype=counter)
     k, q = step.nonzero(as_tuple=True)  # line by line, in order along each line
     same_line = k[1:] == k[:-1]
     k, p, q = k[1:][same_line], q[:-1][same_line], q[1:][same_line]  # consecutive steps p < q
@@ -543,7 +544,7 @@ def _measure_group(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
     n_textured = textured.sum((1, 2)).tolist()
     textured_luma = torch.bmm(gray.reshape(len(copies), 1, -1), textured.reshape(len(copies), -1, 1)).flatten().tolist()
     noise = noise_sigmas(gray)
-    floors = torch.tensor([max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * s) for s in noise])
+    floors = torch.tensor([max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * s) for s in noise], dtype=torch.float64)
     edges = edge_sharpness_batch(gray, smooth, floors)
     gray8 = gray.to(torch.uint8)
     columns = zip(
