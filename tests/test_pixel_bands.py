@@ -180,3 +180,14 @@ def test_channel_moments_give_the_plain_colour_statistics(size, monkeypatch) -> 
     assert moments.products[0][1] == int((x[0] * x[1]).sum())
     monkeypatch.setattr(nss, "BAND_VALUES", 3 * size[1])  # one row a band
     assert signals.channel_moments(rgb) == moments
+
+
+def test_subject_luma_is_the_exact_mean_of_the_textured_pixels(image) -> None:
+    copy = make_working_copies([image])[0]
+    _, std = copy.local_stats()
+    mask = (std >= signals.TEXTURE_STD).numpy()
+    gray = copy.gray.numpy().astype("float64")
+    report = signals.measure_copy(copy)
+    assert 0.05 < mask.mean() < 1.0  # some pixels are flat, most are not
+    assert report.textured_fraction == mask.mean()
+    assert report.subject_luma == gray[mask].sum() / mask.sum()  # exact, not a float32 dot product

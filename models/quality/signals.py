@@ -534,15 +534,32 @@ def _luma_report(hist: torch.Tensor) -> dict[str, float]:
     }
 
 
+# Rows of 8-bit values per band of the textured-luma sums: at most 2¹⁶ pixels, so each
+# band's float32 dot product (≤ 255 · 2¹⁶ < 2²⁴) is exact.
+_EXACT_SUM_PIXELS = 1 << 16
+
+
+def _textured(gray: torch.Tensor, std: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per image of ``(N, H, W)``: how many pixels are textured (local deviation at least
+    ``TEXTURE_STD``) and the sum of their grey levels, exact, a band of rows at a time."""
+    n, h, w = gray.shape
+    count = torch.zeros(n, dtype=torch.float64, device=gray.device)
+    luma = torch.zeros_like(count)
+    step = max(1, _EXACT_SUM_PIXELS // w) if gray.device.type == "cpu" else h
+    for r0 in range(0, h, step):
+        mask = (std[:, r0 : r0 + step] >= TEXTURE_STD).to(gray.dtype)  # a float mask sums faster than a bool one
+        count += mask.sum((1, 2))
+        luma += torch.bmm(gray[:, r0 : r0 + step].reshape(n, 1, -1), mask.reshape(n, -1, 1)).flatten()
+    return count.tolist(), luma.tolist()
+
+
 def _measure_group(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
     """Every signal of same-size working copies, each operation once for the group. The
     local mean and deviation are the copies' shared planes (the MSCN window that NIQE and
     PIQE use too); the luma statistics come from one 256-level histogram per image."""
     planes = group_planes(copies)
     gray, rgb, smooth, std = planes.gray, planes.rgb, planes.mu, planes.sigma
-    textured = (std >= TEXTURE_STD).to(gray.dtype)  # a float mask sums three times faster than a bool one
-    n_textured = textured.sum((1, 2)).tolist()
-    textured_luma = torch.bmm(gray.reshape(len(copies), 1, -1), textured.reshape(len(copies), -1, 1)).flatten().tolist()
+    n_textured, textured_luma = _textured(gray, std)
     noise = noise_sigmas(gray)
     floors = torch.tensor([max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * s) for s in noise], dtype=torch.float64)
     edges = edge_sharpness_batch(gray, smooth, floors)
