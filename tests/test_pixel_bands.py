@@ -180,6 +180,8 @@ def test_channel_moments_give_the_plain_colour_statistics(size, monkeypatch) -> 
     assert moments.products[0][1] == int((x[0] * x[1]).sum())
     monkeypatch.setattr(nss, "BAND_VALUES", 3 * size[1])  # one row a band
     assert signals.channel_moments(rgb) == moments
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a caller's autocast must not round the products
+        assert signals.channel_moments(rgb) == moments
 
 
 def test_subject_luma_is_the_exact_mean_of_the_textured_pixels(image) -> None:

@@ -398,6 +398,11 @@ def channel_moments_batch(rgb: torch.Tensor) -> list[ChannelMoments]:
     ``_MOMENT_BAND``; TF32 holds 8-bit values exactly too), summed in float64 (exact below
     2⁵³). Walked a band of rows at a time, so the float copy stays in cache. One pass
     gives what per-channel histograms took six bincounts for."""
+    with torch.autocast(rgb.device.type, enabled=False):  # a caller's bf16 autocast would round the products
+        return _channel_moments(rgb)
+
+
+def _channel_moments(rgb: torch.Tensor) -> list[ChannelMoments]:
     n, _, h, w = rgb.shape
     products = torch.zeros(n, 3, 3, dtype=torch.float64, device=rgb.device)
     sums = torch.zeros(n, 3, dtype=torch.float64, device=rgb.device)
@@ -549,7 +554,8 @@ def _textured(gray: torch.Tensor, std: torch.Tensor) -> tuple[list[float], list[
     for r0 in range(0, h, step):
         mask = (std[:, r0 : r0 + step] >= TEXTURE_STD).to(gray.dtype)  # a float mask sums faster than a bool one
         count += mask.sum((1, 2))
-        luma += torch.bmm(gray[:, r0 : r0 + step].reshape(n, 1, -1), mask.reshape(n, -1, 1)).flatten()
+        with torch.autocast(gray.device.type, enabled=False):  # exact only in float32
+            luma += torch.bmm(gray[:, r0 : r0 + step].reshape(n, 1, -1), mask.reshape(n, -1, 1)).flatten()
     return count.tolist(), luma.tolist()
 
 
