@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks in one go (issue 13.6): the gpu-marked tests (CUDA autocast CLIP, the
-# pixel measures on CUDA, GPU JPEG decode, onnxruntime's CUDA provider with the fixture
-# insightface pack, a Ray GPU actor), the GPU section of the throughput benchmark and the
-# per-stage profile (benchmarks/stage_profile.py) on CUDA.
+# pixel measures on CUDA, alone and in same-size groups, GPU JPEG decode, onnxruntime's
+# CUDA provider with the fixture insightface pack, a Ray GPU actor), the GPU section of the
+# throughput benchmark, the per-stage profile (benchmarks/stage_profile.py) on CUDA, and
+# the pixel measures per image alone and in groups (pixel_speed.py, pixel_groups.py).
 # Everything goes under one results folder. Without CUDA it stops at once and says so.
 #
 #   bash scripts/gpu_check.sh [RESULTS_DIR]      (default: gpu-results/<UTC timestamp>)
@@ -44,6 +45,11 @@ tail -8 "$OUT/stage_profile.log"
 echo "== pixel measures per image on CUDA vs CPU"
 timeout 60 "$PY" benchmarks/pixel_speed.py --device cuda > "$OUT/pixel_speed_cuda.md" 2>&1 || status=1
 cat "$OUT/pixel_speed_cuda.md"
+
+echo "== pixel measures in same-size groups on CUDA (operations and ms per image, groups of 1, 8, 16, 32)"
+timeout 60 "$PY" benchmarks/pixel_groups.py --device cuda --size 1024 --groups 1 8 16 32 \
+  > "$OUT/pixel_groups_cuda.md" 2>&1 || status=1
+cat "$OUT/pixel_groups_cuda.md"
 
 echo "gpu_check: results in $OUT (exit $status)"
 exit $status

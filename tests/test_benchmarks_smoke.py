@@ -265,3 +265,17 @@ def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys):
     assert again is ours
     with pytest.raises(SystemExit):  # a folder that is not a checkout is refused, not timed as ours
         pixel_speed.main(["--repeats", "1", "--no-clip", "--before", str(ROOT / "docs")])
+
+
+def test_pixel_groups_counts_fewer_operations_per_image_in_a_group(capsys):
+    """The accelerator grouping is forced on CPU for the count and put back afterwards."""
+    from benchmarks import pixel_groups
+    from imagejury.models.quality import nss, working
+
+    before = nss.BAND_VALUES, working.measuring_groups
+    pixel_groups.main(["--size", "48", "--groups", "1", "3", "--threads", "1"])
+    rows = _rows(capsys.readouterr().out, "| set")
+    per_image = {(r[0], int(r[1])): float(r[3]) for r in rows}
+    for label in ("quick", "standard"):
+        assert per_image[(label, 3)] < per_image[(label, 1)] / 2, label
+    assert (nss.BAND_VALUES, working.measuring_groups) == before
