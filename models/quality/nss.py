@@ -15,7 +15,7 @@ because that is what published scores were made with:
   of ``estimateaggdparam.m`` / ``estimateggdparam.m``, row by row.
 
 How it is made fast (on CPU a standard request's pixel measures went from about one
-ViT-L-14 image forward to about a seventh of one; ``benchmarks/pixel_speed.py``):
+ViT-L-14 image forward to about an eighth of one; ``benchmarks/pixel_speed.py``):
 
 - one working precision, float32, on every device; per-set statistics (ratios, the
   table look-up) in float64. Against the float64 MATLAB transcriptions the scores move
@@ -26,7 +26,12 @@ ViT-L-14 image forward to about a seventh of one; ``benchmarks/pixel_speed.py``)
   (``crop_stats``, ``zero_border_stats``, ``crop_half``);
 - separable filters as weighted sums of shifted slices, symmetric taps paired first;
 - (A)GGD fits from six moment sums (``moment_sums``), which add up over parts, so
-  images are walked in bands of rows that stay in cache (``BAND_VALUES``).
+  images are walked in bands of rows that stay in cache (``BAND_VALUES``); no
+  whole-image temporaries where a band will do (on CPU their page faults cost as much
+  as the arithmetic);
+- every function takes a leading batch dimension, so same-size images can be measured
+  as one group (``working.measuring_groups``: on an accelerator, where each operation
+  is a kernel launch).
 """
 
 from __future__ import annotations
