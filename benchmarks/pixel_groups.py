@@ -3,15 +3,17 @@
 On an accelerator the pixel measures are launch-bound: each is hundreds of small tensor
 operations, and each operation is one kernel launch (~5–10 µs from Python) whatever the
 image size. ``working.measuring_groups`` therefore measures all same-size copies of a
-batch as one group there. This script counts, with ``torch.profiler``, the ATen
-operations a ``quick`` (signals) and a ``standard`` (signals, NIQE, PIQE, brisque_pypi)
-request's pixel measures run per image for groups of 1, 8 and 16 images, and times them.
+batch as one group there. This script counts, with ``torch.profiler``, the kernel-level
+operations (leaf ATen operations, views and allocations left out) and the host
+read-backs that a ``quick`` (signals) and a ``standard`` (signals, NIQE, PIQE,
+brisque_pypi) request's pixel measures run for groups of 1, 8 and 16 images, and times
+them.
 
 On CPU the accelerator's grouping is forced and the images are walked in one band, as on
 an accelerator, so the counts are what a GPU would launch (a slight over-count: the
 per-image histogram reads and NIQE's 36×36 covariance are CPU-side bookkeeping there).
 The CPU times are not a GPU estimate. With ``--device cuda`` nothing is forced and the
-times are the device's own (the counts then include only what ran).
+times are the device's own.
 
 Run: ``python benchmarks/pixel_groups.py [--size 512] [--groups 1 8 16] [--device cpu]``.
 """
@@ -31,49 +33,44 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from imagejury.models.quality import brisque, create_scorer, niqe, nss, piqe, signals, working  # noqa: E402
+from imagejury.models.quality import create_scorer, nss, working  # noqa: E402
 from imagejury.models.quality.working import make_working_copies  # noqa: E402
 from tests.support import photos  # noqa: E402
 
-# views, allocations and scalar reads launch no kernel
-_NOT_LAUNCHES = (
-    "view", "slice", "select", "as_strided", "empty", "narrow", "unsqueeze", "squeeze", "reshape", "permute",
-    "transpose", "expand", "alias", "unbind", "detach", "lift", "resolve", "_unsafe", "flatten", "t(", "item",
-    "_local_scalar",
+# operations that launch no kernel: views, allocations
+_NO_KERNEL = frozenset(
+    "aten::" + name
+    for name in (
+        "view", "_reshape_alias", "reshape", "_unsafe_view", "slice", "select", "as_strided", "narrow", "unsqueeze",
+        "squeeze", "permute", "transpose", "t", "numpy_T", "expand", "expand_as", "view_as", "alias", "unbind",
+        "split", "chunk", "detach", "lift_fresh", "resolve_conj", "resolve_neg", "flatten", "empty", "empty_like",
+        "empty_strided",
+    )
 )  # fmt: skip
+# host read-backs: on an accelerator each waits for the queue to drain
+_SYNCS = frozenset({"aten::item", "aten::_local_scalar_dense"})
 SETS = {"quick": ("signals",), "standard": ("signals", "niqe", "piqe", "brisque_pypi")}
-
-
-def _by_size(copies: Sequence[working.WorkingCopy]) -> list[list[int]]:
-    """The accelerator's grouping (all same-size copies together), whatever the device."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, copy in enumerate(copies):
-        groups.setdefault(tuple(copy.gray.shape), []).append(i)
-    return list(groups.values())
 
 
 @contextlib.contextmanager
 def accelerator_grouping(device: str) -> Iterator[None]:
     """On CPU, measure as an accelerator does (same-size copies together, one band);
-    everything is put back afterwards."""
+    both settings are put back afterwards."""
     if device != "cpu":
         yield
         return
-    modules = (working, signals, niqe, piqe, brisque)
-    saved = nss.BAND_VALUES, [m.measuring_groups for m in modules]  # type: ignore[attr-defined]
-    nss.BAND_VALUES = 1 << 40
-    for module in modules:
-        module.measuring_groups = _by_size  # type: ignore[attr-defined]
+    saved = nss.BAND_VALUES, working.GROUP_ON_CPU
+    nss.BAND_VALUES, working.GROUP_ON_CPU = 1 << 40, True
     try:
         yield
     finally:
-        nss.BAND_VALUES = saved[0]
-        for module, fn in zip(modules, saved[1]):
-            module.measuring_groups = fn  # type: ignore[attr-defined]
+        nss.BAND_VALUES, working.GROUP_ON_CPU = saved
 
 
-def count_and_time(images: list, names: Sequence[str], device: str) -> tuple[int, float]:
-    """ATen operations and wall seconds of scoring ``images`` as one batch."""
+def count_and_time(images: list, names: Sequence[str], device: str) -> tuple[int, int, float]:
+    """Kernel-level operations, host read-backs and wall seconds of scoring ``images`` as
+    one batch. Only leaf ATen operations count (``to`` → ``_to_copy`` → ``copy_`` is one
+    kernel, not three), and views and allocations do not."""
     scorers = [create_scorer(n, device=device) for n in names]
 
     def run() -> None:
@@ -89,12 +86,13 @@ def count_and_time(images: list, names: Sequence[str], device: str) -> tuple[int
     seconds = time.perf_counter() - t0
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run()
-    ops = sum(
-        e.count
-        for e in prof.key_averages()
-        if e.key.startswith("aten::") and not any(word in e.key for word in _NOT_LAUNCHES)
-    )
-    return ops, seconds
+    leaves = [
+        e.name
+        for e in prof.events()
+        if e.name.startswith("aten::") and not any(c.name.startswith("aten::") for c in e.cpu_children)
+    ]
+    syncs = sum(name in _SYNCS for name in leaves)
+    return sum(name not in _NO_KERNEL and name not in _SYNCS for name in leaves), syncs, seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,13 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     base = photos.photo("astronaut")
     images = [photos.noise(base, 1.0 + i, seed=i).resize((args.size, args.size)) for i in range(max(args.groups))]
     print(f"device {args.device}, {args.size}×{args.size} images, one group per run\n")
-    print("| set | group of | operations | per image | ms per image |")
-    print("|---|---|---|---|---|")
+    print("| set | group of | operations | per image | host read-backs | ms per image |")
+    print("|---|---|---|---|---|---|")
     with accelerator_grouping(args.device):
         for label, names in SETS.items():
             for n in args.groups:
-                ops, seconds = count_and_time(images[:n], names, args.device)
-                print(f"| {label} | {n} | {ops} | {ops / n:.0f} | {1000 * seconds / n:.1f} |")
+                ops, syncs, seconds = count_and_time(images[:n], names, args.device)
+                print(f"| {label} | {n} | {ops} | {ops / n:.0f} | {syncs} | {1000 * seconds / n:.1f} |")
 
 
 if __name__ == "__main__":

@@ -193,3 +193,27 @@ def test_subject_luma_is_the_exact_mean_of_the_textured_pixels(image) -> None:
     assert 0.05 < mask.mean() < 1.0  # some pixels are flat, most are not
     assert report.textured_fraction == mask.mean()
     assert report.subject_luma == gray[mask].sum() / mask.sum()  # exact, not a float32 dot product
+
+
+def test_blockiness_sums_stay_exact_in_one_band(monkeypatch) -> None:
+    """An accelerator takes the whole image as one band: 4 M steps of up to 24 levels sum
+    past float32's 2²⁴, so the band sums must switch to float64 (``_exact_sum_dtype``)."""
+    g = torch.Generator().manual_seed(5)
+    gray = torch.randint(0, 40, (1, 2048, 2048), generator=g).to(nss.WORK_DTYPE)
+    x = gray[0].double()
+    dx, dy = (x[:, 1:] - x[:, :-1]).abs().clamp(max=24), (x[1:] - x[:-1]).abs().clamp(max=24)
+    on = float(dx[:, 7::8].sum() + dy[7::8].sum())
+    on_n, off_n = (
+        dx[:, 7::8].numel() + dy[7::8].numel(),
+        dx.numel() + dy.numel() - dx[:, 7::8].numel() - dy[7::8].numel(),
+    )
+    want = (on / on_n + signals.BLOCK_STEP_FLOOR) / (
+        (float(dx.sum() + dy.sum()) - on) / off_n + signals.BLOCK_STEP_FLOOR
+    )
+    assert signals.blockiness_batch(gray) == [want]  # cache-sized bands: float32 sums, exact per band
+    monkeypatch.setattr(nss, "BAND_VALUES", 1 << 40)
+    assert signals.blockiness_batch(gray) == [want]
+    # the rule: float32 only while the sum cannot pass 2²⁴
+    assert signals._exact_sum_dtype(1 << 16, 255) == torch.float32  # ≤ 2¹⁶ · 255 < 2²⁴
+    assert signals._exact_sum_dtype(1 << 17, 255) == torch.float64
+    assert signals._exact_sum_dtype(2048 * 2048, 24) == torch.float64

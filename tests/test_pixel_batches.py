@@ -11,17 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from imagejury.models.quality import brisque, create_scorer, niqe, piqe, signals, working
+from imagejury.models.quality import create_scorer, signals, working
 from imagejury.models.quality.working import WorkingCopy, make_working_copies
 from tests.support import graphics, photos
-
-
-def _by_size(copies) -> list[list[int]]:
-    """The accelerator rule (all copies of one size together), for CPU copies."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, copy in enumerate(copies):
-        groups.setdefault(tuple(copy.gray.shape), []).append(i)
-    return list(groups.values())
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +39,16 @@ def _assert_same_report(alone: signals.SignalReport, together: signals.SignalRep
     for field, value in alone.__dict__.items():
         other = getattr(together, field)
         if isinstance(value, float) and not (isinstance(other, float) and math.isnan(other) and math.isnan(value)):
-            # subject_luma's float32 dot product may sum in another order in a batch
-            assert other == pytest.approx(value, rel=1e-6, abs=1e-9), (label, field)
+            assert other == pytest.approx(value, rel=1e-9, abs=1e-12), (label, field)
         else:
             assert other == value, (label, field)
 
 
 def test_grouped_signals_equal_signals_measured_alone(images, monkeypatch) -> None:
     alone = [signals.measure_copy(make_working_copies([im])[0]) for im in images]
-    monkeypatch.setattr(signals, "measuring_groups", _by_size)
-    monkeypatch.setattr(working, "measuring_groups", _by_size)
+    monkeypatch.setattr(working, "GROUP_ON_CPU", True)  # group as on an accelerator
     copies = make_working_copies(images)
-    assert sorted(len(g) for g in _by_size(copies)) == [1, len(images) - 1]
+    assert sorted(len(g) for g in working.measuring_groups(copies)) == [1, len(images) - 1]
     together = signals.measure_copies(copies)
     for i, (a, b) in enumerate(zip(alone, together)):
         _assert_same_report(a, b, f"image {i}")
@@ -77,8 +67,7 @@ def test_grouped_nss_scores_equal_scores_alone(images, name, monkeypatch) -> Non
     sized = [im.resize((330, 250)) for im in images[:-1]] + [images[-1].resize((250, 330))]
     scorer = create_scorer(name)
     alone = [scorer.score([im])[0] for im in sized]
-    for module in (working, niqe, piqe, brisque):
-        monkeypatch.setattr(module, "measuring_groups", _by_size)
+    monkeypatch.setattr(working, "GROUP_ON_CPU", True)
     together = scorer.score(make_working_copies(sized))
     for i, (a, b) in enumerate(zip(alone, together)):
         assert (math.isnan(a.value) and math.isnan(b.value)) or b.value == pytest.approx(a.value, rel=1e-6), i
@@ -94,7 +83,7 @@ def test_grouped_nss_scores_equal_scores_alone(images, name, monkeypatch) -> Non
 
 def test_grouped_canvas_planes_equal_planes_computed_alone(images, monkeypatch) -> None:
     alone = [make_working_copies([im])[0].canvas_stats() for im in images]
-    monkeypatch.setattr(working, "measuring_groups", _by_size)
+    monkeypatch.setattr(working, "GROUP_ON_CPU", True)
     copies = make_working_copies(images)
     working.share_canvas_stats(copies)
     for i, (copy, planes) in enumerate(zip(copies, alone)):
@@ -169,3 +158,17 @@ def test_grouped_nss_scores_on_cuda_agree_with_cpu(images, name) -> None:
     gpu = create_scorer(name, device="cuda").score(make_working_copies(sized, device="cuda"))
     for i, (a, b) in enumerate(zip(cpu, gpu)):
         assert (math.isnan(a.value) and math.isnan(b.value)) or b.value == pytest.approx(a.value, rel=0.02, abs=0.3), i
+
+
+def test_batch_functions_refuse_a_single_image_with_the_fix() -> None:
+    from imagejury.models.quality.brisque import brisque_features
+    from imagejury.models.quality.niqe import niqe_features
+    from imagejury.models.quality.piqe import piqe_batch
+
+    gray = torch.rand(200, 208) * 255
+    for fn in (niqe_features, brisque_features, piqe_batch):
+        with pytest.raises(ValueError, match=r"\(N, H, W\).*gray\[None\]"):
+            fn(gray)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        piqe_batch(gray[None, :, :201])
+    assert len(piqe_batch(gray[None, :192])) == 1

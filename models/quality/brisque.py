@@ -39,7 +39,7 @@ from imagejury.models.quality.working import (
     WorkingCopy,
     as_working_copies,
     group_planes,
-    measuring_groups,
+    in_groups,
 )
 
 SCORER_NAME = "brisque_pypi"
@@ -129,6 +129,7 @@ def brisque_features(
     them; the zero-border statistics BRISQUE needs are derived from them by recomputing
     the border strips only.
     """
+    nss.require_batch(gray, "brisque_features")
     if half is None:
         half, half_stats = nss.imresize_half(gray), None
     feats: list[torch.Tensor] = []
@@ -174,33 +175,24 @@ class BrisqueScorer:
         half, half_mu, half_sigma = p.halves()
         return brisque_features(p.gray, half, (p.mu, p.sigma), (half_mu, half_sigma))
 
-    def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
-        copies = as_working_copies(images, self.max_side, self.device)
-        out: list[QualityScore | None] = [None] * len(copies)
-        measurable = [i for i, c in enumerate(copies) if min(c.size) >= MIN_SIDE]
-        measurable_copies = [copies[i] for i in measurable]
-        for i in set(range(len(copies))) - set(measurable):
-            # too small to measure: "not measured", not a number
-            out[i] = QualityScore(
-                self.name,
-                float("nan"),
-                False,
-                self.range,
-                {"error": f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(copies[i].size)}"},
-            )
-        if measurable:
-            feats = torch.empty(len(measurable), 36, dtype=torch.float64)
-            for group in measuring_groups(measurable_copies):  # same-size copies together
-                feats[group] = self._features([measurable_copies[j] for j in group]).to(torch.float64).cpu()
-            raw = self.svr.predict(self.scale(feats))
-            for i, v in zip(measurable, raw.tolist()):
-                details = {"raw": float(v), "working_size": list(copies[i].size), "model": "brisque PyPI package SVR"}
-                if not np.isfinite(v):
-                    details["error"] = (
-                        "BRISQUE is undefined here: the normalised contrast has no positive or no negative "
-                        "values to fit (flat or posterised content has no natural-scene statistics)"
-                    )
-                out[i] = QualityScore(
-                    self.name, float(np.clip(v, *self.range)), self.higher_is_better, self.range, details
+    def _scores(self, copies: Sequence[WorkingCopy]) -> list[QualityScore]:
+        """Scores of one measuring group (same-size copies, features computed together)."""
+        if min(copies[0].size) < MIN_SIDE:  # too small to measure: "not measured", not a number
+            error = f"BRISQUE needs at least {MIN_SIDE} px on each side, got {list(copies[0].size)}"
+            return [QualityScore(self.name, float("nan"), False, self.range, {"error": error}) for _ in copies]
+        feats = self._features(copies).to(torch.float64).cpu()
+        out = []
+        for copy, v in zip(copies, self.svr.predict(self.scale(feats)).tolist()):
+            details = {"raw": float(v), "working_size": list(copy.size), "model": "brisque PyPI package SVR"}
+            if not np.isfinite(v):
+                details["error"] = (
+                    "BRISQUE is undefined here: the normalised contrast has no positive or no negative "
+                    "values to fit (flat or posterised content has no natural-scene statistics)"
                 )
-        return out  # type: ignore[return-value]
+            out.append(
+                QualityScore(self.name, float(np.clip(v, *self.range)), self.higher_is_better, self.range, details)
+            )
+        return out
+
+    def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
+        return in_groups(as_working_copies(images, self.max_side, self.device), self._scores)

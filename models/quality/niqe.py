@@ -37,7 +37,7 @@ from imagejury.models.quality.working import (
     WorkingCopy,
     as_working_copies,
     group_planes,
-    measuring_groups,
+    in_groups,
 )
 
 PATCH = 96
@@ -85,6 +85,7 @@ def niqe_features(
     of ``half``) are the working copies' shared planes when the caller has them; the
     crop's own are derived from them by recomputing the strips along the new edges only.
     """
+    nss.require_batch(gray, "niqe_features")
     h, w = gray.shape[-2:]
     ch, cw = h - h % PATCH, w - w % PATCH
     img = gray[..., :ch, :cw]
@@ -157,9 +158,4 @@ class NiqeScorer:
         return out
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
-        copies = as_working_copies(images, self.max_side, self.device)
-        out: list[QualityScore | None] = [None] * len(copies)
-        for group in measuring_groups(copies):
-            for i, score in zip(group, self._scores([copies[i] for i in group])):
-                out[i] = score
-        return out  # type: ignore[return-value]
+        return in_groups(as_working_copies(images, self.max_side, self.device), self._scores)

@@ -23,7 +23,7 @@ ViT-L-14 image forward to about an eighth of one; ``benchmarks/pixel_speed.py``)
   residue by ~1, by more (the parity tests and ``iqa_parity.py`` hold the limits);
 - the local mean and deviation are computed once per image (``working.WorkingCopy``);
   each measure's own crop, pad or border rule recomputes only the strips it changes
-  (``crop_stats``, ``zero_border_stats``, ``crop_half``);
+  (``crop_mscn``, ``zero_border_mscn``, ``crop_half``);
 - separable filters as weighted sums of shifted slices, symmetric taps paired first;
 - (A)GGD fits from six moment sums (``moment_sums``), which add up over parts, so
   images are walked in bands of rows that stay in cache (``BAND_VALUES``); no
@@ -76,6 +76,15 @@ def _fit_tables(device: str) -> dict[str, torch.Tensor]:
         "lg2": torch.as_tensor(_LG2, dtype=torch.float64, device=device),
         "lg3": torch.as_tensor(_LG3, dtype=torch.float64, device=device),
     }
+
+
+def require_batch(gray: torch.Tensor, what: str) -> None:
+    """Refuse anything but a batch of grey images ``(N, H, W)``, naming the fix."""
+    if gray.dim() != 3:
+        raise ValueError(
+            f"{what} takes a batch of grey images (N, H, W), got shape {tuple(gray.shape)}"
+            " (one image: add a leading dimension, gray[None])"
+        )
 
 
 def images_to_tensor(images: list[Image.Image], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -244,8 +253,11 @@ Strip = tuple[tuple[slice, slice], torch.Tensor, torch.Tensor]
 
 
 def _crop_strips(gray: torch.Tensor, height: int, width: int, changed: int) -> list[Strip] | None:
-    """The strips of ``crop_stats`` whose statistics differ from the shared ones, or None
-    when the crop is too small for strips (recompute it whole)."""
+    """The strips of ``crop_mscn``'s crop whose statistics differ from the shared ones
+    (none for an unchanged whole image), or None when the crop is too small for strips
+    (recompute it whole)."""
+    if (height, width) == tuple(gray.shape[-2:]) and not changed:
+        return []
     reach = _R + changed
     if min(height, width) < 2 * reach + _R:
         return None
@@ -279,13 +291,6 @@ def _zero_border_strips(gray: torch.Tensor) -> list[Strip] | None:
     return strips
 
 
-def _patched(mu: torch.Tensor, sigma: torch.Tensor, strips: list[Strip]) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, sigma = mu.clone(), sigma.clone()
-    for (rows, cols), m, s in strips:
-        mu[..., rows, cols], sigma[..., rows, cols] = m, s
-    return mu, sigma
-
-
 def _patched_mscn(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, strips: list[Strip]) -> torch.Tensor:
     """MSCN from the shared statistics, with the strips' MSCN written over: the shared
     planes are never copied."""
@@ -295,54 +300,31 @@ def _patched_mscn(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, str
     return out
 
 
-def crop_stats(
-    gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, height: int, width: int, changed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replicate-border stats of an image that equals ``gray[..., :height, :width]`` except
-    in its last ``changed`` rows and columns, from the stats of ``gray``.
-
-    The window sees the same pixels, except within ``_R + changed`` pixels of the new
-    bottom and right edges (a crop replicates its own last row/column). Those strips are
-    recomputed from ``2 * _R + changed`` rows/columns of the new image: exact, at the cost
-    of two thin strips instead of a whole image. ``gray`` must then hold the new image's
-    pixels in its changed rows/columns (callers pass the new image itself, padded or not).
-    """
-    new = gray[..., :height, :width]
-    if (height, width) == tuple(gray.shape[-2:]) and not changed:
-        return mu, sigma
-    strips = _crop_strips(gray, height, width, changed)
-    if strips is None:
-        return local_stats(new)
-    return _patched(mu[..., :height, :width], sigma[..., :height, :width], strips)
-
-
 def crop_mscn(
     gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, height: int, width: int, changed: int = 0
 ) -> torch.Tensor:
-    """``mscn_from_stats`` of the crop with ``crop_stats``'s statistics, without copying
-    the shared ones (only the strips' MSCN is computed apart)."""
+    """MSCN of an image that equals ``gray[..., :height, :width]`` except in its last
+    ``changed`` rows and columns, from the replicate-border stats of ``gray``.
+
+    The window sees the same pixels, except within ``_R + changed`` pixels of the new
+    bottom and right edges (a crop replicates its own last row/column). Those strips'
+    statistics are recomputed from ``2 * _R + changed`` rows/columns of the new image
+    (``_crop_strips``): exact, at the cost of two thin strips instead of a whole image,
+    and the shared statistics are never copied. ``gray`` must hold the new image's pixels
+    in its changed rows/columns (callers pass the new image itself, padded or not).
+    """
     new = gray[..., :height, :width]
-    strips = (
-        [] if (height, width) == tuple(gray.shape[-2:]) and not changed else _crop_strips(gray, height, width, changed)
-    )
+    strips = _crop_strips(gray, height, width, changed)
     if strips is None:
         return mscn_from_stats(new, *local_stats(new))
     return _patched_mscn(new, mu[..., :height, :width], sigma[..., :height, :width], strips)
 
 
-def zero_border_stats(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``filter2`` (zero-border) stats of ``gray`` from its replicate-border ones.
-
-    The two differ only within ``_R`` pixels of each edge; those four strips are
-    recomputed with zero borders from ``2 * _R`` rows/columns each.
-    """
-    strips = _zero_border_strips(gray)
-    return local_stats(gray, "zeros") if strips is None else _patched(mu, sigma, strips)
-
-
 def zero_border_mscn(gray: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``mscn_from_stats`` with ``zero_border_stats``'s statistics, without copying the
-    shared replicate-border ones."""
+    """MSCN with ``filter2`` (zero-border) statistics, from the replicate-border ``mu`` and
+    ``sigma`` of ``gray``: the two differ only within ``_R`` pixels of each edge, so only
+    those four strips are recomputed (``_zero_border_strips``); the shared statistics are
+    never copied."""
     strips = _zero_border_strips(gray)
     return mscn(gray, "zeros") if strips is None else _patched_mscn(gray, mu, sigma, strips)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from imagejury.models.interfaces import QualityScore
@@ -31,7 +30,7 @@ from imagejury.models.quality.working import (
     WorkingCopy,
     as_working_copies,
     group_planes,
-    measuring_groups,
+    in_groups,
 )
 
 BLOCK = 16
@@ -102,6 +101,9 @@ def piqe_batch(
     """PIQE score and block counts of each image of ``canvas`` ``(N, H, W)``: 0..255 grey
     images padded to a multiple of 16. ``stats``: their replicate-border local mean and
     deviation (the working copies' shared canvas planes), when the caller has them."""
+    nss.require_batch(canvas, "piqe_batch")
+    if canvas.shape[1] % BLOCK or canvas.shape[2] % BLOCK:
+        raise ValueError(f"piqe_batch takes images padded to a multiple of {BLOCK}, got {tuple(canvas.shape[1:])}")
     mu, dev = nss.local_stats(canvas) if stats is None else stats
     # a band of block rows at a time (the blocks are independent): MSCN and the block
     # sums of each band stay in cache
@@ -130,19 +132,6 @@ def piqe_batch(
     ]
 
 
-def piqe(gray: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, dict]:
-    """PIQE score of one ``(H, W)`` 0..255 grey image and its block counts.
-
-    ``stats``: the replicate-border local mean and deviation of ``gray`` padded to a
-    multiple of 16 (the working copy's shared canvas planes), when the caller has them.
-    A ``gray`` that is already such a canvas is used as it is.
-    """
-    h, w = gray.shape
-    pad = (0, (-w) % BLOCK, 0, (-h) % BLOCK)
-    img = F.pad(gray[None, None], pad, mode="replicate")[0] if any(pad) else gray[None]
-    return piqe_batch(img, None if stats is None else (stats[0][None], stats[1][None]))[0]
-
-
 class PiqeScorer:
     """Block-wise artifact and noise evidence on salient blocks; lower is better."""
 
@@ -169,9 +158,4 @@ class PiqeScorer:
         return out
 
     def score(self, images: Sequence[Image.Image | WorkingCopy]) -> list[QualityScore]:
-        copies = as_working_copies(images, self.max_side, self.device)
-        out: list[QualityScore | None] = [None] * len(copies)
-        for group in measuring_groups(copies):
-            for i, score in zip(group, self._scores([copies[i] for i in group])):
-                out[i] = score
-        return out  # type: ignore[return-value]
+        return in_groups(as_working_copies(images, self.max_side, self.device), self._scores)

@@ -34,10 +34,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -49,7 +51,7 @@ from imagejury.models.quality.working import (
     WorkingCopy,
     as_working_copies,
     group_planes,
-    measuring_groups,
+    in_groups,
 )
 
 TEXTURE_STD = 1.5  # grey levels of local std from which a pixel counts as textured
@@ -96,15 +98,15 @@ def per_image_bincount(values: torch.Tensor, bins: int, weights: torch.Tensor | 
 def _lower_medians(values: torch.Tensor, owners: torch.Tensor, counts: list[int]) -> list[float]:
     """Per owner ``0 .. len(counts)-1``, the lower median of its ``values`` (what
     ``torch.median`` returns), NaN where it has none: one sort by value, then a stable
-    sort by owner, so each owner's values lie together and in order."""
+    sort by owner, so each owner's values lie together and in order. ``values`` is not
+    empty."""
     if len(counts) == 1:
-        return [float(values.median())] if counts[0] else [math.nan]
+        return [float(values.median())]
     order = torch.argsort(values, stable=True)
     order = order[torch.argsort(owners[order], stable=True)]
-    grouped = values[order]
-    starts = [sum(counts[:i]) for i in range(len(counts))]
-    picks = torch.tensor([s + max(c - 1, 0) // 2 for s, c in zip(starts, counts)], device=values.device)
-    medians = grouped[picks.clamp(max=max(len(grouped) - 1, 0))].tolist() if len(grouped) else [math.nan] * len(counts)
+    starts = itertools.accumulate(counts[:-1], initial=0)
+    picks = [min(start + max(c - 1, 0) // 2, len(values) - 1) for start, c in zip(starts, counts)]
+    medians = values[order][torch.tensor(picks, device=values.device)].tolist()
     return [m if c else math.nan for m, c in zip(medians, counts)]
 
 
@@ -147,13 +149,6 @@ def edge_sharpness_batch(
     return [(m if c >= MIN_EDGE_PIXELS else None, c) for m, c in zip(medians, counts)]
 
 
-def edge_sharpness(
-    gray: torch.Tensor, smooth: torch.Tensor, min_gradient: float = EDGE_MIN_GRADIENT
-) -> tuple[float | None, int]:
-    """``edge_sharpness_batch`` of one ``(H, W)`` image."""
-    return edge_sharpness_batch(gray[None], smooth[None], torch.tensor([min_gradient], dtype=torch.float64))[0]
-
-
 _COUNT_CAP = 1 << 16  # squared Sobel magnitude 256²: most images' 90th percentile is far below
 # Immerkær's mask [[1 -2 1] [-2 4 -2] [1 -2 1]] has squared taps summing to 36, so for white
 # noise of std s, E|I * M| = 6 s sqrt(2/pi): sigma = sqrt(pi/2) · mean|I * M| / 6
@@ -193,14 +188,11 @@ def _noise_by_counting(gray: torch.Tensor, keep: int) -> list[float | None]:
     running = torch.cumsum(counts, 1)
     cut = torch.searchsorted(running, torch.full((n, 1), keep, dtype=running.dtype, device=gray.device))
     at = cut.clamp(max=_COUNT_CAP)
-    kept_sum, kept_n = torch.cumsum(sums, 1).gather(1, at).flatten().tolist(), running.gather(1, at).flatten()
-    return [
-        None if c >= _COUNT_CAP else _NOISE_SCALE * s / k
-        for c, s, k in zip(cut.flatten().tolist(), kept_sum, kept_n.tolist())
-    ]
+    kept = torch.cat([cut, torch.cumsum(sums, 1).gather(1, at), running.gather(1, at)], 1).to(torch.float64)
+    return [None if c >= _COUNT_CAP else _NOISE_SCALE * s / k for c, s, k in kept.tolist()]  # one read-back
 
 
-def noise_sigmas(gray: torch.Tensor, edge_fraction: float = 0.1) -> list[float]:
+def noise_sigma_batch(gray: torch.Tensor, edge_fraction: float = 0.1) -> list[float]:
     """``noise_sigma`` of each image of ``(N, H, W)`` ``gray`` holding whole grey levels
     (a working copy's do), by counting (``_noise_by_counting``)."""
     n, h, w = gray.shape
@@ -221,7 +213,7 @@ def noise_sigma(gray: torch.Tensor, edge_fraction: float = 0.1, integers: bool =
     if min(gray.shape) < 3:
         return 0.0
     if edge_fraction > 0 and integers:
-        return noise_sigmas(gray[None], edge_fraction)[0]
+        return noise_sigma_batch(gray[None], edge_fraction)[0]
     resp, mag2 = _immerkaer_and_sobel(gray)
     if edge_fraction > 0:
         k = max(1, int(math.ceil((1.0 - edge_fraction) * mag2.numel())))
@@ -237,8 +229,8 @@ def blockiness_batch(gray: torch.Tensor, block: int = 8) -> list[float]:
 
     Steps are capped at ``BLOCK_STEP_CAP`` grey levels so that a few strong drawn edges
     (graphics) do not decide the ratio; a floor of ``BLOCK_STEP_FLOOR`` keeps flat images
-    (both means near zero) at 1. Summed a band of rows at a time; each band's float32
-    sums of whole-level steps are exact, and the bands add up in float64.
+    (both means near zero) at 1. Summed a band of rows at a time; the steps are whole
+    levels and the sums exact on any device (``_exact_sum_dtype``).
     """
     n, h, w = gray.shape
     if h < 2 * block or w < 2 * block:
@@ -248,24 +240,20 @@ def blockiness_batch(gray: torch.Tensor, block: int = 8) -> list[float]:
     step = nss.band_rows(gray, 2 * n * w)
     for r0 in range(0, h, step):
         r1, d1 = min(h, r0 + step), min(h - 1, r0 + step)  # differences down: rows r0 .. d1-1
+        dtype = _exact_sum_dtype((r1 - r0) * w, BLOCK_STEP_CAP)
         dx = (gray[:, r0:r1, 1:] - gray[:, r0:r1, :-1]).abs_().clamp_(max=BLOCK_STEP_CAP)
-        on += dx[..., block - 1 :: block].sum((1, 2))
-        total += dx.sum((1, 2))
+        on += dx[..., block - 1 :: block].sum((1, 2), dtype=dtype)
+        total += dx.sum((1, 2), dtype=dtype)
         if d1 > r0:
             dy = (gray[:, r0 + 1 : d1 + 1] - gray[:, r0:d1]).abs_().clamp_(max=BLOCK_STEP_CAP)
-            on += dy[:, (block - 1 - r0) % block :: block].sum((1, 2))  # grid rows 7, 15, ... of the image
-            total += dy.sum((1, 2))
+            on += dy[:, (block - 1 - r0) % block :: block].sum((1, 2), dtype=dtype)  # grid rows 7, 15, ...
+            total += dy.sum((1, 2), dtype=dtype)
     on_n = h * len(range(block - 1, w - 1, block)) + w * len(range(block - 1, h - 1, block))
     off_n = h * (w - 1) + (h - 1) * w - on_n
     return [
         (on_sum / on_n + BLOCK_STEP_FLOOR) / ((all_sum - on_sum) / off_n + BLOCK_STEP_FLOOR)
         for on_sum, all_sum in zip(on.tolist(), total.tolist())
     ]
-
-
-def blockiness(gray: torch.Tensor, block: int = 8) -> float:
-    """``blockiness_batch`` of one ``(H, W)`` image."""
-    return blockiness_batch(gray[None], block)[0]
 
 
 def _beyond(size: torch.Tensor, limit: int) -> torch.Tensor:
@@ -473,24 +461,20 @@ class SignalReport:
     false_contours: float = 0.0  # banding: staircase steps per 1,000 pixel-channels
 
 
-def luma_histograms(gray: torch.Tensor) -> torch.Tensor:
+def luma_histogram_batch(gray: torch.Tensor) -> np.ndarray:
     """Counts of each of the 256 grey levels in each image of ``(N, H, W)`` (``gray``
-    holds integers), as ``(N, 256)`` float64 on CPU."""
+    holds integers), as an ``(N, 256)`` float64 array: read back once, and each image's
+    few statistics are then plain arithmetic on the host."""
     gray8 = gray if gray.dtype == torch.uint8 else gray.to(torch.uint8)
-    return per_image_bincount(gray8, 256).cpu().to(torch.float64)
+    return per_image_bincount(gray8, 256).cpu().to(torch.float64).numpy()
 
 
-def luma_histogram(gray: torch.Tensor) -> torch.Tensor:
-    """``luma_histograms`` of one ``(H, W)`` image: ``(256,)``."""
-    return luma_histograms(gray[None])[0]
-
-
-def percentile(hist: torch.Tensor, q: float) -> float:
+def percentile(hist: np.ndarray, q: float) -> float:
     """The grey level below which a share ``q`` of the pixels lie (the k-th smallest,
     k = round(q · n)), read exactly from the 256-level histogram."""
     n = float(hist.sum())
     k = min(n, max(1.0, round(q * n)))
-    return float(torch.searchsorted(torch.cumsum(hist, 0), torch.tensor([k], dtype=torch.float64)))
+    return float(np.searchsorted(np.cumsum(hist), k))
 
 
 def soft_clip_batch(gray: torch.Tensor) -> list[float]:
@@ -524,10 +508,10 @@ def soft_clip(gray: torch.Tensor) -> float:
     return soft_clip_batch(gray[None])[0]
 
 
-def _luma_report(hist: torch.Tensor) -> dict[str, float]:
+def _luma_report(hist: np.ndarray) -> dict[str, float]:
     """The signals read off one image's 256-level luma histogram."""
     n = float(hist.sum())
-    levels = torch.arange(256, dtype=torch.float64)
+    levels = np.arange(256, dtype=np.float64)
     mean_luma = float((hist * levels).sum()) / n
     return {
         "mean_luma": mean_luma,
@@ -539,23 +523,26 @@ def _luma_report(hist: torch.Tensor) -> dict[str, float]:
     }
 
 
-# Rows of 8-bit values per band of the textured-luma sums: at most 2¹⁶ pixels, so each
-# band's float32 dot product (≤ 255 · 2¹⁶ < 2²⁴) is exact.
-_EXACT_SUM_PIXELS = 1 << 16
+def _exact_sum_dtype(values: int, largest: float) -> torch.dtype:
+    """float32 where a sum of ``values`` whole numbers of at most ``largest`` stays below
+    2²⁴ (exact in any order), else float64: CPU bands get the faster sums, an
+    accelerator's whole image the exact ones."""
+    return torch.float32 if values * largest < 1 << 24 else torch.float64
 
 
 def _textured(gray: torch.Tensor, std: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per image of ``(N, H, W)``: how many pixels are textured (local deviation at least
-    ``TEXTURE_STD``) and the sum of their grey levels, exact, a band of rows at a time."""
+    ``TEXTURE_STD``) and the sum of their grey levels, exactly, a band of rows at a time
+    (on CPU, bands small enough for exact float32 sums)."""
     n, h, w = gray.shape
     count = torch.zeros(n, dtype=torch.float64, device=gray.device)
     luma = torch.zeros_like(count)
-    step = max(1, _EXACT_SUM_PIXELS // w) if gray.device.type == "cpu" else h
+    step = max(1, (1 << 24) // (256 * w)) if gray.device.type == "cpu" else h
+    dtype = _exact_sum_dtype(step * w, 255)
     for r0 in range(0, h, step):
         mask = (std[:, r0 : r0 + step] >= TEXTURE_STD).to(gray.dtype)  # a float mask sums faster than a bool one
-        count += mask.sum((1, 2))
-        with torch.autocast(gray.device.type, enabled=False):  # exact only in float32
-            luma += torch.bmm(gray[:, r0 : r0 + step].reshape(n, 1, -1), mask.reshape(n, -1, 1)).flatten()
+        count += mask.sum((1, 2), dtype=dtype)
+        luma += (gray[:, r0 : r0 + step] * mask).sum((1, 2), dtype=dtype)
     return count.tolist(), luma.tolist()
 
 
@@ -566,12 +553,12 @@ def _measure_group(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
     planes = group_planes(copies)
     gray, rgb, smooth, std = planes.gray, planes.rgb, planes.mu, planes.sigma
     n_textured, textured_luma = _textured(gray, std)
-    noise = noise_sigmas(gray)
+    noise = noise_sigma_batch(gray)
     floors = torch.tensor([max(EDGE_MIN_GRADIENT, EDGE_NOISE_FACTOR * s) for s in noise], dtype=torch.float64)
     edges = edge_sharpness_batch(gray, smooth, floors)
     gray8 = gray.to(torch.uint8)
     columns = zip(
-        luma_histograms(gray8),
+        luma_histogram_batch(gray8),
         channel_moments_batch(rgb),
         blockiness_batch(gray),
         soft_clip_batch(gray8),
@@ -603,11 +590,7 @@ def measure_copies(copies: Sequence[WorkingCopy]) -> list[SignalReport]:
     """Every signal of each working copy, in order. Copies are measured in groups
     (``working.measuring_groups``): all same-size copies together on an accelerator, one
     at a time on CPU."""
-    reports: list[SignalReport | None] = [None] * len(copies)
-    for group in measuring_groups(copies):
-        for i, report in zip(group, _measure_group([copies[i] for i in group])):
-            reports[i] = report
-    return reports  # type: ignore[return-value]
+    return in_groups(copies, _measure_group)
 
 
 def measure_copy(copy: WorkingCopy) -> SignalReport:

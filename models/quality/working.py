@@ -7,14 +7,14 @@ deviation under the MSCN window are computed on first use and kept. BRISQUE, NIQ
 PIQE and the pixel signals all read these planes; none decodes, resizes, grey-converts
 or filters the whole image again (each measure's own crop, pad or border rule is
 applied to the shared planes by recomputing only the strips it changes, see
-``nss.crop_stats``). ``judges.features.FeatureCache.working_copies`` keeps one per image.
+``nss.crop_mscn``). ``judges.features.FeatureCache.working_copies`` keeps one per image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +95,11 @@ def _canvas_stats(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 # intermediates are a few dozen float planes per image, so this bounds a group's device
 # memory to a few GB whatever the batch size.
 GROUP_PIXELS = 1 << 25
+# Group CPU copies as an accelerator's are (by size): what the tests and
+# ``benchmarks/pixel_groups.py`` switch on to check and count the grouped code on CPU.
+GROUP_ON_CPU = False
+
+T = TypeVar("T")
 
 
 def measuring_groups(copies: Sequence[WorkingCopy]) -> list[list[int]]:
@@ -103,19 +108,30 @@ def measuring_groups(copies: Sequence[WorkingCopy]) -> list[list[int]]:
     On an accelerator, copies of one size, up to ``GROUP_PIXELS`` pixels a group: each
     operation of a measure is then launched once for the whole group, and per-image
     launches are what would bound a GPU (a measure is hundreds of small operations). On
-    CPU, one copy at a time: an image's bands stay in cache, and stacking copies would
-    only add a copy.
+    CPU, one copy at a time (unless ``GROUP_ON_CPU``): an image's bands stay in cache,
+    and stacking copies would only add a copy.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, copy in enumerate(copies):
         device = copy.gray.device
-        key = (i,) if device.type == "cpu" else (str(device), *copy.gray.shape)
+        alone = device.type == "cpu" and not GROUP_ON_CPU
+        key = (i,) if alone else (str(device), *copy.gray.shape)
         groups.setdefault(key, []).append(i)
     out = []
     for members in groups.values():
         per_group = max(1, GROUP_PIXELS // copies[members[0]].gray.numel())
         out += [members[k : k + per_group] for k in range(0, len(members), per_group)]
     return out
+
+
+def in_groups(copies: Sequence[WorkingCopy], measure: Callable[[list[WorkingCopy]], Sequence[T]]) -> list[T]:
+    """``measure`` applied to each measuring group of ``copies`` (it returns one result per
+    copy of its group), the results put back in the order of ``copies``."""
+    out: list[T | None] = [None] * len(copies)
+    for group in measuring_groups(copies):
+        for i, result in zip(group, measure([copies[i] for i in group]), strict=True):
+            out[i] = result
+    return out  # type: ignore[return-value]
 
 
 def stacked(planes: Sequence[torch.Tensor]) -> torch.Tensor:
