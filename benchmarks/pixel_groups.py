@@ -16,6 +16,8 @@ The CPU times are not a GPU estimate. With ``--device cuda`` nothing is forced a
 times are the device's own.
 
 Run: ``python benchmarks/pixel_groups.py [--size 512] [--groups 1 8 16] [--device cpu]``.
+The table goes to stdout; ``torch.profiler``'s own start/stop (and, without a GPU,
+device-count) log lines go to stderr (``2>/dev/null`` hides them).
 """
 
 from __future__ import annotations
