@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -94,11 +95,38 @@ class _TreeFinder:
         raise ModuleNotFoundError(f"{name} is not in the checkout {self.root}", name=name)
 
 
-def pipelines_of_checkout(
-    root: Path, img: Image.Image, device: str
-) -> tuple[Callable[[], object], Callable[[], object]]:
-    """The ``standard`` and ``quick`` pixel measures of another checkout (``--before``),
-    each a callable that measures ``img`` from scratch. Its modules are imported under
+COPY, MEAN_DEV, HALF = (
+    "working copy (shrink, tensor, grey)",
+    "shared plane: local mean + deviation",
+    "shared plane: half-size grey + its local mean/deviation",
+)
+MEASURES = ("signals", "niqe", "piqe", "brisque_pypi")
+B32, L14 = "CLIP ViT-B-32 image forward", "CLIP ViT-L-14 image forward"
+BEFORE_STD, BEFORE_QUICK = "before: standard pixel measures (all)", "before: quick pixel signals (all)"
+
+
+PixelSet = Callable[[Image.Image], None]
+
+
+def pixel_sets(quality: Any, working: Any, device: str) -> tuple[PixelSet, PixelSet]:
+    """The ``standard`` and ``quick`` pixel measures of one version of the package (its
+    ``models.quality`` and ``working`` modules), each a callable that measures an image
+    from scratch (working copy included)."""
+    scorers = [quality.create_scorer(n, device=device) for n in MEASURES]
+
+    def standard(img: Image.Image) -> None:
+        copy = working.make_working_copies([img], device=device)[0]
+        for scorer in scorers:
+            scorer.score([copy])
+
+    def quick(img: Image.Image) -> None:
+        scorers[0].score([working.make_working_copies([img], device=device)[0]])
+
+    return standard, quick
+
+
+def pixel_sets_of_checkout(root: Path, device: str) -> tuple[PixelSet, PixelSet]:
+    """``pixel_sets`` of another checkout (``--before``). Its modules are imported under
     the same names in a swapped-out module table, so both versions live in one process."""
     ours = {k: v for k, v in sys.modules.items() if k == "imagejury" or k.startswith("imagejury.")}
     for k in ours:
@@ -108,32 +136,16 @@ def pipelines_of_checkout(
     try:
         quality = importlib.import_module("imagejury.models.quality")
         working = importlib.import_module("imagejury.models.quality.working")
-        scorers = [quality.create_scorer(n, device=device) for n in MEASURES]
+        return pixel_sets(quality, working, device)
     finally:
         sys.meta_path.remove(finder)
         for k in [k for k in sys.modules if k == "imagejury" or k.startswith("imagejury.")]:
             del sys.modules[k]
         sys.modules.update(ours)
 
-    def standard() -> None:
-        copy = working.make_working_copies([img], device=device)[0]
-        for scorer in scorers:
-            scorer.score([copy])
 
-    def quick() -> None:
-        scorers[0].score([working.make_working_copies([img], device=device)[0]])
-
-    return standard, quick
-
-
-COPY, MEAN_DEV, HALF = (
-    "working copy (shrink, tensor, grey)",
-    "shared plane: local mean + deviation",
-    "shared plane: half-size grey + its local mean/deviation",
-)
-MEASURES = ("signals", "niqe", "piqe", "brisque_pypi")
-B32, L14 = "CLIP ViT-B-32 image forward", "CLIP ViT-L-14 image forward"
-BEFORE_STD, BEFORE_QUICK = "before: standard pixel measures (all)", "before: quick pixel signals (all)"
+def is_checkout(root: Path) -> bool:
+    return (root / "models" / "quality" / "__init__.py").is_file()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
-    if args.before and not (args.before / "models" / "quality" / "__init__.py").is_file():
+    if args.before and not is_checkout(args.before):
         ap.error(f"--before {args.before}: not a checkout of this repository (no models/quality/ there)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: torch sees no CUDA device here")
@@ -176,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         scorer = create_scorer(name, device=args.device)
         stages[name] = lambda s=scorer: s.score([copy])
     if args.before:
-        stages[BEFORE_STD], stages[BEFORE_QUICK] = pipelines_of_checkout(args.before, img, args.device)
+        before_standard, before_quick = pixel_sets_of_checkout(args.before, args.device)
+        stages[BEFORE_STD], stages[BEFORE_QUICK] = lambda: before_standard(img), lambda: before_quick(img)
     if not args.no_clip:
         stages[B32] = clip_forward("random:ViT-B-32", img, args.device)
         stages[L14] = clip_forward("random:ViT-L-14", img, args.device)

@@ -23,6 +23,12 @@ Usage::
 
     .venv/bin/python benchmarks/stage_profile.py                     # 1024 px, 2 images per row
     .venv/bin/python benchmarks/stage_profile.py --size 128 --images 1 --standard-clip random:ViT-B-32
+    .venv/bin/python benchmarks/stage_profile.py --before /tmp/old   # + the pixel measures of an older checkout
+
+``--before DIR`` also times an older checkout's pixel measures (the ones this issue
+changed) against this version's on each row's own images, interleaved, and gives each
+version's share of the request (the older one's derived: the same request with its
+pixel measures swapped, which assumes the other stages did not change between the two).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import argparse
 import contextlib
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -50,11 +57,14 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import machine  # noqa: E402
 from benchmarks.naive_baseline import fresh_embedder, preregister_embedder  # noqa: E402
+from benchmarks.pixel_speed import PixelSet, is_checkout, pixel_sets, pixel_sets_of_checkout  # noqa: E402
 from benchmarks.throughput import PromptSource, make_headshots, make_images, make_requests  # noqa: E402
 from imagejury.core.config import EvaluatorConfig  # noqa: E402
 from imagejury.core.pipeline import Evaluator  # noqa: E402
 from imagejury.judges.features import FeatureCache  # noqa: E402
+from imagejury.models import quality  # noqa: E402
 from imagejury.models.provider import ModelSet  # noqa: E402
+from imagejury.models.quality import working  # noqa: E402
 from imagejury.models.registry import ModelRegistry  # noqa: E402
 
 log = logging.getLogger("stage_profile")
@@ -234,6 +244,52 @@ def ratios(rows: dict[tuple[str, str], tuple[dict[str, float], float, int]]) -> 
     return out
 
 
+def time_pixel_sets(
+    paths: list[Path], job_class: str, sets: dict[str, tuple[PixelSet, PixelSet]], rounds: int
+) -> dict[str, float]:
+    """Seconds per image of each version's pixel measures for ``job_class`` (``standard``:
+    all four, ``quick``: the signals; working copy included) on the row's own images,
+    the versions interleaved image by image and round by round (median of ``rounds``)."""
+    images = []
+    for p in paths:
+        with Image.open(p) as im:
+            images.append(im.convert("RGB"))
+    runs: dict[str, list[float]] = {name: [] for name in sets}
+    for _ in range(rounds + 1):  # the first round warms up
+        for name, (standard, quick) in sets.items():
+            measure = standard if job_class == "standard" else quick
+            t0 = time.perf_counter()
+            for img in images:
+                measure(img)
+            runs[name].append((time.perf_counter() - t0) / len(images))
+    return {name: statistics.median(v[1:]) for name, v in runs.items()}
+
+
+def render_before(
+    rows: dict[tuple[str, str], tuple[dict[str, float], float, int]],
+    pixels: dict[tuple[str, str], dict[str, float]],
+    before: Path,
+) -> str:
+    """Pixel measures of this version and of ``before`` per request, and their share of
+    the request: measured for this version; for the older one derived as the request
+    with its pixel measures swapped (assuming the other stages did not change)."""
+    lines = [
+        "| preset / job class | pixel measures now, ms/img | before, ms/img | share of the request now | before (derived) |",
+        "|---|---|---|---|---|",
+    ]
+    for (preset, jc), times in pixels.items():
+        _seconds, wall, n = rows[(preset, jc)]
+        request = wall / n
+        now, old = times["now"], times["before"]
+        lines.append(
+            f"| {preset} / {jc} | {1000 * now:.1f} | {1000 * old:.1f} | {100 * now / request:.1f}% "
+            f"| {100 * old / (request - now + old):.1f}% |"
+        )
+    return f"Pixel measures before (`{before}`) and now, same images, timed alone and interleaved:\n\n" + "\n".join(
+        lines
+    )
+
+
 def make_inputs(folder: Path, args: argparse.Namespace) -> dict[str, list[Path]]:
     images = make_images(folder, args.images, args.size)
     heads, ref = make_headshots(folder, args.images)
@@ -258,7 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--standard-clip", default="random:ViT-L-14")
     ap.add_argument("--quick-clip", default="random:ViT-B-32")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stage_profile.md"))
+    ap.add_argument(
+        "--before", type=Path, help="an older checkout: its pixel measures on the same images, for a before/after"
+    )
+    ap.add_argument("--before-rounds", type=int, default=3, help="interleaved rounds of the before/after timing")
     args = ap.parse_args(argv)
+    if args.before and not is_checkout(args.before):
+        ap.error(f"--before {args.before}: not a checkout of this repository (no models/quality/ there)")
+    if args.before_rounds < 1:
+        ap.error("--before-rounds must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
@@ -267,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     timer = StageTimer()
     rows: dict[tuple[str, str], tuple[dict[str, float], float, int]] = {}
+    pixels: dict[tuple[str, str], dict[str, float]] = {}
+    sets = {"now": pixel_sets(quality, working, args.device)}
+    if args.before:
+        sets["before"] = pixel_sets_of_checkout(args.before, args.device)
     with tempfile.TemporaryDirectory(prefix="imagejury-stages-") as tmp:
         inputs = make_inputs(Path(tmp), args)
         prompts = PromptSource()
@@ -279,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                 with instrumented(timer):
                     seconds, wall = profile_requests(ev, reqs, timer)
                 rows[(preset, jc)] = (seconds, wall, len(reqs))
+                if args.before:
+                    pixels[(preset, jc)] = time_pixel_sets(inputs[preset], jc, sets, args.before_rounds)
             del ev
     load_after = os.getloadavg()[0]
     info = machine.describe()
@@ -291,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         + "\n\nPixel measures against the CLIP image forward of the same request:\n\n"
         + "\n".join(ratios(rows))
         + "\n"
+        + (f"\n{render_before(rows, pixels, args.before)}\n" if args.before else "")
     )
     print(text)
     out = Path(args.out)

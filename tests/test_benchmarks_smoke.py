@@ -198,11 +198,19 @@ def test_stage_profile_tiny_run_times_every_stage(tmp_path, capsys):
     tiny = f"local-dir:{TINY}"
     rc = stage_profile.main(
         ["--images", "1", "--size", "256", "--threads", "1", "--standard-clip", tiny, "--quick-clip", tiny]
-        + ["--out", str(out)]
+        + ["--out", str(out), "--before", str(ROOT), "--before-rounds", "1"]  # "before": this checkout itself
     )
     assert rc == 0
     text = out.read_text()
     assert text in capsys.readouterr().out and "load average" in text
+    before = {r[0]: [float(c.rstrip("%")) for c in r[1:]] for r in _rows(text, "| preset / job class")}
+    assert set(before) == {
+        "image_generation / standard",
+        "headshot / standard",
+        "image_generation / quick",
+        "headshot / quick",
+    }
+    assert all(v > 0 for cells in before.values() for v in cells)
     rows = {r[0]: r[1:] for r in _rows(text, "| stage |")}
     cols = ["image_generation/standard", "headshot/standard", "image_generation/quick", "headshot/quick"]
 
