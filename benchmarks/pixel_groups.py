@@ -4,14 +4,15 @@ On an accelerator the pixel measures are launch-bound: each is hundreds of small
 operations, and each operation is one kernel launch (~5–10 µs from Python) whatever the
 image size. ``working.measuring_groups`` therefore measures all same-size copies of a
 batch as one group there. This script counts, with ``torch.profiler``, the kernel-level
-operations (leaf ATen operations, views and allocations left out) and the host
-read-backs that a ``quick`` (signals) and a ``standard`` (signals, NIQE, PIQE,
-brisque_pypi) request's pixel measures run for groups of 1, 8 and 16 images, and times
-them.
+operations (an ATen operation counts once unless operations below it do the work; views,
+allocations and no-op conversions count nothing) that a ``quick`` (signals) and a
+``standard`` (signals, NIQE, PIQE, brisque_pypi) request's pixel measures run for groups
+of 1, 8 and 16 images, and times them. On CUDA it also counts the device
+synchronisations (``torch.cuda.set_sync_debug_mode``); on CPU there are none to count.
 
 On CPU the accelerator's grouping is forced and the images are walked in one band, as on
-an accelerator, so the counts are what a GPU would launch (a slight over-count: the
-per-image histogram reads and NIQE's 36×36 covariance are CPU-side bookkeeping there).
+an accelerator, so the counts are what a GPU would launch (a slight over-count: NIQE's
+per-image 36×36 covariance is CPU-side bookkeeping there).
 The CPU times are not a GPU estimate. With ``--device cuda`` nothing is forced and the
 times are the device's own.
 
@@ -26,8 +27,10 @@ import argparse
 import contextlib
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,18 +42,18 @@ from imagejury.models.quality import create_scorer, nss, working  # noqa: E402
 from imagejury.models.quality.working import make_working_copies  # noqa: E402
 from tests.support import photos  # noqa: E402
 
-# operations that launch no kernel: views, allocations
+# operations that launch no kernel of their own: views, allocations, dtype queries, and
+# a ``to`` / ``detach`` that changes nothing (one that copies has a ``copy_`` below it)
 _NO_KERNEL = frozenset(
     "aten::" + name
     for name in (
-        "view", "_reshape_alias", "reshape", "_unsafe_view", "slice", "select", "as_strided", "narrow", "unsqueeze",
-        "squeeze", "permute", "transpose", "t", "numpy_T", "expand", "expand_as", "view_as", "alias", "unbind",
-        "split", "chunk", "detach", "lift_fresh", "resolve_conj", "resolve_neg", "flatten", "empty", "empty_like",
-        "empty_strided",
+        "view", "_reshape_alias", "reshape", "_unsafe_view", "slice", "select", "as_strided", "as_strided_", "narrow",
+        "unsqueeze", "squeeze", "permute", "transpose", "t", "numpy_T", "expand", "expand_as", "view_as", "alias",
+        "unbind", "split", "chunk", "detach", "detach_", "lift_fresh", "resolve_conj", "resolve_neg", "flatten",
+        "empty", "empty_like", "empty_strided", "resize_", "result_type", "to", "is_nonzero", "item",
+        "_local_scalar_dense",
     )
 )  # fmt: skip
-# host read-backs: on an accelerator each waits for the queue to drain
-_SYNCS = frozenset({"aten::item", "aten::_local_scalar_dense"})
 SETS = {"quick": ("signals",), "standard": ("signals", "niqe", "piqe", "brisque_pypi")}
 
 
@@ -69,10 +72,35 @@ def accelerator_grouping(device: str) -> Iterator[None]:
         nss.BAND_VALUES, working.GROUP_ON_CPU = saved
 
 
+def _kernels(event: Any) -> int:
+    """Kernels under one profiler event: its ATen children's, or one of its own when none
+    of them launches anything (so ``to`` → ``_to_copy`` → ``copy_`` is one kernel, and an
+    ``index`` whose children are only views is one too)."""
+    below = sum(_kernels(c) for c in event.cpu_children if c.name.startswith("aten::"))
+    return below or int(event.name not in _NO_KERNEL)
+
+
+@contextlib.contextmanager
+def counting_syncs(device: str) -> Iterator[list[int]]:
+    """Count the device synchronisations inside the block (CUDA's sync debug mode warns on
+    each); yields a one-element list that holds the count afterwards (0 off CUDA)."""
+    found = [0]
+    if not device.startswith("cuda"):
+        yield found
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield found
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    found[0] = sum("synchroniz" in str(w.message) for w in caught)
+
+
 def count_and_time(images: list, names: Sequence[str], device: str) -> tuple[int, int, float]:
-    """Kernel-level operations, host read-backs and wall seconds of scoring ``images`` as
-    one batch. Only leaf ATen operations count (``to`` → ``_to_copy`` → ``copy_`` is one
-    kernel, not three), and views and allocations do not."""
+    """Kernel-level operations, device synchronisations (CUDA only) and wall seconds of
+    scoring ``images`` as one batch."""
     scorers = [create_scorer(n, device=device) for n in names]
 
     def run() -> None:
@@ -88,13 +116,19 @@ def count_and_time(images: list, names: Sequence[str], device: str) -> tuple[int
     seconds = time.perf_counter() - t0
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run()
-    leaves = [
-        e.name
-        for e in prof.events()
-        if e.name.startswith("aten::") and not any(c.name.startswith("aten::") for c in e.cpu_children)
-    ]
-    syncs = sum(name in _SYNCS for name in leaves)
-    return sum(name not in _NO_KERNEL and name not in _SYNCS for name in leaves), syncs, seconds
+    roots = [e for e in prof.events() if e.name.startswith("aten::") and not _under_aten(e)]
+    with counting_syncs(device) as syncs:
+        run()
+    return sum(_kernels(e) for e in roots), syncs[0], seconds
+
+
+def _under_aten(event: Any) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::"):
+            return True
+        parent = parent.cpu_parent
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     base = photos.photo("astronaut")
     images = [photos.noise(base, 1.0 + i, seed=i).resize((args.size, args.size)) for i in range(max(args.groups))]
     print(f"device {args.device}, {args.size}×{args.size} images, one group per run\n")
-    print("| set | group of | operations | per image | host read-backs | ms per image |")
+    print("| set | group of | operations | per image | device syncs | ms per image |")
     print("|---|---|---|---|---|---|")
     with accelerator_grouping(args.device):
         for label, names in SETS.items():

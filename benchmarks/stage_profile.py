@@ -26,9 +26,10 @@ Usage::
     .venv/bin/python benchmarks/stage_profile.py --before /tmp/old   # + the pixel measures of an older checkout
 
 ``--before DIR`` also times an older checkout's pixel measures (the ones this issue
-changed) against this version's on each row's own images, interleaved, and gives each
-version's share of the request (the older one's derived: the same request with its
-pixel measures swapped, which assumes the other stages did not change between the two).
+changed) against this version's on each row's own images, alone and interleaved, and
+gives each version's share of the request: this version's measured in the request, the
+older one's derived (its time alone scaled by this version's in-request/alone ratio and
+swapped into the same request, which assumes the other stages did not change).
 """
 
 from __future__ import annotations
@@ -232,9 +233,8 @@ def ratios(rows: dict[tuple[str, str], tuple[dict[str, float], float, int]]) -> 
     out = []
     for (preset, jc), (seconds, _wall, n) in rows.items():
         clip = seconds.get("CLIP image", 0.0)
-        copy = seconds.get("resize / working copy", 0.0)
         measures = PIXEL_MEASURES if jc == "standard" else ("signals",)
-        pixel = copy + sum(seconds.get(f"pixel: {m}", 0.0) for m in measures)
+        pixel = pixel_seconds(seconds, jc)
         target = 15 if jc == "standard" else 25
         share = 100 * pixel / clip if clip > 0 else float("nan")
         out.append(
@@ -265,28 +265,38 @@ def time_pixel_sets(
     return {name: statistics.median(v[1:]) for name, v in runs.items()}
 
 
+def pixel_seconds(seconds: dict[str, float], job_class: str) -> float:
+    """The request's own pixel stages: the working copy and the job class's measures."""
+    measures = PIXEL_MEASURES if job_class == "standard" else ("signals",)
+    return seconds.get("resize / working copy", 0.0) + sum(seconds.get(f"pixel: {m}", 0.0) for m in measures)
+
+
 def render_before(
     rows: dict[tuple[str, str], tuple[dict[str, float], float, int]],
     pixels: dict[tuple[str, str], dict[str, float]],
     before: Path,
 ) -> str:
     """Pixel measures of this version and of ``before`` per request, and their share of
-    the request: measured for this version; for the older one derived as the request
-    with its pixel measures swapped (assuming the other stages did not change)."""
+    the request. This version's share is measured inside the request; the older one's is
+    derived: its time alone, scaled by this version's in-request/alone ratio, swapped
+    into the same request (assuming the other stages did not change)."""
     lines = [
-        "| preset / job class | pixel measures now, ms/img | before, ms/img | share of the request now | before (derived) |",
+        "| preset / job class | now: alone · in the request, ms/img | before: alone · scaled to the request, ms/img "
+        "| share of the request now (measured) | before (derived) |",
         "|---|---|---|---|---|",
     ]
     for (preset, jc), times in pixels.items():
-        _seconds, wall, n = rows[(preset, jc)]
-        request = wall / n
+        seconds, wall, n = rows[(preset, jc)]
+        request, now_in = wall / n, pixel_seconds(seconds, jc) / n
         now, old = times["now"], times["before"]
+        old_in = old * now_in / now
         lines.append(
-            f"| {preset} / {jc} | {1000 * now:.1f} | {1000 * old:.1f} | {100 * now / request:.1f}% "
-            f"| {100 * old / (request - now + old):.1f}% |"
+            f"| {preset} / {jc} | {1000 * now:.1f} · {1000 * now_in:.1f} | {1000 * old:.1f} · {1000 * old_in:.1f} "
+            f"| {100 * now_in / request:.1f}% | {100 * old_in / (request - now_in + old_in):.1f}% |"
         )
-    return f"Pixel measures before (`{before}`) and now, same images, timed alone and interleaved:\n\n" + "\n".join(
-        lines
+    return (
+        f"Pixel measures before (`{before}`) and now, same images, timed alone and interleaved; shares of the "
+        "request measured now, derived before:\n\n" + "\n".join(lines)
     )
 
 

@@ -23,9 +23,26 @@ mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1
 status=0
 # The whole script stays under 8 minutes: each step gets its own cap or what is left of
-# BUDGET seconds, whichever is less (a step cut short fails the run and says so).
+# BUDGET seconds, whichever is less; a step cut short, or skipped because the budget is
+# spent, fails the run and says so (a hung step is killed 10 s after its time).
+SECONDS=0
 BUDGET=${GPU_CHECK_BUDGET:-450}
-cap() { local left=$((BUDGET - SECONDS)); [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"; }
+step() {  # step NAME CAP_SECONDS OUTPUT_FILE COMMAND...
+  local name=$1 cap=$2 out=$3 left=$((BUDGET - SECONDS)) rc
+  shift 3
+  if [ "$left" -le 5 ]; then
+    echo "gpu_check: $name skipped: the ${BUDGET} s budget is spent"
+    status=1
+    return
+  fi
+  [ "$left" -lt "$cap" ] && cap=$left
+  timeout -k 10 "$cap" "$@" > "$out" 2>&1
+  rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "gpu_check: $name cut short after $cap s"
+  fi
+  [ "$rc" = 0 ] || status=1
+}
 {
   echo "date: $(date -u)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
@@ -33,26 +50,26 @@ cap() { local left=$((BUDGET - SECONDS)); [ "$left" -lt "$1" ] && echo $((left >
 } > "$OUT/machine.txt" 2>&1
 
 echo "== gpu-marked tests"
-timeout "$(cap 240)" "$PY" -m pytest -q -m gpu tests/ --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.txt" 2>&1 || status=1
+step "gpu-marked tests" 240 "$OUT/gpu_tests.txt" "$PY" -m pytest -q -m gpu tests/ --junitxml="$OUT/gpu_tests.xml"
 tail -3 "$OUT/gpu_tests.txt"
 
 echo "== throughput (GPU section: standard and quick, images/s, FLOP/s share, GPU memory)"
-timeout "$(cap 200)" "$PY" benchmarks/throughput.py --images 8 --batch-sizes 8 --repeats 1 --no-baseline --gpu-images 512 \
-  --out "$OUT/throughput.md" > "$OUT/throughput_gpu.log" 2>&1 || status=1
+step "throughput" 200 "$OUT/throughput_gpu.log" "$PY" benchmarks/throughput.py --images 8 --batch-sizes 8 \
+  --repeats 1 --no-baseline --gpu-images 512 --out "$OUT/throughput.md"
 tail -3 "$OUT/throughput_gpu.log"
 
 echo "== stage profile on CUDA (per image and per stage, standard and quick, 1024 px)"
-timeout "$(cap 120)" "$PY" benchmarks/stage_profile.py --device cuda --images 4 --out "$OUT/stage_profile.md" \
-  > "$OUT/stage_profile.log" 2>&1 || status=1
+step "stage profile" 120 "$OUT/stage_profile.log" "$PY" benchmarks/stage_profile.py --device cuda --images 4 \
+  --out "$OUT/stage_profile.md"
 tail -8 "$OUT/stage_profile.log"
 
 echo "== pixel measures per image on CUDA vs CPU"
-timeout "$(cap 60)" "$PY" benchmarks/pixel_speed.py --device cuda > "$OUT/pixel_speed_cuda.md" 2>&1 || status=1
+step "pixel_speed" 60 "$OUT/pixel_speed_cuda.md" "$PY" benchmarks/pixel_speed.py --device cuda
 cat "$OUT/pixel_speed_cuda.md"
 
-echo "== pixel measures in same-size groups on CUDA (operations and ms per image, groups of 1, 8, 16, 32)"
-timeout "$(cap 60)" "$PY" benchmarks/pixel_groups.py --device cuda --size 1024 --groups 1 8 16 32 \
-  > "$OUT/pixel_groups_cuda.md" 2>&1 || status=1
+echo "== pixel measures in same-size groups on CUDA (operations, syncs and ms per image, groups of 1, 8, 16, 32)"
+step "pixel_groups" 60 "$OUT/pixel_groups_cuda.md" "$PY" benchmarks/pixel_groups.py --device cuda --size 1024 \
+  --groups 1 8 16 32
 cat "$OUT/pixel_groups_cuda.md"
 
 echo "gpu_check: results in $OUT (exit $status)"

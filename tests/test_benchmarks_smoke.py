@@ -203,7 +203,9 @@ def test_stage_profile_tiny_run_times_every_stage(tmp_path, capsys):
     assert rc == 0
     text = out.read_text()
     assert text in capsys.readouterr().out and "load average" in text
-    before = {r[0]: [float(c.rstrip("%")) for c in r[1:]] for r in _rows(text, "| preset / job class")}
+    before = {
+        r[0]: [float(v.rstrip("%")) for c in r[1:] for v in c.split(" · ")] for r in _rows(text, "| preset / job class")
+    }
     assert set(before) == {
         "image_generation / standard",
         "headshot / standard",
@@ -284,7 +286,7 @@ def test_pixel_groups_counts_fewer_operations_per_image_in_a_group(capsys):
     pixel_groups.main(["--size", "48", "--groups", "1", "3", "--threads", "1"])
     rows = _rows(capsys.readouterr().out, "| set")
     per_image = {(r[0], int(r[1])): float(r[3]) for r in rows}
-    assert all(int(r[4]) >= 1 for r in rows)  # host read-backs are reported (the scores come back)
+    assert all(int(r[4]) == 0 for r in rows)  # no device to synchronise with on CPU
     for label in ("quick", "standard"):
         assert per_image[(label, 3)] < per_image[(label, 1)] / 2, label
     assert before == (nss.BAND_VALUES, working.GROUP_ON_CPU)
