@@ -79,6 +79,22 @@ def test_noise_by_counting_equals_the_exact_selection(image) -> None:
     assert fast != pytest.approx(signals.noise_sigma(gray, edge_fraction=0.0), rel=1e-3)
 
 
+def test_noise_falls_back_to_exact_selection_past_the_count_cap(image) -> None:
+    """Salt-and-pepper pixels put most squared Sobel gradients past the counting cap: that
+    image is measured by exact selection, the other image of the batch still by counting,
+    and both equal the exact selection."""
+    g = torch.Generator().manual_seed(2)
+    harsh = (torch.randint(0, 2, (120, 130), generator=g) * 255).to(nss.WORK_DTYPE)
+    calm = make_working_copies([image])[0].gray[:120, :130]
+    batch = torch.stack([harsh, calm])
+    counted = signals._noise_by_counting(batch, int(0.9 * 118 * 128))
+    assert counted[0] is None and counted[1] is not None
+    got = signals.noise_sigma_batch(batch)
+    for i in range(2):
+        assert got[i] == pytest.approx(signals.noise_sigma(batch[i], integers=False), rel=1e-9), i
+    assert signals._noise_by_counting(harsh[None], int(0.9 * 118 * 128)) == [None]
+
+
 def _reference_false_contour_steps(planes: torch.Tensor) -> int:
     """The module docstring's definition, a line at a time in plain Python."""
     total = 0

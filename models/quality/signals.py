@@ -187,6 +187,8 @@ def _noise_by_counting(gray: torch.Tensor, keep: int) -> list[float | None]:
         sums += per_image_bincount(values, bins, resp.to(torch.float64))
     running = torch.cumsum(counts, 1)
     cut = torch.searchsorted(running, torch.full((n, 1), keep, dtype=running.dtype, device=gray.device))
+    if not bool((cut < _COUNT_CAP).any()):  # every cut at the cap: the callers select exactly instead
+        return [None] * n
     at = cut.clamp(max=_COUNT_CAP)
     kept = torch.cat([cut, torch.cumsum(sums, 1).gather(1, at), running.gather(1, at)], 1).to(torch.float64)
     return [None if c >= _COUNT_CAP else _NOISE_SCALE * s / k for c, s, k in kept.tolist()]  # one read-back
