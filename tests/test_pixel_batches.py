@@ -172,3 +172,39 @@ def test_batch_functions_refuse_a_single_image_with_the_fix() -> None:
     with pytest.raises(ValueError, match="multiple of 16"):
         piqe_batch(gray[None, :, :201])
     assert len(piqe_batch(gray[None, :192])) == 1
+
+
+def test_stacking_a_batch_computed_together_is_a_view_and_anything_else_a_copy() -> None:
+    batch = torch.arange(4 * 6 * 5, dtype=torch.float32).reshape(4, 6, 5)
+    view = working.stacked([batch[1], batch[2], batch[3]])
+    assert torch.equal(view, batch[1:]) and view.data_ptr() == batch[1].data_ptr()
+    cropped = working.stacked([batch[0, :4, :3], batch[1, :4, :3]])  # slices of a batch keep their strides
+    assert torch.equal(cropped, batch[:2, :4, :3]) and cropped.data_ptr() == batch.data_ptr()
+    for planes in (
+        [batch[0], batch[2], batch[3]],
+        [batch[1], batch[0]],
+        [batch[0], batch[0]],
+        [batch[0], torch.zeros(6, 5)],
+    ):
+        copy = working.stacked(planes)  # uneven, reversed, repeated or foreign planes: a real stack
+        assert torch.equal(copy, torch.stack(planes)) and copy.data_ptr() != batch.data_ptr()
+
+
+def test_grouped_measures_leave_the_shared_planes_as_they_were(images, monkeypatch) -> None:
+    """The measures read the group's planes as views of the copies' own: none may write to
+    them, or the next measure would read changed planes."""
+    monkeypatch.setattr(working, "GROUP_ON_CPU", True)
+    sized = [im.resize((330, 250)) for im in images[:-1]]
+    copies = make_working_copies(sized)
+    planes = working.group_planes(copies, half=True)
+    before = {name: value.clone() for name, value in planes.__dict__.items() if isinstance(value, torch.Tensor)}
+    alone = {
+        n: [create_scorer(n).score([im])[0].value for im in sized] for n in ("signals", "niqe", "piqe", "brisque_pypi")
+    }
+    for name in ("signals", "niqe", "piqe", "brisque_pypi"):
+        together = [s.value for s in create_scorer(name).score(copies)]
+        assert together == pytest.approx(alone[name], rel=1e-6, nan_ok=True), name
+    after = working.group_planes(copies, half=True)
+    assert after.gray.data_ptr() == planes.gray.data_ptr()  # the same batch, not a new stack
+    for name, value in before.items():
+        assert torch.equal(getattr(after, name), value), name

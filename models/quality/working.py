@@ -135,8 +135,26 @@ def in_groups(copies: Sequence[WorkingCopy], measure: Callable[[list[WorkingCopy
 
 
 def stacked(planes: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Same-shape planes as one batch: a view for a single plane, a stacked copy otherwise."""
-    return planes[0].unsqueeze(0) if len(planes) == 1 else torch.stack(list(planes))
+    """Same-shape planes as one batch ``(N, ...)``. A view when they already are one:
+    a single plane, or planes that are evenly spaced, non-overlapping slices of one
+    tensor (what a batched computation hands out: ``share_canvas_stats``, the working
+    copies' grey and colour planes); a stacked copy otherwise."""
+    first = planes[0]
+    if len(planes) == 1:
+        return first.unsqueeze(0)
+    offsets = [p.storage_offset() for p in planes]
+    step = offsets[1] - offsets[0]
+    extent = 1 + sum((n - 1) * st for n, st in zip(first.shape, first.stride()))
+    one_tensor = all(
+        p.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+        and p.shape == first.shape
+        and p.stride() == first.stride()
+        and p.dtype == first.dtype
+        for p in planes
+    )
+    if one_tensor and step >= extent and all(b - a == step for a, b in zip(offsets, offsets[1:])):
+        return first.as_strided((len(planes), *first.shape), (step, *first.stride()), offsets[0])
+    return torch.stack(list(planes))
 
 
 def share_canvas_stats(copies: Sequence[WorkingCopy]) -> None:
