@@ -174,7 +174,6 @@ def main(argv: list[str] | None = None) -> None:
                 copy._planes.pop("canvas", None)
                 return copy.canvas_stats()
             copy._planes.pop("half", None)
-            copy._planes.pop("half_stats", None)
             return copy.half_stats()
 
         return run

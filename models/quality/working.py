@@ -54,26 +54,24 @@ class WorkingCopy:
     @property
     def half(self) -> torch.Tensor:
         """MATLAB ``imresize(gray, 0.5)``."""
-        if "half" not in self._planes:
-            self._planes["half"] = nss.imresize_half(self.gray.unsqueeze(0))[0]
-        return self._planes["half"]
+        return self._shared("half", _half_stats)[0]
 
     def half_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Replicate-border local mean and deviation of ``half`` (NIQE's and BRISQUE's
         second scale start from these)."""
-        if "half_stats" not in self._planes:
-            mu, sigma = nss.local_stats(self.half)
-            self._planes["half_stats"] = (mu, sigma)
-        return self._planes["half_stats"]
+        _, mu, sigma = self._shared("half", _half_stats)
+        return mu, sigma
 
     def canvas_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(canvas, mu, sigma)``: the grey image replicate-padded to a multiple of
         ``CANVAS_MULTIPLE`` and its replicate-border local mean and deviation (the MSCN
         window). NIQE, PIQE, BRISQUE and the signals all start from these."""
-        if "canvas" not in self._planes:
-            canvas, mu, sigma = _canvas_stats(self.gray[None])
-            self._planes["canvas"] = (canvas[0], mu[0], sigma[0])
-        return self._planes["canvas"]
+        canvas, mu, sigma = self._shared("canvas", _canvas_stats)
+        return canvas, mu, sigma
+
+    def _shared(self, key: str, compute: PlaneSet) -> tuple[torch.Tensor, ...]:
+        share_planes([self], key, compute)
+        return self._planes[key]
 
     def local_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Replicate-border local mean and deviation of ``gray`` (views of the canvas's)."""
@@ -91,6 +89,14 @@ def _canvas_stats(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return canvas, mu, sigma
 
 
+def _half_stats(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(half, mu, sigma)`` of same-size grey images ``(N, H, W)``: MATLAB's half-size
+    copy and its replicate-border local mean and deviation."""
+    half = nss.imresize_half(gray)
+    mu, sigma = nss.local_stats(half)
+    return half, mu, sigma
+
+
 # The most pixels one accelerator group holds (32 images of 1024²): a measure's
 # intermediates are a few dozen float planes per image, so this bounds a group's device
 # memory to a few GB whatever the batch size.
@@ -100,6 +106,8 @@ GROUP_PIXELS = 1 << 25
 GROUP_ON_CPU = False
 
 T = TypeVar("T")
+# A batch computation of derived planes: (N, H, W) grey images → planes with N leading.
+PlaneSet = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
 
 
 def measuring_groups(copies: Sequence[WorkingCopy]) -> list[list[int]]:
@@ -157,26 +165,26 @@ def stacked(planes: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(planes))
 
 
-def share_canvas_stats(copies: Sequence[WorkingCopy]) -> None:
-    """Compute the canvas planes of the copies that lack them, one batched call per
-    measuring group (``measuring_groups``); each copy keeps views of its own."""
-    todo = [c for c in copies if "canvas" not in c._planes]
+def share_planes(copies: Sequence[WorkingCopy], key: str, compute: PlaneSet) -> None:
+    """Compute the planes ``key`` (``compute`` of a batch of grey images) of the copies
+    that lack them, one batched call per measuring group (``measuring_groups``); each
+    copy keeps views of its own."""
+    todo = [c for c in copies if key not in c._planes]
     for group in measuring_groups(todo):
-        canvas, mu, sigma = _canvas_stats(stacked([todo[i].gray for i in group]))
+        batch = compute(stacked([todo[i].gray for i in group]))
         for j, i in enumerate(group):
-            todo[i]._planes["canvas"] = (canvas[j], mu[j], sigma[j])
+            todo[i]._planes[key] = tuple(plane[j] for plane in batch)
+
+
+def share_canvas_stats(copies: Sequence[WorkingCopy]) -> None:
+    """The canvas planes (``WorkingCopy.canvas_stats``) of every copy, batched per group."""
+    share_planes(copies, "canvas", _canvas_stats)
 
 
 def share_half_stats(copies: Sequence[WorkingCopy]) -> None:
-    """Compute the half-size planes (``half``, ``half_stats``) of the copies that lack
-    them, one batched call per measuring group."""
-    todo = [c for c in copies if "half_stats" not in c._planes]
-    for group in measuring_groups(todo):
-        half = nss.imresize_half(stacked([todo[i].gray for i in group]))
-        mu, sigma = nss.local_stats(half)
-        for j, i in enumerate(group):
-            todo[i]._planes["half"] = half[j]
-            todo[i]._planes["half_stats"] = (mu[j], sigma[j])
+    """The half-size planes (``WorkingCopy.half``, ``half_stats``) of every copy, batched
+    per group."""
+    share_planes(copies, "half", _half_stats)
 
 
 @dataclass(frozen=True)
