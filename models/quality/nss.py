@@ -102,9 +102,8 @@ def rgb_to_gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
     which rounds exactly as MATLAB's double arithmetic does for every one of the 2²⁴
     colours (``tests/test_nss_parity.py`` checks all of them) at half the cost, a band of
     rows at a time (fresh whole-image temporaries cost more in page faults than the
-    arithmetic); any
-    other dtype is summed in float64. Returned in ``WORK_DTYPE`` for ``uint8`` input
-    (integers 0..255 are exact in it), else in the input's dtype.
+    arithmetic). Any other dtype is summed in float64. Returned in ``WORK_DTYPE`` for
+    ``uint8`` input (integers 0..255 are exact in it), else in the input's dtype.
     """
     if rgb.dtype == torch.uint8:
         n, _, h, w = rgb.shape
