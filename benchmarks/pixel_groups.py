@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+from benchmarks.pixel_speed import MEASURES  # noqa: E402
 from imagejury.models.quality import create_scorer, nss, working  # noqa: E402
 from imagejury.models.quality.working import make_working_copies  # noqa: E402
 from tests.support import photos  # noqa: E402
@@ -54,7 +55,7 @@ _NO_KERNEL = frozenset(
         "_local_scalar_dense",
     )
 )  # fmt: skip
-SETS = {"quick": ("signals",), "standard": ("signals", "niqe", "piqe", "brisque_pypi")}
+SETS = {"quick": ("signals",), "standard": MEASURES}
 
 
 @contextlib.contextmanager
