@@ -7,12 +7,18 @@ split (seeds 100–111; never looked at while tuning). Prints, per split and jud
 share of clean images that pass and, per degradation, the share of degraded images that
 fail, plus the clean images that failed and why.
 
+``--size N`` draws the graphics at N px instead of 512 (the size the thresholds were
+calibrated at; generated images are often 1024). ``--half`` hands the judges every image
+(clean and degraded) halved by a 2×2 box filter: what measuring the pixel signals on a
+half-size copy would do to the verdicts — the cheaper way to meet issue 13's ``quick``
+speed target, measured here rather than assumed.
+
 With ``--photos``: the graded distortions of the sample photos instead
 (``tests/support/photos.py``, calibration astronaut/coffee/chelsea, held out rocket and
 motorcycle), one row per distortion and level: which photos ``technical_signals`` fails
 and the defects it names — the check that a change for graphics did not make photos worse.
 
-Run: ``python benchmarks/graphics_quality.py [--split held_out] [--seeds N] [--photos]``.
+Run: ``python benchmarks/graphics_quality.py [--split held_out] [--seeds N] [--size N] [--half] [--photos]``.
 """
 
 from __future__ import annotations
@@ -45,16 +51,19 @@ def judges() -> list:
     return [TechnicalSignalsJudge(), tq]
 
 
-def evaluate(split: str, seeds: int | None) -> tuple[dict, list[str]]:
-    """{(judge, condition): [n_as_expected, n]} and the clean failures."""
+def evaluate(split: str, seeds: int | None, size: int = graphics.SIZE, half: bool = False) -> tuple[dict, list[str]]:
+    """{(judge, condition): [n_as_expected, n]} and the clean failures, on graphics drawn
+    at ``size`` px (degraded at that size), judged as they are or, with ``half``, halved."""
     counts: dict = defaultdict(lambda: [0, 0])
     clean_failures: list[str] = []
     js = judges()
     chosen = graphics.split(split)[:seeds] if seeds else graphics.split(split)
     for seed in chosen:
         for kind in graphics.KINDS:
-            clean = graphics.graphic(kind, seed)
+            clean = graphics.graphic(kind, seed, size)
             cases = [("clean", clean)] + [(d, graphics.degraded(clean, d)) for d in graphics.degradations_for(kind)]
+            if half:
+                cases = [(c, im.reduce(2)) for c, im in cases]
             cache = FeatureCache()
             items = [
                 JudgeItem(item_id=f"{kind}/{seed}/{c}", image=im, image_key=content_key(im), features=cache)
@@ -71,15 +80,15 @@ def evaluate(split: str, seeds: int | None) -> tuple[dict, list[str]]:
     return counts, clean_failures
 
 
-def table(split: str, counts: dict) -> list[str]:
+def table(split: str, counts: dict, seen_as: str = f"{graphics.SIZE} px") -> list[str]:
     conds = ["clean"] + list(graphics.DEGRADATIONS)
     lines = [
-        f"Split: **{split}**. Cells: clean → share that PASS; degraded → share that FAIL.",
+        f"Split: **{split}**, judged at {seen_as}. Cells: clean → share that PASS; degraded → share that FAIL.",
         "",
         "| judge | " + " | ".join(conds) + " | all degraded |",
         "|---|" + "---|" * (len(conds) + 1),
     ]
-    for judge in ("technical_signals", "technical_quality"):
+    for judge in dict.fromkeys(j for j, _ in counts):  # the judges that ran, in order
         cells = []
         for c in conds:
             ok, n = counts[(judge, c)]
@@ -123,19 +132,26 @@ def photo_table() -> list[str]:
     return lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=("calibration", "held_out", "both"), default="both")
     ap.add_argument("--seeds", type=int, default=None, help="use only the first N seeds of each split")
+    ap.add_argument("--size", type=int, default=graphics.SIZE, help="draw the graphics at N px (default 512)")
+    ap.add_argument("--half", action="store_true", help="judge every graphic halved (2×2 box)")
     ap.add_argument("--photos", action="store_true", help="the sample photos' graded distortions instead")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.size < 32:
+        ap.error("--size must be at least 32")
+    if args.photos and (args.half or args.size != graphics.SIZE):
+        ap.error("--size and --half apply to the graphics; the photos are judged at their own size")
     logging.basicConfig(level=logging.INFO)
     if args.photos:
         print("\n".join(photo_table()))
         return
+    seen_as = f"{args.size // 2} px (drawn at {args.size}, halved)" if args.half else f"{args.size} px"
     for split in ("calibration", "held_out") if args.split == "both" else (args.split,):
-        counts, failures = evaluate(split, args.seeds)
-        print("\n".join(table(split, counts)))
+        counts, failures = evaluate(split, args.seeds, args.size, args.half)
+        print("\n".join(table(split, counts, seen_as)))
         print("\nClean images that failed:" if failures else "\nNo clean image failed.")
         for f in failures:
             print(f"- {f}")

@@ -266,8 +266,9 @@ def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys):
     import imagejury.models.quality as ours
     from benchmarks import pixel_speed
 
-    pixel_speed.main(["--repeats", "1", "--threads", "1", "--no-clip", "--before", str(ROOT)])
+    pixel_speed.main(["--repeats", "1", "--threads", "1", "--no-clip", "--size", "96", "--before", str(ROOT)])
     out = capsys.readouterr().out
+    assert "96×96 input" in out  # --size sets the input measured
     stages = {row[0] for row in _rows(out, "| stage")}
     assert {"signals", "niqe", "piqe", "brisque_pypi", "before: standard pixel measures (all)"} <= stages
     import imagejury.models.quality as again
@@ -290,3 +291,32 @@ def test_pixel_groups_counts_fewer_operations_per_image_in_a_group(capsys):
     for label in ("quick", "standard"):
         assert per_image[(label, 3)] < per_image[(label, 1)] / 2, label
     assert before == (nss.BAND_VALUES, working.GROUP_ON_CPU)
+
+
+def test_graphics_quality_judges_the_drawn_size_or_its_half(monkeypatch, capsys):
+    """``--size`` draws the graphics at that size and ``--half`` hands the judges each image
+    halved: a recording judge sees exactly those sizes, clean and degraded alike."""
+    from types import SimpleNamespace
+
+    from benchmarks import graphics_quality
+
+    seen: list[tuple[int, int]] = []
+
+    class Recorder:
+        name = "technical_signals"
+
+        def judge(self, items):
+            seen.extend(item.image.size for item in items)
+            return [SimpleNamespace(passed=True, reasoning="") for _ in items]
+
+    monkeypatch.setattr(graphics_quality, "judges", lambda: [Recorder()])
+    counts, _ = graphics_quality.evaluate("calibration", 1, size=64, half=True)
+    assert seen and set(seen) == {(32, 32)}
+    assert counts[("technical_signals", "clean")] == [len(graphics_quality.graphics.KINDS)] * 2
+    seen.clear()
+    graphics_quality.evaluate("calibration", 1, size=64)
+    assert set(seen) == {(64, 64)}
+    with pytest.raises(SystemExit):
+        graphics_quality.main(["--photos", "--half"])
+    graphics_quality.main(["--split", "calibration", "--seeds", "1", "--size", "64", "--half"])
+    assert "judged at 32 px (drawn at 64, halved)" in capsys.readouterr().out
