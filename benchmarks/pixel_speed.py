@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from imagejury.models.quality import create_scorer  # noqa: E402
+from imagejury.models.quality import NSS_SCORERS, create_scorer  # noqa: E402
 from imagejury.models.quality.working import make_working_copies  # noqa: E402
 from tests.support import photos  # noqa: E402
 
@@ -104,7 +104,9 @@ COPY, MEAN_DEV, HALF = (
     "shared plane: local mean + deviation",
     "shared plane: half-size grey + its local mean/deviation",
 )
-MEASURES = ("signals", "niqe", "piqe", "brisque_pypi")
+QUICK_MEASURES = ("signals",)
+MEASURES = (*QUICK_MEASURES, *NSS_SCORERS)  # a standard request's
+PIXEL_ROWS = (COPY, MEAN_DEV, HALF, *MEASURES)  # every stage a standard request pays
 B32, L14 = "CLIP ViT-B-32 image forward", "CLIP ViT-L-14 image forward"
 BEFORE_STD, BEFORE_QUICK = "before: standard pixel measures (all)", "before: quick pixel signals (all)"
 
@@ -112,21 +114,27 @@ BEFORE_STD, BEFORE_QUICK = "before: standard pixel measures (all)", "before: qui
 PixelSet = Callable[[Image.Image], None]
 
 
+def job_measures(job_class: str) -> tuple[str, ...]:
+    """The pixel measures a request of ``job_class`` runs (``quick``: the signals only)."""
+    return MEASURES if job_class == "standard" else QUICK_MEASURES
+
+
 def pixel_sets(quality: Any, working: Any, device: str) -> tuple[PixelSet, PixelSet]:
     """The ``standard`` and ``quick`` pixel measures of one version of the package (its
     ``models.quality`` and ``working`` modules), each a callable that measures an image
     from scratch (working copy included)."""
-    scorers = [quality.create_scorer(n, device=device) for n in MEASURES]
 
-    def standard(img: Image.Image) -> None:
-        copy = working.make_working_copies([img], device=device)[0]
-        for scorer in scorers:
-            scorer.score([copy])
+    def measuring(job_class: str) -> PixelSet:
+        scorers = [quality.create_scorer(n, device=device) for n in job_measures(job_class)]
 
-    def quick(img: Image.Image) -> None:
-        scorers[0].score([working.make_working_copies([img], device=device)[0]])
+        def run(img: Image.Image) -> None:
+            copy = working.make_working_copies([img], device=device)[0]
+            for scorer in scorers:
+                scorer.score([copy])
 
-    return standard, quick
+        return run
+
+    return measuring("standard"), measuring("quick")
 
 
 def pixel_sets_of_checkout(root: Path, device: str) -> tuple[PixelSet, PixelSet]:
@@ -177,11 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         """Time one shared plane alone: drop it from the copy's cache and recompute it."""
 
         def run() -> object:
-            if plane == "canvas":
-                copy._planes.pop("canvas", None)
-                return copy.canvas_stats()
-            copy._planes.pop("half", None)
-            return copy.half_stats()
+            copy._planes.pop(plane, None)
+            return copy.canvas_stats() if plane == "canvas" else copy.half_stats()
 
         return run
 
@@ -200,12 +205,12 @@ def main(argv: list[str] | None = None) -> None:
         stages[B32] = clip_forward("random:ViT-B-32", img, args.device)
         stages[L14] = clip_forward("random:ViT-L-14", img, args.device)
     ms = interleaved(stages, args.repeats, args.device)
-    standard = sum(ms[k] for k in (COPY, MEAN_DEV, HALF, *MEASURES))
-    quick = sum(ms[k] for k in (COPY, MEAN_DEV, "signals"))
+    standard = sum(ms[k] for k in PIXEL_ROWS)
+    quick = sum(ms[k] for k in (COPY, MEAN_DEV, *QUICK_MEASURES))
     side = f"{args.size}×{args.size}"
     print(f"device {args.device}, torch threads {args.threads}, {side} input, median of {args.repeats} rounds\n")
     print("| stage | ms / image |\n|---|---|")
-    for k in (COPY, MEAN_DEV, HALF, *MEASURES):
+    for k in PIXEL_ROWS:
         print(f"| {k} | {ms[k]:.1f} |")
     print(f"| **standard pixel measures (all above)** | **{standard:.1f}** |")
     print(f"| **quick pixel signals (copy + local mean/deviation + signals)** | **{quick:.1f}** |")

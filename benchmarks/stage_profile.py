@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import logging
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -58,7 +57,15 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import machine  # noqa: E402
 from benchmarks.naive_baseline import fresh_embedder, preregister_embedder  # noqa: E402
-from benchmarks.pixel_speed import PixelSet, is_checkout, pixel_sets, pixel_sets_of_checkout  # noqa: E402
+from benchmarks.pixel_speed import (  # noqa: E402
+    MEASURES,
+    PixelSet,
+    interleaved,
+    is_checkout,
+    job_measures,
+    pixel_sets,
+    pixel_sets_of_checkout,
+)
 from benchmarks.throughput import PromptSource, make_headshots, make_images, make_requests  # noqa: E402
 from imagejury.core.config import EvaluatorConfig  # noqa: E402
 from imagejury.core.pipeline import Evaluator  # noqa: E402
@@ -70,7 +77,6 @@ from imagejury.models.registry import ModelRegistry  # noqa: E402
 
 log = logging.getLogger("stage_profile")
 
-PIXEL_MEASURES = ("brisque_pypi", "niqe", "piqe", "signals")
 STAGE_ORDER = (
     "decode",
     "request parsing (rest of prepare)",
@@ -78,7 +84,7 @@ STAGE_ORDER = (
     "CLIP image",
     "CLIP text",
     "face detect + embed",
-    *(f"pixel: {m}" for m in PIXEL_MEASURES),
+    *(f"pixel: {m}" for m in MEASURES),
     "planning",
     "judges' own logic",
     "aggregation + verdict",
@@ -233,7 +239,7 @@ def ratios(rows: dict[tuple[str, str], tuple[dict[str, float], float, int]]) -> 
     out = []
     for (preset, jc), (seconds, _wall, n) in rows.items():
         clip = seconds.get("CLIP image", 0.0)
-        measures = PIXEL_MEASURES if jc == "standard" else ("signals",)
+        measures = job_measures(jc)
         pixel = pixel_seconds(seconds, jc)
         target = 15 if jc == "standard" else 25
         share = 100 * pixel / clip if clip > 0 else float("nan")
@@ -245,29 +251,33 @@ def ratios(rows: dict[tuple[str, str], tuple[dict[str, float], float, int]]) -> 
 
 
 def time_pixel_sets(
-    paths: list[Path], job_class: str, sets: dict[str, tuple[PixelSet, PixelSet]], rounds: int
+    paths: list[Path], job_class: str, sets: dict[str, tuple[PixelSet, PixelSet]], rounds: int, device: str
 ) -> dict[str, float]:
     """Seconds per image of each version's pixel measures for ``job_class`` (``standard``:
     all four, ``quick``: the signals; working copy included) on the row's own images,
-    the versions interleaved image by image and round by round (median of ``rounds``)."""
+    the versions interleaved round by round (``pixel_speed.interleaved``: median of
+    ``rounds`` after a warm-up)."""
     images = []
     for p in paths:
         with Image.open(p) as im:
             images.append(im.convert("RGB"))
-    runs: dict[str, list[float]] = {name: [] for name in sets}
-    for _ in range(rounds + 1):  # the first round warms up
-        for name, (standard, quick) in sets.items():
-            measure = standard if job_class == "standard" else quick
-            t0 = time.perf_counter()
+
+    def measuring(pair: tuple[PixelSet, PixelSet]) -> Callable[[], None]:
+        measure = pair[0] if job_class == "standard" else pair[1]
+
+        def run() -> None:
             for img in images:
                 measure(img)
-            runs[name].append((time.perf_counter() - t0) / len(images))
-    return {name: statistics.median(v[1:]) for name, v in runs.items()}
+
+        return run
+
+    ms = interleaved({name: measuring(pair) for name, pair in sets.items()}, rounds, device)
+    return {name: v / 1000 / len(images) for name, v in ms.items()}
 
 
 def pixel_seconds(seconds: dict[str, float], job_class: str) -> float:
     """The request's own pixel stages: the working copy and the job class's measures."""
-    measures = PIXEL_MEASURES if job_class == "standard" else ("signals",)
+    measures = job_measures(job_class)
     return seconds.get("resize / working copy", 0.0) + sum(seconds.get(f"pixel: {m}", 0.0) for m in measures)
 
 
@@ -342,9 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     timer = StageTimer()
     rows: dict[tuple[str, str], tuple[dict[str, float], float, int]] = {}
     pixels: dict[tuple[str, str], dict[str, float]] = {}
-    sets = {"now": pixel_sets(quality, working, args.device)}
+    sets: dict[str, tuple[PixelSet, PixelSet]] = {}
     if args.before:
-        sets["before"] = pixel_sets_of_checkout(args.before, args.device)
+        sets = {
+            "now": pixel_sets(quality, working, args.device),
+            "before": pixel_sets_of_checkout(args.before, args.device),
+        }
     with tempfile.TemporaryDirectory(prefix="imagejury-stages-") as tmp:
         inputs = make_inputs(Path(tmp), args)
         prompts = PromptSource()
@@ -358,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                     seconds, wall = profile_requests(ev, reqs, timer)
                 rows[(preset, jc)] = (seconds, wall, len(reqs))
                 if args.before:
-                    pixels[(preset, jc)] = time_pixel_sets(inputs[preset], jc, sets, args.before_rounds)
+                    pixels[(preset, jc)] = time_pixel_sets(inputs[preset], jc, sets, args.before_rounds, args.device)
             del ev
     load_after = os.getloadavg()[0]
     info = machine.describe()

@@ -260,13 +260,38 @@ def test_streaming_memory_tiny_run_prints_its_table(capsys, call):
     assert float(rows[0][6]) > 0  # peak RSS MiB
 
 
-def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys):
-    """``--before`` loads another checkout's pixel measures beside ours in one process
-    (here: this checkout itself), and our modules are back in place afterwards."""
+def _checkout_copy(tmp_path: Path) -> Path:
+    """The package folders of this checkout copied elsewhere: an "older checkout" whose
+    modules can be told apart from ours by their files."""
+    import shutil
+
+    for folder in ("evaluator", "judges", "models"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_pixel_speed_loads_the_older_checkout_from_its_own_files(tmp_path):
+    """The ``--before`` measures run the checkout's modules, not a fallback to the
+    installed package (which holds the same code here, so only the files tell)."""
+    import inspect
+
+    from benchmarks import pixel_speed
+
+    old = _checkout_copy(tmp_path)
+    standard, quick = pixel_speed.pixel_sets_of_checkout(old, "cpu")
+    for measure in (standard, quick):
+        module = inspect.getclosurevars(measure).nonlocals["working"]
+        assert Path(module.__file__).is_relative_to(old)
+
+
+def test_pixel_speed_times_every_stage_and_an_older_checkout(capsys, tmp_path):
+    """``--before`` loads another checkout's pixel measures beside ours in one process,
+    and our modules are back in place afterwards."""
     import imagejury.models.quality as ours
     from benchmarks import pixel_speed
 
-    pixel_speed.main(["--repeats", "1", "--threads", "1", "--no-clip", "--size", "96", "--before", str(ROOT)])
+    old = _checkout_copy(tmp_path)
+    pixel_speed.main(["--repeats", "1", "--threads", "1", "--no-clip", "--size", "96", "--before", str(old)])
     out = capsys.readouterr().out
     assert "96×96 input" in out  # --size sets the input measured
     stages = {row[0] for row in _rows(out, "| stage")}

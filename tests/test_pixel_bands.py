@@ -39,18 +39,14 @@ def test_many_small_bands_give_the_same_scores_as_one_band(image, monkeypatch) -
             assert many_bands[name] == value, name
 
 
-def test_band_moments_equal_whole_image_sums_with_circular_shifts() -> None:
+def test_band_moments_equal_whole_image_sums_with_circular_shifts(monkeypatch) -> None:
     x = torch.randn(37, 29)
     shifts = ((0, 1), (1, 0), (1, 1), (1, -1), (-1, 1))
     banded = nss.image_moments(x, shifts)
     whole = [nss.moment_sums(x.reshape(1, -1), (1,))[0]]
     whole += [nss.moment_sums((x * torch.roll(x, s, dims=(0, 1))).reshape(1, -1), (1,))[0] for s in shifts]
-    old = nss.BAND_VALUES
-    try:
-        nss.BAND_VALUES = 29 * 4  # four rows a band: every band boundary and both wraps are crossed
-        tiny = nss.image_moments(x, shifts)
-    finally:
-        nss.BAND_VALUES = old
+    monkeypatch.setattr(nss, "BAND_VALUES", 29 * 4)  # four rows a band: every band boundary and both wraps crossed
+    tiny = nss.image_moments(x, shifts)
     assert torch.allclose(banded, torch.stack(whole), rtol=1e-5, atol=1e-4)
     assert torch.allclose(tiny, banded, rtol=1e-5, atol=1e-4)
 
