@@ -225,7 +225,9 @@ class PromptAdherenceJudge(ClipTextJudge):
             else f"emptiness foil: P(this image over a plain canvas of its colours | prompt) = {empty_p:.3f} "
             f"(needs {EMPTY_THRESHOLD:.2f})"
         )
-        if not shown and whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed:
+        # everything but the emptiness foil passed
+        otherwise_passed = whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed
+        if not shown and otherwise_passed:
             # named only when nothing else explains the failure (a wrong colour is a wrong colour)
             issues.insert(
                 0,
@@ -236,7 +238,7 @@ class PromptAdherenceJudge(ClipTextJudge):
                     target=parsed.text,
                 ),
             )
-        passed = whole_passed and fraction >= self.config.min_sub_point_fraction and not prioritised_failed and shown
+        passed = otherwise_passed and shown
         if not whole_passed and n_ok == len(scored):
             issues.append(
                 JudgeIssue(

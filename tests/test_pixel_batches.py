@@ -85,7 +85,8 @@ def test_grouped_canvas_planes_equal_planes_computed_alone(images, monkeypatch) 
     alone = [make_working_copies([im])[0].canvas_stats() for im in images]
     monkeypatch.setattr(working, "GROUP_ON_CPU", True)
     copies = make_working_copies(images)
-    working.share_canvas_stats(copies)
+    for group in working.measuring_groups(copies):  # as the measures do: one group at a time
+        working.group_planes([copies[i] for i in group])
     for i, (copy, planes) in enumerate(zip(copies, alone)):
         for got, want in zip(copy.canvas_stats(), planes):
             assert torch.equal(got, want), i
@@ -196,15 +197,19 @@ def test_grouped_measures_leave_the_shared_planes_as_they_were(images, monkeypat
     monkeypatch.setattr(working, "GROUP_ON_CPU", True)
     sized = [im.resize((330, 250)) for im in images[:-1]]
     copies = make_working_copies(sized)
-    planes = working.group_planes(copies, half=True)
-    before = {name: value.clone() for name, value in planes.__dict__.items() if isinstance(value, torch.Tensor)}
+    planes = working.group_planes(copies)
+
+    def shared(planes: working.GroupPlanes) -> dict[str, torch.Tensor]:
+        return {**planes.__dict__, **dict(zip(("half", "half_mu", "half_sigma"), working.group_halves(copies)))}
+
+    before = {name: value.clone() for name, value in shared(planes).items()}
     alone = {
         n: [create_scorer(n).score([im])[0].value for im in sized] for n in ("signals", "niqe", "piqe", "brisque_pypi")
     }
     for name in ("signals", "niqe", "piqe", "brisque_pypi"):
         together = [s.value for s in create_scorer(name).score(copies)]
         assert together == pytest.approx(alone[name], rel=1e-6, nan_ok=True), name
-    after = working.group_planes(copies, half=True)
+    after = working.group_planes(copies)
     assert after.gray.data_ptr() == planes.gray.data_ptr()  # the same batch, not a new stack
-    for name, value in before.items():
-        assert torch.equal(getattr(after, name), value), name
+    for name, value in shared(after).items():
+        assert torch.equal(value, before[name]), name

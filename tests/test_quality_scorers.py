@@ -221,7 +221,14 @@ def test_scorers_read_16_bit_grey_and_transparency_as_the_intake_does() -> None:
     """A library caller's PIL image goes through the same 8-bit RGB conversion as an
     upload: 16-bit grey is scaled (a plain convert would read it as white), and a
     transparent cut-out sits on white."""
-    from imagejury.core.intake.media import _to_rgb
+    import io
+
+    from imagejury.core.intake.media import decode_image_bytes
+
+    def uploaded(img: Image.Image) -> Image.Image:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return decode_image_bytes(buf.getvalue()).image
 
     ramp = np.tile(np.linspace(0, 65535, 256), (256, 1)).astype(np.uint16)
     sixteen = Image.fromarray(ramp)
@@ -231,7 +238,7 @@ def test_scorers_read_16_bit_grey_and_transparency_as_the_intake_does() -> None:
     scorer = create_scorer("signals")
     for img in (sixteen, cutout):
         direct = scorer.score([img])[0].details["report"]
-        via_intake = scorer.score([_to_rgb(img)])[0].details["report"]
+        via_intake = scorer.score([uploaded(img)])[0].details["report"]
         assert direct == via_intake
     assert scorer.score([sixteen])[0].details["report"].mean_luma == pytest.approx(127.5, abs=1.0)
     assert scorer.score([cutout])[0].details["report"].bright_fraction == pytest.approx(0.75, abs=0.01)

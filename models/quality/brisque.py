@@ -38,6 +38,7 @@ from imagejury.models.quality.working import (
     DEFAULT_MAX_SIDE,
     WorkingCopy,
     as_working_copies,
+    group_halves,
     group_planes,
     in_groups,
 )
@@ -171,8 +172,8 @@ class BrisqueScorer:
     @staticmethod
     def _features(copies: Sequence[WorkingCopy]) -> torch.Tensor:
         """``(N, 36)`` features of one measuring group (same-size copies)."""
-        p = group_planes(copies, half=True)
-        half, half_mu, half_sigma = p.halves()
+        p = group_planes(copies)
+        half, half_mu, half_sigma = group_halves(copies)
         return brisque_features(p.gray, half, (p.mu, p.sigma), (half_mu, half_sigma))
 
     def _scores(self, copies: Sequence[WorkingCopy]) -> list[QualityScore]:

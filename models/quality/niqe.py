@@ -36,6 +36,7 @@ from imagejury.models.quality.working import (
     DEFAULT_MAX_SIDE,
     WorkingCopy,
     as_working_copies,
+    group_halves,
     group_planes,
     in_groups,
 )
@@ -142,8 +143,8 @@ class NiqeScorer:
         """Scores of one measuring group (same-size copies, features computed together)."""
         if min(copies[0].size) < self.min_side:
             return [self._not_measured(c) for c in copies]
-        p = group_planes(copies, half=True)
-        half, half_mu, half_sigma = p.halves()
+        p = group_planes(copies)
+        half, half_mu, half_sigma = group_halves(copies)
         feats = niqe_features(p.gray, half, (p.mu, p.sigma), (half_mu, half_sigma)).cpu()
         out = []
         for copy, image_feats in zip(copies, feats):

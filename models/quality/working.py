@@ -73,12 +73,6 @@ class WorkingCopy:
         share_planes([self], key, compute)
         return self._planes[key]
 
-    def local_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Replicate-border local mean and deviation of ``gray`` (views of the canvas's)."""
-        _, mu, sigma = self.canvas_stats()
-        h, w = self.gray.shape
-        return mu[:h, :w], sigma[:h, :w]
-
 
 def _canvas_stats(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(canvas, mu, sigma)`` of same-size grey images ``(N, H, W)``: see ``canvas_stats``."""
@@ -145,7 +139,7 @@ def in_groups(copies: Sequence[WorkingCopy], measure: Callable[[list[WorkingCopy
 def stacked(planes: Sequence[torch.Tensor]) -> torch.Tensor:
     """Same-shape planes as one batch ``(N, ...)``. A view when they already are one:
     a single plane, or planes that are evenly spaced, non-overlapping slices of one
-    tensor (what a batched computation hands out: ``share_canvas_stats``, the working
+    tensor (what a batched computation hands out: ``share_planes``, the working
     copies' grey and colour planes); a stacked copy otherwise."""
     first = planes[0]
     if len(planes) == 1:
@@ -176,15 +170,11 @@ def share_planes(copies: Sequence[WorkingCopy], key: str, compute: PlaneSet) -> 
             todo[i]._planes[key] = tuple(plane[j] for plane in batch)
 
 
-def share_canvas_stats(copies: Sequence[WorkingCopy]) -> None:
-    """The canvas planes (``WorkingCopy.canvas_stats``) of every copy, batched per group."""
-    share_planes(copies, "canvas", _canvas_stats)
-
-
-def share_half_stats(copies: Sequence[WorkingCopy]) -> None:
-    """The half-size planes (``WorkingCopy.half``, ``half_stats``) of every copy, batched
-    per group."""
-    share_planes(copies, "half", _half_stats)
+def _stacked_planes(copies: Sequence[WorkingCopy], key: str, compute: PlaneSet) -> tuple[torch.Tensor, ...]:
+    """The planes ``key`` of one measuring group's copies, computed where missing
+    (``share_planes``) and stacked plane by plane."""
+    share_planes(copies, key, compute)
+    return tuple(stacked(list(planes)) for planes in zip(*(c._planes[key] for c in copies)))
 
 
 @dataclass(frozen=True)
@@ -197,15 +187,6 @@ class GroupPlanes:
     canvas: torch.Tensor  # (N, Hc, Wc): gray padded to a multiple of CANVAS_MULTIPLE
     canvas_mu: torch.Tensor
     canvas_sigma: torch.Tensor
-    half: torch.Tensor | None = None  # (N, ceil(H/2), ceil(W/2)), when asked for
-    half_mu: torch.Tensor | None = None
-    half_sigma: torch.Tensor | None = None
-
-    def halves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(half, half_mu, half_sigma)``; ``group_planes(..., half=True)`` computes them."""
-        if self.half is None or self.half_mu is None or self.half_sigma is None:
-            raise ValueError("these planes were stacked without the half-size ones (group_planes(..., half=True))")
-        return self.half, self.half_mu, self.half_sigma
 
     @property
     def mu(self) -> torch.Tensor:
@@ -218,26 +199,24 @@ class GroupPlanes:
         return self.canvas_sigma[..., : self.gray.shape[-2], : self.gray.shape[-1]]
 
 
-def group_planes(copies: Sequence[WorkingCopy], half: bool = False) -> GroupPlanes:
+def group_planes(copies: Sequence[WorkingCopy]) -> GroupPlanes:
     """The planes of one measuring group (same-size copies), computed where missing."""
-    share_canvas_stats(copies)
-    canvas = [c.canvas_stats() for c in copies]
-    halves: dict[str, torch.Tensor] = {}
-    if half:
-        share_half_stats(copies)
-        halves = {
-            "half": stacked([c.half for c in copies]),
-            "half_mu": stacked([c.half_stats()[0] for c in copies]),
-            "half_sigma": stacked([c.half_stats()[1] for c in copies]),
-        }
+    canvas, mu, sigma = _stacked_planes(copies, "canvas", _canvas_stats)
     return GroupPlanes(
         gray=stacked([c.gray for c in copies]),
         rgb=stacked([c.rgb for c in copies]),
-        canvas=stacked([p[0] for p in canvas]),
-        canvas_mu=stacked([p[1] for p in canvas]),
-        canvas_sigma=stacked([p[2] for p in canvas]),
-        **halves,
+        canvas=canvas,
+        canvas_mu=mu,
+        canvas_sigma=sigma,
     )
+
+
+def group_halves(copies: Sequence[WorkingCopy]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(half, mu, sigma)`` of one measuring group, stacked: MATLAB's half-size grey and
+    its local mean and deviation (NIQE's and BRISQUE's second scale), computed where
+    missing."""
+    half, mu, sigma = _stacked_planes(copies, "half", _half_stats)
+    return half, mu, sigma
 
 
 def shrink(image: Image.Image, max_side: int | None) -> Image.Image:

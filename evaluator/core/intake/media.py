@@ -530,7 +530,7 @@ def _decode_opened(
             img.draft("RGB", (int(want[0]), int(want[1])))
         img.load()
         img = ImageOps.exif_transpose(img) if orientation not in (None, 1) else img
-        rgb = _to_rgb(img)
+        rgb = to_rgb(img, copy=True)  # a copy: the opened file object is closed after decoding
     except InvalidMediaError:
         raise
     except Image.DecompressionBombError as exc:
@@ -558,12 +558,6 @@ def _orientation(img: Image.Image) -> int | None:
         logger.warning("unreadable EXIF block; orientation not applied")
         return None
     return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any decoded mode to 8-bit RGB (``imagejury.models.imaging.to_rgb``); always a copy:
-    the opened file object is closed after decoding."""
-    return to_rgb(img, copy=True)
 
 
 # ---------------------------------------------------------------- messages
