@@ -348,22 +348,21 @@ def crop_half(gray: torch.Tensor, half: torch.Tensor, height: int, width: int) -
 def circshift_product(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """``x * circshift(x, [dy dx])`` over the last two dimensions (``torch.roll``'s
     convention), written quadrant by quadrant into one output: no rolled copy."""
-    h, w = x.shape[-2:]
-    dy, dx = dy % h, dx % w
+    h = x.shape[-2]
+    dy %= h
     out = torch.empty_like(x)
-    rows = ((slice(dy, h), slice(0, h - dy)), (slice(0, dy), slice(h - dy, h)))
-    cols = ((slice(dx, w), slice(0, w - dx)), (slice(0, dx), slice(w - dx, w)))
-    for row_to, row_from in rows:
-        for col_to, col_from in cols:
-            torch.mul(x[..., row_to, col_to], x[..., row_from, col_from], out=out[..., row_to, col_to])
+    for row_to, row_from in ((slice(dy, h), slice(0, h - dy)), (slice(0, dy), slice(h - dy, h))):
+        _column_circshift_product(x[..., row_to, :], x[..., row_from, :], dx, out=out[..., row_to, :])
     return out
 
 
-def _column_circshift_product(a: torch.Tensor, b: torch.Tensor, dx: int) -> torch.Tensor:
-    """``a * roll(b, dx, dims=-1)`` without the rolled copy."""
+def _column_circshift_product(
+    a: torch.Tensor, b: torch.Tensor, dx: int, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``a * roll(b, dx, dims=-1)`` without the rolled copy, into ``out`` when given."""
     w = a.shape[-1]
     dx %= w
-    out = torch.empty_like(a)
+    out = torch.empty_like(a) if out is None else out
     torch.mul(a[..., dx:], b[..., : w - dx], out=out[..., dx:])
     torch.mul(a[..., :dx], b[..., w - dx :], out=out[..., :dx])
     return out
