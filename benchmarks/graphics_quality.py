@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from imagejury.judges.features import FeatureCache, content_key  # noqa: E402
 from imagejury.judges.technical_quality import TechnicalQualityJudge  # noqa: E402
-from imagejury.judges.technical_signals import TechnicalSignalsJudge  # noqa: E402
+from imagejury.judges.technical_signals import TechnicalSignalsConfig, TechnicalSignalsJudge  # noqa: E402
 from imagejury.judges.types import JudgeItem  # noqa: E402
 from imagejury.models.provider import ModelSet  # noqa: E402
 from imagejury.models.registry import ModelRegistry  # noqa: E402
@@ -148,7 +148,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.photos:
         print("\n".join(photo_table()))
         return
-    seen_as = f"{args.size // 2} px (drawn at {args.size}, halved)" if args.half else f"{args.size} px"
+    judged = args.size // 2 if args.half else args.size
+    seen_as = f"{judged} px (drawn at {args.size}, halved)" if args.half else f"{args.size} px"
+    if judged < (floor := TechnicalSignalsConfig().min_short_side):
+        print(
+            f"Note: judged at {judged} px, under the judges' low-resolution floor of {floor} px: every image "
+            "fails as low-resolution, so the clean column says nothing about the pixel checks.\n"
+        )
     for split in ("calibration", "held_out") if args.split == "both" else (args.split,):
         counts, failures = evaluate(split, args.seeds, args.size, args.half)
         print("\n".join(table(split, counts, seen_as)))
